@@ -1,0 +1,17 @@
+"""``head``: no prompt, only the task head trains on the frozen features (linear probe; reference)."""
+
+from __future__ import annotations
+
+import torch
+
+from prompttune.bases.base import BASES, BackboneInputs, PromptBase, plain_inputs
+
+
+@BASES.register("head")
+class HeadOnly(PromptBase):
+    name = "head"
+
+    def forward(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
+    ) -> BackboneInputs:
+        return plain_inputs(inputs_embeds, attention_mask, token_type_ids)

@@ -1,0 +1,96 @@
+"""``pt2``: deep prompt tuning, P-tuning v2 (Liu et al. 2022, paper/code): trainable key/value
+prefixes of length ``n`` in every attention layer, handed to the backbone as a pre-filled cache.
+
+- No reparameterisation by default (P-tuning v2's default for NLU); ``reparam: true`` adds its MLP
+  (embedding → Linear → tanh → Linear to all layers' keys and values).
+- Init ``random``: N(0, init_std²), init_std default 1.0 (code: ``nn.Embedding``'s default). Choice:
+  ``vocab`` / ``text`` take the keys and values the frozen backbone itself computes, layer by layer,
+  for the chosen tokens — the deep analogue of initialising a shallow prompt from word embeddings.
+- The backbone places the input after the prefix (its position ids shift by ``n``, as in P-tuning v2).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.cache_utils import DynamicCache
+
+from prompttune.bases.base import BASES, BackboneInputs, PromptBase, init_token_ids
+from prompttune.config import PromptConfig
+from prompttune.tasks.base import Task
+
+
+def _shape(backbone: PreTrainedModel) -> tuple[int, int, int]:
+    cfg = backbone.config
+    heads = cfg.num_attention_heads
+    return cfg.num_hidden_layers, heads, cfg.hidden_size // heads
+
+
+@torch.no_grad()
+def backbone_key_values(backbone: PreTrainedModel, input_ids: torch.Tensor) -> torch.Tensor:
+    """Keys and values every layer of the frozen backbone computes for ``input_ids``: (L, 2, n, d)."""
+    cache = DynamicCache(config=backbone.config)
+    was_training = backbone.training
+    backbone.eval()
+    backbone(input_ids=input_ids.unsqueeze(0), past_key_values=cache)
+    backbone.train(was_training)
+    layers = [torch.stack([layer.keys[0], layer.values[0]]) for layer in cache.layers]  # (2, H, n, dh)
+    return torch.stack(layers).permute(0, 1, 3, 2, 4).flatten(3)
+
+
+@BASES.register("pt2")
+class DeepPrompt(PromptBase):
+    name = "pt2"
+
+    def __init__(
+        self, config: PromptConfig, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task
+    ) -> None:
+        super().__init__(config, backbone, tokenizer, task)
+        self.layers, self.heads, self.head_dim = _shape(backbone)
+        self.cache_config = backbone.config
+        n, d = config.length, self.heads * self.head_dim
+        if config.init == "random":
+            std = config.init_std if config.init_std is not None else 1.0
+            prefix = torch.randn(self.layers, 2, n, d) * std
+            embedding = torch.randn(n, d) * std
+        else:
+            ids = init_token_ids(config, tokenizer, task)
+            prefix = backbone_key_values(backbone, ids).float()
+            embedding = backbone.get_input_embeddings().weight.detach()[ids].float().clone()
+        if config.reparam:
+            self.embedding = nn.Parameter(embedding)
+            self.mlp = nn.Sequential(
+                nn.Linear(d, config.reparam_hidden), nn.Tanh(), nn.Linear(config.reparam_hidden, self.layers * 2 * d)
+            )
+        else:
+            self.prefix = nn.Parameter(prefix)
+
+    def key_values(self) -> torch.Tensor:
+        """The prefix as (L, 2, n, d)."""
+        if self.config.reparam:
+            n, d = self.embedding.shape
+            return self.mlp(self.embedding).view(n, self.layers, 2, d).permute(1, 2, 0, 3)
+        return self.prefix
+
+    def forward(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
+    ) -> BackboneInputs:
+        n_seq = inputs_embeds.shape[0]
+        kv = self.key_values().to(inputs_embeds.dtype)
+        n = kv.shape[2]
+        kv = kv.view(self.layers, 2, n, self.heads, self.head_dim).transpose(2, 3)  # (L, 2, H, n, dh)
+        cache = DynamicCache(config=self.cache_config)
+        for layer in range(self.layers):
+            keys = kv[layer, 0].unsqueeze(0).expand(n_seq, -1, -1, -1)
+            values = kv[layer, 1].unsqueeze(0).expand(n_seq, -1, -1, -1)
+            cache.update(keys, values, layer)
+        mask = torch.cat([attention_mask.new_ones(n_seq, n), attention_mask], dim=1)
+        kwargs = {"inputs_embeds": inputs_embeds, "attention_mask": mask, "past_key_values": cache}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        return BackboneInputs(kwargs=kwargs, input_mask=attention_mask.bool())
+
+    def prompt_vectors(self) -> torch.Tensor:
+        """Choice: the mean over layers and over keys/values of the prefix, (n, d)."""
+        return self.key_values().mean(dim=(0, 1))

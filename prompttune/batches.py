@@ -1,0 +1,93 @@
+"""Tokenisation and batching: examples → padded tensors.
+
+Each example is tokenised once per run. Batches are padded to their own longest sequence (dynamic
+padding). Multiple-choice examples become one sequence per choice, padded to the batch's largest
+number of choices with a ``choice_mask``. ``text_mask`` marks the input text tokens (not special
+tokens, not padding): the only positions a perturbation may touch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from prompttune.tasks.base import Example, Task
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Features:
+    """One example, tokenised: one token sequence per choice (a single one for classification)."""
+
+    sequences: tuple[dict[str, list[int]], ...]
+    label: int
+
+
+def encode(
+    examples: Sequence[Example], task: Task, tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> list[Features]:
+    """Tokenise (longest-first truncation to ``max_length``); examples without a label are refused."""
+    out = []
+    for example in examples:
+        if example.label is None:
+            raise ValueError(f"example {example.guid} of {task.name} has no label")
+        pairs = (
+            [(example.text_a, choice) for choice in example.choices]
+            if task.kind == "multiple_choice"
+            else [(example.text_a, example.text_b)]
+        )
+        sequences = []
+        for text_a, text_b in pairs:
+            enc = tokenizer(
+                text_a, text_b, truncation=True, max_length=max_length, return_special_tokens_mask=True
+            )
+            sequences.append({key: list(value) for key, value in enc.items()})
+        out.append(Features(sequences=tuple(sequences), label=example.label))
+    return out
+
+
+def collate(features: Sequence[Features], tokenizer: PreTrainedTokenizerBase, multiple_choice: bool) -> Batch:
+    """Pad a list of features into a batch."""
+    n_choices = max(len(f.sequences) for f in features)
+    flat: list[dict[str, list[int]]] = []
+    choice_mask = torch.zeros(len(features), n_choices, dtype=torch.bool)
+    for row, feature in enumerate(features):
+        for col in range(n_choices):
+            if col < len(feature.sequences):
+                flat.append(feature.sequences[col])
+                choice_mask[row, col] = True
+            else:
+                flat.append(feature.sequences[0])  # placeholder sequence, masked out of the softmax
+    padded = tokenizer.pad(flat, return_tensors="pt")
+    special = padded.pop("special_tokens_mask").bool()
+    batch: Batch = dict(padded)
+    batch["text_mask"] = batch["attention_mask"].bool() & ~special
+    batch["labels"] = torch.tensor([f.label for f in features], dtype=torch.long)
+    if multiple_choice:
+        batch["choice_mask"] = choice_mask
+    return batch
+
+
+def eval_batches(
+    features: Sequence[Features], tokenizer: PreTrainedTokenizerBase, batch_size: int, multiple_choice: bool
+) -> Iterator[Batch]:
+    for start in range(0, len(features), batch_size):
+        yield collate(features[start : start + batch_size], tokenizer, multiple_choice)
+
+
+def train_batches(
+    features: Sequence[Features],
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int,
+    multiple_choice: bool,
+    generator: torch.Generator,
+) -> Iterator[Batch]:
+    """Endless shuffled epochs; the order depends only on ``generator`` (seeded by the run seed)."""
+    while True:
+        order = torch.randperm(len(features), generator=generator).tolist()
+        for start in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
+            yield collate([features[i] for i in order[start : start + batch_size]], tokenizer, multiple_choice)

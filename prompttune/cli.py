@@ -1,0 +1,119 @@
+"""``prompttune``: the one command line that both pipelines (DVC and Snakemake) call."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import typer
+
+from prompttune.errors import PromptTuneError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+
+PARAMS = typer.Option(Path("params.yaml"), "--params", help="the grid definition")
+DATA = typer.Option(Path("data/raw"), "--data", help="data root written by `prompttune fetch`")
+
+
+@app.command()
+def fetch(params: Path = PARAMS, dest: Path = DATA) -> None:
+    """Fetch and verify every data file the grid needs (mirror: $PROMPTTUNE_DATA_MIRROR)."""
+    from prompttune.config import load_params, split_cell
+    from prompttune.data import fetch as fetch_files
+    from prompttune.splits import required_files
+
+    loaded = load_params(params)
+    files = sorted({f for cell in loaded.grid.cells for f in required_files(*split_cell(cell))})
+    manifest = fetch_files(files, dest)
+    typer.echo(f"{len(files)} files verified in {dest} ({sum(m['verified'] for m in manifest.values())} by checksum)")
+
+
+@app.command()
+def train(
+    cell: str = typer.Option(..., help="<setting>.<task>, e.g. fewglue.CB"),
+    method: str = typer.Option(..., help="<base>[-<objective>], e.g. pt2 or pt-infoprompt"),
+    seed: int = typer.Option(..., help="training seed"),
+    params: Path = PARAMS,
+    data: Path = DATA,
+    out: Path | None = typer.Option(None, help="run folder (default runs/<cell>/<method>/seed<seed>)"),
+) -> None:
+    """Train and evaluate one grid cell."""
+    from prompttune.config import Cell, load_params, resolve_run, split_cell
+    from prompttune.train import train_run
+
+    setting, task = split_cell(cell)
+    run = Cell(setting=setting, task=task, method=method, seed=seed)
+    config = resolve_run(load_params(params), run)
+    metrics = train_run(config, data, out or run.run_dir)
+    score = f"{100 * metrics.report.score:.1f}" if metrics.report else "—"
+    typer.echo(f"{run.run_dir}: {metrics.status}, {metrics.report.name if metrics.report else 'report'} {score}")
+
+
+@app.command()
+def grid(params: Path = PARAMS) -> None:
+    """List the runs of the grid, one folder per line."""
+    from prompttune.config import expand_grid, load_params
+
+    for run in expand_grid(load_params(params)):
+        typer.echo(str(run.run_dir))
+
+
+@app.command()
+def aggregate(params: Path = PARAMS, out: Path = typer.Option(Path("results"), help="output folder")) -> None:
+    """Tabulate the grid's runs: results/runs.csv, summary.csv, summary.json."""
+    from prompttune.aggregate import write_aggregate
+    from prompttune.config import load_params
+
+    summary = write_aggregate(load_params(params), out)
+    typer.echo(f"{len(summary)} cells aggregated into {out}")
+
+
+@app.command()
+def report(
+    params: Path = PARAMS,
+    results: Path = typer.Option(Path("results"), help="output of `prompttune aggregate`"),
+    out: Path | None = typer.Option(None, help="HTML file (default reports/<profile>.html)"),
+) -> None:
+    """Render the self-contained HTML report."""
+    from prompttune.config import load_params
+    from prompttune.report import render_report
+
+    loaded = load_params(params)
+    path = render_report(loaded, results, out or Path("reports") / f"{loaded.profile or 'custom'}.html")
+    typer.echo(str(path.resolve()))
+
+
+@app.command()
+def profile(name: str = typer.Argument(..., help="a key of `profiles` in params.yaml"), params: Path = PARAMS) -> None:
+    """Make profile NAME the active grid: copy its grid and run blocks into place (comments kept)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    from prompttune.config import load_params
+    from prompttune.io import atomic_write_text
+
+    loaded = load_params(params)
+    if name not in loaded.profiles:
+        known = ", ".join(sorted(loaded.profiles))
+        raise PromptTuneError(f"{params}: unknown profile {name!r}; known: {known}")
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    doc = yaml.load(params.read_text(encoding="utf-8"))
+    doc["profile"] = name
+    doc["grid"] = copy.deepcopy(doc["profiles"][name]["grid"])
+    doc["run"] = copy.deepcopy(doc["profiles"][name]["run"])
+    buffer = io.StringIO()
+    yaml.dump(doc, buffer)
+    atomic_write_text(params, buffer.getvalue())
+    load_params(params)
+    typer.echo(f"{params}: active profile is now {name!r}")
+
+
+def main() -> None:
+    try:
+        app()
+    except PromptTuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

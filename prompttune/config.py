@@ -1,0 +1,359 @@
+"""Typed, self-validating configuration: params.yaml → grid → one resolved ``RunConfig`` per cell.
+
+params.yaml has three parts: ``grid`` (which runs), ``run`` (how every run trains, with per-task
+overrides) and ``profiles`` (named presets of ``grid`` + ``run``; ``prompttune profile NAME`` copies one
+into place). DVC and Snakemake both read ``grid``; ``prompttune train`` reads ``run``. Every key is
+checked against the dataclasses below: an unknown key, a wrong type or an out-of-range value is a
+one-line error naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from prompttune.errors import PromptTuneError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """The trainable prompt (bases ``pt`` and ``pt2``; ignored by ``head``)."""
+
+    length: int = field(default=16, metadata={"help": "number of prompt tokens / prefix positions"})
+    init: Literal["random", "vocab", "text"] = field(
+        default="random",
+        metadata={"help": "random: N(0, init_std²); vocab: random vocabulary tokens; text: task description"},
+    )
+    init_std: float | None = field(
+        default=None,
+        metadata={"help": "std of `random` init; None: rms of the word embeddings (pt), 1.0 (pt2, code)"},
+    )
+    reparam: bool = field(default=False, metadata={"help": "pt2: MLP reparameterisation of the prefix"})
+    reparam_hidden: int = field(default=512, metadata={"help": "pt2: hidden size of that MLP"})
+
+    def __post_init__(self) -> None:
+        _check(self.length >= 1, "must be ≥ 1")
+        _check(self.init_std is None or self.init_std > 0, "init_std must be > 0")
+        _check(self.reparam_hidden >= 1, "reparam_hidden must be ≥ 1")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The linear task head on the pooled final hidden states (all bases)."""
+
+    pooling: Literal["cls", "mean"] = field(
+        default="mean", metadata={"help": "cls: first token (P-tuning v2); mean: non-pad, non-prompt tokens"}
+    )
+    init: Literal["label_words", "random"] = field(
+        default="label_words", metadata={"help": "rows from label-word embeddings (InfoPrompt code) or random"}
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and evaluation (AdamW, linear warm-up then linear decay, gradient clipping)."""
+
+    steps: int = field(default=100, metadata={"help": "optimiser steps (ignored when epochs is set)"})
+    epochs: float | None = field(default=None, metadata={"help": "if set: steps = ceil(epochs·n_train/batch)"})
+    batch_size: int = 16
+    lr: float = 1e-2
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    eval_every: int = field(default=25, metadata={"help": "evaluate on the selection split every N steps"})
+    eval_batch_size: int = 64
+    max_length: int = field(default=128, metadata={"help": "max tokens of the input text (prompts extra)"})
+    backbone_dropout: bool = field(
+        default=False, metadata={"help": "frozen backbone's dropout active in training (P-tuning v2: on)"}
+    )
+    precision: Literal["fp32", "bf16"] = field(default="fp32", metadata={"help": "bf16: autocast"})
+    device: str = field(default="auto", metadata={"help": "auto: cuda when available, else cpu"})
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, "steps must be ≥ 1")
+        _check(self.epochs is None or self.epochs > 0, "epochs must be > 0")
+        _check(self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be ≥ 1")
+        _check(self.lr > 0, "lr must be > 0")
+        _check(self.weight_decay >= 0, "weight_decay must be ≥ 0")
+        _check(0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)")
+        _check(self.max_grad_norm > 0, "max_grad_norm must be > 0")
+        _check(self.eval_every >= 1, "eval_every must be ≥ 1")
+        _check(self.max_length >= 8, "max_length must be ≥ 8")
+
+
+@dataclass(frozen=True)
+class RunSection:
+    """The ``run`` block of params.yaml: shared by every cell, with per-task overrides."""
+
+    backbone: str = field(default="minilm", metadata={"help": "minilm (embedded), a hub id or a local path"})
+    data_seed: int = field(default=13, metadata={"help": "seeds data sampling, apart from the training seed"})
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    objectives: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata={"help": "options per objective name, checked by its config"}
+    )
+    tasks: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata={"help": "per-task overrides of backbone/prompt/head/train"}
+    )
+
+
+@dataclass(frozen=True)
+class GridSection:
+    """The ``grid`` block: cells (``<setting>.<task>``) × methods (``<base>[-<objective>]``) × seeds."""
+
+    cells: list[str]
+    methods: list[str]
+    seeds: list[int]
+
+    def __post_init__(self) -> None:
+        for name in ("cells", "methods", "seeds"):
+            values = getattr(self, name)
+            _check(len(values) > 0, f"{name} must not be empty")
+            _check(len(set(values)) == len(values), f"{name} has duplicates")
+
+
+@dataclass(frozen=True)
+class Params:
+    profile: str
+    grid: GridSection
+    run: RunSection
+    profiles: dict[str, dict[str, Any]]
+    path: Path
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: a run is (setting, task, method, seed)."""
+
+    setting: str
+    task: str
+    method: str
+    seed: int
+
+    @property
+    def cell(self) -> str:
+        return f"{self.setting}.{self.task}"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path("runs") / self.cell / self.method / f"seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs, resolved; written next to its outputs as ``config.json``."""
+
+    setting: str
+    task: str
+    method: str
+    base: str
+    objective: str
+    seed: int
+    data_seed: int
+    backbone: str
+    prompt: PromptConfig
+    head: HeadConfig
+    train: TrainConfig
+    objective_options: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def split_cell(cell: str) -> tuple[str, str]:
+    """``"fewshot-256.SST-2"`` → ``("fewshot-256", "SST-2")``."""
+    setting, sep, task = cell.partition(".")
+    if not sep or not setting or not task:
+        raise PromptTuneError(f"grid cell {cell!r} must look like '<setting>.<task>', e.g. 'fewglue.CB'")
+    return setting, task
+
+
+def split_method(method: str) -> tuple[str, str]:
+    """``"pt2"`` → ``("pt2", "ce")``; ``"pt-infoprompt"`` → ``("pt", "infoprompt")``."""
+    base, sep, objective = method.partition("-")
+    return base, objective if sep else "ce"
+
+
+# --- generic dict → dataclass with type checks -------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except PromptTuneError as exc:
+                errors.append(str(exc))
+        raise PromptTuneError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise PromptTuneError(f"{key}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise PromptTuneError(f"{key}: expected a list, got {type(value).__name__}")
+        (item_type,) = typing.get_args(tp)
+        return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise PromptTuneError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return copy.deepcopy(value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise PromptTuneError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return build(tp, value, key)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PromptTuneError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PromptTuneError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise PromptTuneError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise PromptTuneError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {_type_name(tp)} at {key}")
+
+
+def build(cls: type, data: dict[str, Any], key: str) -> Any:
+    """Build dataclass ``cls`` from ``data``; every problem is a ``PromptTuneError`` naming ``key``."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    for name in data:
+        if name not in known:
+            raise PromptTuneError(f"{key}.{name}: unknown key; known: {', '.join(sorted(known))}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], f"{key}.{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise PromptTuneError(f"{key}.{f.name}: missing required key")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise PromptTuneError(f"{key}: {exc}") from exc
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+# --- params.yaml ------------------------------------------------------------------------------
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise PromptTuneError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise PromptTuneError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if not isinstance(data, dict):
+        raise PromptTuneError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate params.yaml (grid, run, profiles); errors name ``<file>: <key>``."""
+    path = Path(path)
+    data = read_yaml(path)
+    try:
+        for key in ("grid", "run"):
+            if key not in data:
+                raise PromptTuneError(f"{key}: missing required key")
+        unknown = set(data) - {"profile", "grid", "run", "profiles"}
+        if unknown:
+            raise PromptTuneError(f"{sorted(unknown)[0]}: unknown key; known: grid, profile, profiles, run")
+        profiles = data.get("profiles") or {}
+        for name, preset in profiles.items():
+            if not isinstance(preset, dict) or set(preset) - {"description", "grid", "run"}:
+                raise PromptTuneError(f"profiles.{name}: expected a mapping with description, grid and run")
+            build(GridSection, preset.get("grid", {}), f"profiles.{name}.grid")
+            build(RunSection, preset.get("run", {}), f"profiles.{name}.run")
+        grid = build(GridSection, data["grid"], "grid")
+        run = build(RunSection, data["run"], "run")
+        for cell in grid.cells:
+            split_cell(cell)
+    except PromptTuneError as exc:
+        raise PromptTuneError(f"{path}: {exc}") from exc
+    return Params(profile=str(data.get("profile", "")), grid=grid, run=run, profiles=profiles, path=path)
+
+
+def expand_grid(params: Params) -> list[Cell]:
+    """The runs of the grid, in a fixed order (cells, then methods, then seeds)."""
+    cells = []
+    for cell in params.grid.cells:
+        setting, task = split_cell(cell)
+        for method in params.grid.methods:
+            for seed in params.grid.seeds:
+                cells.append(Cell(setting=setting, task=task, method=method, seed=seed))
+    return cells
+
+
+def resolve_run(params: Params, cell: Cell) -> RunConfig:
+    """Apply the task's overrides to the shared ``run`` block and validate the result for one cell."""
+    run = dataclasses.asdict(params.run)
+    overrides = run.pop("tasks").get(cell.task, {})
+    objectives = run.pop("objectives")
+    try:
+        merged = build(RunSection, deep_merge(run, overrides), f"run.tasks.{cell.task}")
+    except PromptTuneError as exc:
+        raise PromptTuneError(f"{params.path}: {exc}") from exc
+    base, objective = split_method(cell.method)
+    return RunConfig(
+        setting=cell.setting,
+        task=cell.task,
+        method=cell.method,
+        base=base,
+        objective=objective,
+        seed=cell.seed,
+        data_seed=merged.data_seed,
+        backbone=merged.backbone,
+        prompt=merged.prompt,
+        head=merged.head,
+        train=merged.train,
+        objective_options=dict(objectives.get(objective, {})),
+    )
+
+
+def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Rebuild a ``RunConfig`` from its ``config.json`` form."""
+    return build(RunConfig, data, "config")

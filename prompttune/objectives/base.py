@@ -1,0 +1,43 @@
+"""The objective interface: given the model and a batch, the loss to minimise (and numbers to log).
+
+An objective is an ``nn.Module`` so it can own trainable parameters of its own (they are optimised and
+saved with the prompt); its typed config validates the options of ``run.objectives.<name>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from prompttune.config import build
+from prompttune.model import Batch, PromptModel
+from prompttune.registry import Registry
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Options of an objective (none for plain cross-entropy)."""
+
+
+class Objective(nn.Module):
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[ObjectiveConfig]] = ObjectiveConfig
+
+    def __init__(self, config: ObjectiveConfig, model: PromptModel) -> None:
+        super().__init__()
+        self.config = config
+
+    def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+
+
+def build_objective(name: str, options: dict[str, Any], model: PromptModel) -> Objective:
+    """Instantiate objective ``name`` with its validated options."""
+    cls = OBJECTIVES.get(name)
+    return cls(build(cls.config_class, options, f"run.objectives.{name}"), model)

@@ -1,0 +1,143 @@
+"""The three data settings of METHODS.md: which examples train, which select, which are reported.
+
+| setting     | train                                  | select                         | report |
+| ----------- | -------------------------------------- | ------------------------------ | ------ |
+| fewglue     | FewGLUE train.jsonl (32)               | FewGLUE_32dev dev32.jsonl      | val    |
+| superglue   | full train minus a seeded 10 %         | that held-out 10 % ("heldout") | val    |
+| fewshot-k   | k drawn from the full train set        | dev32, else 32 more drawn      | val    |
+
+Sampling (project choice) is over units: a MultiRC question (its ``group``, all answer options
+together) or a single example elsewhere, so one question never straddles train and select. Units
+are sorted by name and shuffled with ``random.Random(data_seed)``, so a split depends on the data
+seed alone, never on the training seed or on global random state. For ``fewshot-k``, ``k`` counts
+units (questions for MultiRC). Within a split, examples keep their file order.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from prompttune.errors import PromptTuneError
+from prompttune.tasks import Example, Task, get_task
+from prompttune.tasks.common import SOURCES
+
+HELDOUT_FRACTION = 0.1  # superglue: share of the full train set held out for selection
+FEWSHOT_SELECT = 32  # fewshot-k: units drawn for selection when FewGLUE has no dev32
+
+_VALID = "fewglue, superglue, fewshot-<k> (k a positive integer, e.g. fewshot-64)"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A parsed setting name: ``fewglue``, ``superglue`` or ``fewshot`` with its ``k``."""
+
+    name: str
+    k: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The name as written on the command line (``fewshot-64``)."""
+        return f"{self.name}-{self.k}" if self.k is not None else self.name
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: list[Example]
+    select: list[Example]
+    report: list[Example]
+    select_name: str
+    report_name: str
+    files: list[str]  # relative data files used, in the order train, select, report
+
+
+def parse_setting(name: str) -> Setting:
+    """``"fewglue"``, ``"superglue"`` or ``"fewshot-<k>"``; anything else is a one-line error."""
+    if name in ("fewglue", "superglue"):
+        return Setting(name)
+    prefix, _, k = name.partition("-")
+    if prefix == "fewshot" and k.isdigit() and int(k) > 0:
+        return Setting("fewshot", int(k))
+    raise PromptTuneError(f"unknown setting {name!r}; valid: {_VALID}")
+
+
+def _sources(setting: Setting, task: Task) -> list[str]:
+    """The sources a setting reads for a task, in the order train, select, report."""
+    if setting.name == "fewglue":
+        needed = ["fewglue_train", "fewglue_dev32", "val"]
+    elif setting.name == "superglue":
+        needed = ["full_train", "val"]
+    else:
+        needed = ["full_train", *(["fewglue_dev32"] if "fewglue_dev32" in task.files else []), "val"]
+    for source in needed:
+        if source not in task.files:
+            path = SOURCES[source].format(task=task.name)
+            raise PromptTuneError(
+                f"setting {setting.label!r} needs {path}, which task {task.name} does not have"
+            )
+    return needed
+
+
+def required_files(setting: str, task: str) -> list[str]:
+    """The data files (relative to the data root) that ``load_splits`` reads; nothing is read."""
+    task_ = get_task(task)
+    return [task_.files[source] for source in _sources(parse_setting(setting), task_)]
+
+
+def _read(data_root: Path, task: Task, source: str) -> list[Example]:
+    path = data_root / task.files[source]
+    examples = task.read(path, source)
+    seen: set[str] = set()
+    for example in examples:
+        if example.guid in seen:
+            raise PromptTuneError(f"{path}: duplicate example id {example.guid!r}; splits need unique ids")
+        seen.add(example.guid)
+    return examples
+
+
+def _unit(example: Example) -> str:
+    return example.group if example.group is not None else example.guid
+
+
+def _draw(examples: list[Example], counts: list[int], data_seed: int, path: Path) -> list[list[Example]]:
+    """Disjoint draws of ``counts[i]`` units each from the examples read from ``path``, seeded by
+    ``data_seed`` alone."""
+    units = sorted({_unit(example) for example in examples})
+    if sum(counts) > len(units):
+        wanted = " + ".join(map(str, counts))
+        raise PromptTuneError(f"{path}: cannot draw {wanted} examples, the file has {len(units)}")
+    random.Random(data_seed).shuffle(units)
+    draws, taken = [], 0
+    for count in counts:
+        chosen = set(units[taken : taken + count])
+        draws.append([example for example in examples if _unit(example) in chosen])
+        taken += count
+    return draws
+
+
+def load_splits(data_root: Path, setting: str, task: Task, data_seed: int) -> Splits:
+    """Read and split a task's data for a setting (see the module docstring)."""
+    data_root = Path(data_root)
+    parsed = parse_setting(setting)
+    sources = _sources(parsed, task)
+    files = [task.files[source] for source in sources]
+    missing = [str(data_root / file) for file in files if not (data_root / file).is_file()]
+    if missing:
+        raise PromptTuneError(f"data file not found: {', '.join(missing)}; run `prompttune fetch` first")
+    report = _read(data_root, task, "val")
+    if parsed.name == "fewglue":
+        train, select = _read(data_root, task, "fewglue_train"), _read(data_root, task, "fewglue_dev32")
+        return Splits(train, select, report, "dev32", "val", files)
+    full, full_path = _read(data_root, task, "full_train"), data_root / task.files["full_train"]
+    if parsed.name == "superglue":
+        n_units = len({_unit(example) for example in full})
+        held = max(1, round(HELDOUT_FRACTION * n_units))
+        select, train = _draw(full, [held, n_units - held], data_seed, full_path)
+        return Splits(train, select, report, "heldout", "val", files)
+    assert parsed.k is not None
+    if "fewglue_dev32" in sources:
+        (train,) = _draw(full, [parsed.k], data_seed, full_path)
+        return Splits(train, _read(data_root, task, "fewglue_dev32"), report, "dev32", "val", files)
+    train, select = _draw(full, [parsed.k, FEWSHOT_SELECT], data_seed, full_path)
+    return Splits(train, select, report, "heldout", "val", files)
