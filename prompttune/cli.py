@@ -13,20 +13,23 @@ from prompttune.errors import PromptTuneError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="the grid definition")
-DATA = typer.Option(Path("data/raw"), "--data", help="data root written by `prompttune fetch`")
 
 
 @app.command()
-def fetch(params: Path = PARAMS, dest: Path = DATA) -> None:
-    """Fetch and verify every data file the grid needs (mirror: $PROMPTTUNE_DATA_MIRROR)."""
-    from prompttune.config import load_params, split_cell
+def fetch(
+    cell: str = typer.Option(..., help="<setting>.<task>, e.g. fewglue.CB"),
+    dest: Path | None = typer.Option(None, help="data root for the cell (default data/<cell>)"),
+) -> None:
+    """Fetch and verify the data files of one cell (offline: from $PROMPTTUNE_DATA_MIRROR)."""
+    from prompttune.config import split_cell
     from prompttune.data import fetch as fetch_files
     from prompttune.splits import required_files
 
-    loaded = load_params(params)
-    files = sorted({f for cell in loaded.grid.cells for f in required_files(*split_cell(cell))})
+    dest = dest or Path("data") / cell
+    files = required_files(*split_cell(cell))
     manifest = fetch_files(files, dest)
-    typer.echo(f"{len(files)} files verified in {dest} ({sum(m['verified'] for m in manifest.values())} by checksum)")
+    verified = sum(entry["verified"] for entry in manifest.values())
+    typer.echo(f"{dest}: {len(files)} files, {verified} verified against the checksum table")
 
 
 @app.command()
@@ -35,7 +38,7 @@ def train(
     method: str = typer.Option(..., help="<base>[-<objective>], e.g. pt2 or pt-infoprompt"),
     seed: int = typer.Option(..., help="training seed"),
     params: Path = PARAMS,
-    data: Path = DATA,
+    data: Path | None = typer.Option(None, help="data root (default data/<cell>, see `prompttune fetch`)"),
     out: Path | None = typer.Option(None, help="run folder (default runs/<cell>/<method>/seed<seed>)"),
 ) -> None:
     """Train and evaluate one grid cell."""
@@ -45,7 +48,7 @@ def train(
     setting, task = split_cell(cell)
     run = Cell(setting=setting, task=task, method=method, seed=seed)
     config = resolve_run(load_params(params), run)
-    metrics = train_run(config, data, out or run.run_dir)
+    metrics = train_run(config, data or Path("data") / cell, out or run.run_dir)
     score = f"{100 * metrics.report.score:.1f}" if metrics.report else "—"
     typer.echo(f"{run.run_dir}: {metrics.status}, {metrics.report.name if metrics.report else 'report'} {score}")
 

@@ -31,7 +31,7 @@ def superglue_files(task: str) -> dict[str, str]:
     return {source: pattern.format(task=task) for source, pattern in SOURCES.items()}
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object", list: "a list"}
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
 
 
 def _short(value: Any) -> str:

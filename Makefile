@@ -1,0 +1,42 @@
+# prompttune — `make reproduce` runs the active profile of params.yaml end to end; `make test` runs the tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export DVC_NO_ANALYTICS := 1
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: venv reproduce test test-fast lint format bench clean
+
+venv: $(VENV)/.installed
+
+# Pinned dependencies (torch==2.13.0 among them), then the package itself, editable.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# Fetch → train every grid cell → aggregate → report, through DVC; prints the report's path.
+reproduce: venv
+	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "error: run inside a git clone (DVC needs git)"; exit 2; }
+	@test -d .dvc || $(BIN)/dvc init --quiet
+	$(BIN)/dvc repro
+	@echo "report: $$(realpath reports/$$($(BIN)/python -c 'import yaml; print(yaml.safe_load(open("params.yaml")).get("profile") or "custom")').html)"
+
+test: venv
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q
+
+test-fast: venv
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q -m "not e2e"
+
+lint: venv
+	$(BIN)/ruff check prompttune tests
+	$(BIN)/ruff format --check prompttune tests
+
+format: venv
+	$(BIN)/ruff format prompttune tests
+	$(BIN)/ruff check --fix prompttune tests
+
+clean:
+	rm -rf runs results data reports/*.html .snakemake
