@@ -3,4 +3,14 @@
 configfile: "params.yaml"
 
 
+GRID = config["grid"]
+PROFILE = config.get("profile") or "custom"
+RUN = "runs/{cell}/{method}/seed{seed}"
+
+
+rule all:
+    input:
+        f"reports/{PROFILE}.html",
+
+
 include: "pipelines/grid.smk"

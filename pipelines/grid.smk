@@ -1,6 +1,4 @@
-GRID = config["grid"]
-PROFILE = config.get("profile") or "custom"
-RUN = "runs/{cell}/{method}/seed{seed}"
+# Rules of the Snakefile (GRID, PROFILE and RUN come from it).
 RUN_OUTPUTS = ["prompt.pt", "predictions.jsonl", "config.json", "provenance.json", "metrics.json", "curve.csv"]
 
 
@@ -8,11 +6,6 @@ wildcard_constraints:
     cell=r"[^/]+",
     method=r"[^/]+",
     seed=r"\d+",
-
-
-rule all:
-    input:
-        f"reports/{PROFILE}.html",
 
 
 rule fetch:

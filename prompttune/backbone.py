@@ -38,7 +38,9 @@ def load_backbone(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     except TypeError:
         model = AutoModel.from_pretrained(source)
     except OSError as exc:
-        raise PromptTuneError(f"backbone {name!r}: cannot load from {source} ({str(exc).splitlines()[0]})") from exc
+        raise PromptTuneError(
+            f"backbone {name!r}: cannot load from {source} ({str(exc).splitlines()[0]})"
+        ) from exc
     freeze(model)
     return model, tokenizer
 

@@ -90,4 +90,6 @@ def train_batches(
     while True:
         order = torch.randperm(len(features), generator=generator).tolist()
         for start in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
-            yield collate([features[i] for i in order[start : start + batch_size]], tokenizer, multiple_choice)
+            yield collate(
+                [features[i] for i in order[start : start + batch_size]], tokenizer, multiple_choice
+            )

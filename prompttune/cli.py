@@ -50,7 +50,9 @@ def train(
     config = resolve_run(load_params(params), run)
     metrics = train_run(config, data or Path("data") / cell, out or run.run_dir)
     score = f"{100 * metrics.report.score:.1f}" if metrics.report else "—"
-    typer.echo(f"{run.run_dir}: {metrics.status}, {metrics.report.name if metrics.report else 'report'} {score}")
+    typer.echo(
+        f"{run.run_dir}: {metrics.status}, {metrics.report.name if metrics.report else 'report'} {score}"
+    )
 
 
 @app.command()
@@ -88,7 +90,9 @@ def report(
 
 
 @app.command()
-def profile(name: str = typer.Argument(..., help="a key of `profiles` in params.yaml"), params: Path = PARAMS) -> None:
+def profile(
+    name: str = typer.Argument(..., help="a key of `profiles` in params.yaml"), params: Path = PARAMS
+) -> None:
     """Make profile NAME the active grid: copy its grid and run blocks into place (comments kept)."""
     import io
 

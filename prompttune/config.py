@@ -59,7 +59,8 @@ class HeadConfig:
         default="mean", metadata={"help": "cls: first token (P-tuning v2); mean: non-pad, non-prompt tokens"}
     )
     init: Literal["label_words", "random"] = field(
-        default="label_words", metadata={"help": "rows from label-word embeddings (InfoPrompt code) or random"}
+        default="label_words",
+        metadata={"help": "rows from label-word embeddings (InfoPrompt code) or random"},
     )
 
 
@@ -68,7 +69,9 @@ class TrainConfig:
     """Optimisation and evaluation (AdamW, linear warm-up then linear decay, gradient clipping)."""
 
     steps: int = field(default=100, metadata={"help": "optimiser steps (ignored when epochs is set)"})
-    epochs: float | None = field(default=None, metadata={"help": "if set: steps = ceil(epochs·n_train/batch)"})
+    epochs: float | None = field(
+        default=None, metadata={"help": "if set: steps = ceil(epochs·n_train/batch)"}
+    )
     batch_size: int = 16
     lr: float = 1e-2
     weight_decay: float = 0.0

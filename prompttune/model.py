@@ -15,8 +15,8 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prompttune.bases import BASES, PromptBase
-from prompttune.batches import Batch
 from prompttune.bases.base import plain_inputs
+from prompttune.batches import Batch
 from prompttune.config import HeadConfig, RunConfig
 from prompttune.tasks.base import Task
 
@@ -27,7 +27,9 @@ class ModelOutput:
     pooled: torch.Tensor  # (N, d): the head's input, N = B·choices for multiple choice
 
 
-def label_word_rows(embeddings: torch.Tensor, tokenizer: PreTrainedTokenizerBase, words: tuple[str, ...]) -> torch.Tensor:
+def label_word_rows(
+    embeddings: torch.Tensor, tokenizer: PreTrainedTokenizerBase, words: tuple[str, ...]
+) -> torch.Tensor:
     """Mean word embedding of each label word's sub-tokens (head init ``label_words``; InfoPrompt code)."""
     rows = []
     for word in words:
@@ -76,7 +78,9 @@ class PromptModel(nn.Module):
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.backbone.get_input_embeddings()(input_ids)
 
-    def encode(self, batch: Batch, inputs_embeds: torch.Tensor | None = None, use_prompt: bool = True) -> torch.Tensor:
+    def encode(
+        self, batch: Batch, inputs_embeds: torch.Tensor | None = None, use_prompt: bool = True
+    ) -> torch.Tensor:
         """The pooled representation (the head's input) for every sequence of the batch."""
         if inputs_embeds is None:
             inputs_embeds = self.embed(batch["input_ids"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ def params_hash(params: Params) -> str:
     """sha256 of the resolved ``grid`` and ``run`` blocks (what determines the results)."""
     import dataclasses
 
-    blob = json.dumps({"grid": dataclasses.asdict(params.grid), "run": dataclasses.asdict(params.run)}, sort_keys=True)
+    blob = json.dumps(
+        {"grid": dataclasses.asdict(params.grid), "run": dataclasses.asdict(params.run)}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -44,20 +46,25 @@ def results_tables(summary: pd.DataFrame) -> list[dict[str, Any]]:
                 {
                     "method": method,
                     "cells": [
-                        {"text": cell_text(cells[method, task]), "n": f"{cells[method, task].n_ok} of {cells[method, task].n_runs}"}
+                        {
+                            "text": cell_text(cells[method, task]),
+                            "n": f"{cells[method, task].n_ok} of {cells[method, task].n_runs}",
+                        }
                         for task in tasks
                     ],
                 }
             )
         majority = [f"{cells[methods[0], task].majority_score:.1f}" for task in tasks]
         splits = [cells[methods[0], task].report_split for task in tasks]
-        tables.append({"setting": setting, "tasks": tasks, "rows": rows, "majority": majority, "splits": splits})
+        tables.append(
+            {"setting": setting, "tasks": tasks, "rows": rows, "majority": majority, "splits": splits}
+        )
     return tables
 
 
 def render_report(params: Params, results_dir: Path, out_path: Path, root: Path = Path(".")) -> Path:
     summary = pd.read_csv(results_dir / "summary.csv")
-    runs = pd.read_csv(results_dir / "runs.csv").fillna("")
+    runs = pd.read_csv(results_dir / "runs.csv", keep_default_na=False)
     first = expand_grid(params)[0]
     prov = read_json(root / first.run_dir / "provenance.json")
     data_sha: dict[str, str] = {}
@@ -71,7 +78,7 @@ def render_report(params: Params, results_dir: Path, out_path: Path, root: Path 
     html = env.get_template("report.html.j2").render(
         profile=params.profile or "custom",
         params_hash=params_hash(params),
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         backbone=params.run.backbone,
         seeds=params.grid.seeds,
         tables=results_tables(summary),

@@ -78,7 +78,9 @@ def load_metrics(path: str | Path) -> RunMetrics:
     except (OSError, json.JSONDecodeError) as exc:
         raise PromptTuneError(f"{path}: cannot read metrics ({exc})") from exc
     if data.get("schema_version") != SCHEMA_VERSION:
-        raise PromptTuneError(f"{path}: schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+        raise PromptTuneError(
+            f"{path}: schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+        )
     try:
         return build(RunMetrics, data, "metrics")
     except PromptTuneError as exc:
@@ -91,7 +93,10 @@ def _git_revision() -> str:
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

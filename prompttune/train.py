@@ -25,12 +25,13 @@ import numpy as np
 import torch
 
 from prompttune.backbone import load_backbone
+from prompttune.bases import BASES
 from prompttune.batches import Features, encode, eval_batches, train_batches
 from prompttune.config import RunConfig
 from prompttune.data import verify
 from prompttune.io import atomic_directory
 from prompttune.model import PromptModel
-from prompttune.objectives import build_objective
+from prompttune.objectives import OBJECTIVES, build_objective
 from prompttune.results import SCHEMA_VERSION, RunMetrics, SplitResult, provenance
 from prompttune.splits import load_splits
 from prompttune.tasks import get_task
@@ -143,6 +144,7 @@ def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
     task = get_task(config.task)
+    BASES.get(config.base), OBJECTIVES.get(config.objective)  # unknown names fail before any work
     splits = load_splits(data_root, config.setting, task, config.data_seed)
     data_sha = verify(data_root, splits.files)
 
@@ -194,7 +196,9 @@ def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
         train_time += time.perf_counter() - tick
         if step % config.train.eval_every == 0 or step == steps:
             score = evaluate_select()
-            curve.append(CurvePoint(step, float(np.mean(losses)), scheduler.get_last_lr()[0], score, train_time))
+            curve.append(
+                CurvePoint(step, float(np.mean(losses)), scheduler.get_last_lr()[0], score, train_time)
+            )
             losses = []
             if score >= best_score:
                 best_score, best_step = score, step
@@ -209,8 +213,12 @@ def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
             splits.select_name: predict(model, select_features, *eval_args),
             splits.report_name: predict(model, report_features, *eval_args),
         }
-        select_result = split_result(task, splits.select_name, splits.select, predictions[splits.select_name], majority)
-        report_result = split_result(task, splits.report_name, splits.report, predictions[splits.report_name], majority)
+        select_result = split_result(
+            task, splits.select_name, splits.select, predictions[splits.select_name], majority
+        )
+        report_result = split_result(
+            task, splits.report_name, splits.report, predictions[splits.report_name], majority
+        )
         if max(point.select_score for point in curve[1:]) <= select_result.majority_score:
             status, reason = "collapsed", "selection score never above the majority-class baseline"
 
@@ -250,7 +258,9 @@ def _curve_csv(curve: Sequence[CurvePoint]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["step", "train_loss", "lr", "select_score", "elapsed_s"])
     for p in curve:
-        writer.writerow([p.step, f"{p.train_loss:.6g}", f"{p.lr:.6g}", f"{p.select_score:.6f}", f"{p.elapsed_s:.3f}"])
+        writer.writerow(
+            [p.step, f"{p.train_loss:.6g}", f"{p.lr:.6g}", f"{p.select_score:.6f}", f"{p.elapsed_s:.3f}"]
+        )
     return buffer.getvalue()
 
 
@@ -267,5 +277,8 @@ def write_run(out_dir, config, metrics, curve, predictions, splits, state, data_
             for ex, pred in zip(examples[split], preds, strict=True)
         ]
         (tmp / "predictions.jsonl").write_text("".join(line + "\n" for line in lines))
-        torch.save({part: {k: v.cpu() for k, v in tensors.items()} for part, tensors in state.items()}, tmp / "prompt.pt")
+        torch.save(
+            {part: {k: v.cpu() for k, v in tensors.items()} for part, tensors in state.items()},
+            tmp / "prompt.pt",
+        )
         (tmp / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=2, allow_nan=False) + "\n")

@@ -67,7 +67,9 @@ EXPECTED_TRAINABLE = {
 
 
 @pytest.mark.parametrize(("base", "reparam"), list(EXPECTED_TRAINABLE))
-def test_gradients_reach_exactly_the_trainable_parameters(tiny_backbone: str, base: str, reparam: bool) -> None:
+def test_gradients_reach_exactly_the_trainable_parameters(
+    tiny_backbone: str, base: str, reparam: bool
+) -> None:
     model, tokenizer = build(base, tiny_backbone, reparam=reparam)
     batch = batch_for("CB", tokenizer)
     objective = build_objective("ce", {}, model)

@@ -58,7 +58,8 @@ def plain_inputs(
 
 def init_token_ids(config: PromptConfig, tokenizer: PreTrainedTokenizerBase, task: Task) -> torch.Tensor:
     """Token ids that initialise the prompt (choice): ``vocab`` draws ``n`` non-special vocabulary
-    tokens uniformly (global torch RNG, seeded by the run); ``text`` tokenises the task description and label words, repeated to ``n``."""
+    tokens uniformly (global torch RNG, seeded by the run); ``text`` tokenises the task description
+    and label words, repeated to ``n``."""
     n = config.length
     if config.init == "vocab":
         special = set(tokenizer.all_special_ids)

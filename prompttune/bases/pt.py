@@ -39,7 +39,9 @@ class ShallowPrompt(PromptBase):
         n_seq, length, _ = inputs_embeds.shape
         n = self.prompt.shape[0]
         if self.max_positions is not None and length + n > self.max_positions:
-            raise ValueError(f"input length {length} + prompt {n} exceeds the backbone's {self.max_positions}")
+            raise ValueError(
+                f"input length {length} + prompt {n} exceeds the backbone's {self.max_positions}"
+            )
         prompt = self.prompt.to(inputs_embeds.dtype).unsqueeze(0).expand(n_seq, -1, -1)
         embeds = torch.cat([inputs_embeds[:, :1], prompt, inputs_embeds[:, 1:]], dim=1)
         ones = attention_mask.new_ones(n_seq, n)

@@ -61,7 +61,9 @@ class DeepPrompt(PromptBase):
         if config.reparam:
             self.embedding = nn.Parameter(embedding)
             self.mlp = nn.Sequential(
-                nn.Linear(d, config.reparam_hidden), nn.Tanh(), nn.Linear(config.reparam_hidden, self.layers * 2 * d)
+                nn.Linear(d, config.reparam_hidden),
+                nn.Tanh(),
+                nn.Linear(config.reparam_hidden, self.layers * 2 * d),
             )
         else:
             self.prefix = nn.Parameter(prefix)

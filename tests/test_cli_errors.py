@@ -1,0 +1,117 @@
+"""Bad input through the real console script: one line on stderr naming the culprit, exit 2, nothing
+half-written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prompttune.data import fetch
+from prompttune.splits import required_files
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTTUNE = str(Path(sys.executable).parent / "prompttune")
+
+
+def prompttune(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **env}
+    return subprocess.run(
+        [PROMPTTUNE, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def project(tmp_path: Path, mirror: Path, tiny_backbone: str) -> Path:
+    """A project folder with the smoke profile on the tiny backbone and CB's files fetched."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    assert prompttune(["profile", "smoke"], tmp_path).returncode == 0
+    text = (tmp_path / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(text.replace("backbone: minilm", f"backbone: {tiny_backbone}"))
+    fetch(required_files("fewglue", "CB"), tmp_path / "data" / "fewglue.CB", mirror=mirror)
+    return tmp_path
+
+
+def test_a_good_run_exits_zero(project: Path) -> None:
+    proc = prompttune(["train", "--cell", "fewglue.CB", "--method", "pt2", "--seed", "1"], project)
+    assert proc.returncode == 0, proc.stderr
+    assert (project / "runs/fewglue.CB/pt2/seed1/metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--cell", "fewglue.XYZ", "--method", "pt2", "--seed", "1"], ["unknown task 'XYZ'", "known: BoolQ"]),
+        (
+            ["--cell", "fewglue.CB", "--method", "pt3", "--seed", "1"],
+            ["unknown prompt base 'pt3'", "head, pt, pt2"],
+        ),
+        (["--cell", "fewglue.CB", "--method", "pt2-magic", "--seed", "1"], ["unknown objective 'magic'"]),
+        (["--cell", "fewsome.CB", "--method", "pt2", "--seed", "1"], ["fewsome"]),
+        (["--cell", "fewglue.SST-2", "--method", "pt2", "--seed", "1"], ["SST-2"]),
+    ],
+)
+def test_unknown_names_fail_clearly(project: Path, args: list[str], fragments: list[str]) -> None:
+    proc = prompttune(["train", *args], project)
+    assert_one_line_error(proc, *fragments)
+    assert not (project / "runs").exists()
+
+
+def test_malformed_jsonl_names_file_and_line(project: Path) -> None:
+    train = project / "data/fewglue.CB/FewGLUE/CB/train.jsonl"
+    lines = train.read_text().splitlines()
+    lines[2] = lines[2][:40]
+    train.write_text("\n".join(lines) + "\n")
+    proc = prompttune(["train", "--cell", "fewglue.CB", "--method", "pt2", "--seed", "1"], project)
+    assert_one_line_error(proc, f"{train.relative_to(project)}:3")
+    assert not (project / "runs").exists()
+
+
+def test_missing_field_names_the_field_and_line(project: Path) -> None:
+    dev = project / "data/fewglue.CB/FewGLUE_32dev/CB/dev32.jsonl"
+    lines = dev.read_text().splitlines()
+    lines[4] = lines[4].replace('"hypothesis"', '"hypothesys"')
+    dev.write_text("\n".join(lines) + "\n")
+    proc = prompttune(["train", "--cell", "fewglue.CB", "--method", "pt2", "--seed", "1"], project)
+    assert_one_line_error(proc, "dev32.jsonl:5", "hypothesis")
+
+
+def test_corrupted_data_file_fails_the_checksum_before_training(project: Path) -> None:
+    val = project / "data/fewglue.CB/SuperGLUE/CB/val.jsonl"
+    val.write_text(val.read_text().replace("entailment", "contradiction", 1))
+    proc = prompttune(["train", "--cell", "fewglue.CB", "--method", "pt2", "--seed", "1"], project)
+    assert_one_line_error(proc, "checksum mismatch", "SuperGLUE/CB/val.jsonl")
+    assert not (project / "runs").exists()
+
+
+def test_missing_mirror_offline_fails_clearly(tmp_path: Path) -> None:
+    proc = prompttune(
+        ["fetch", "--cell", "fewglue.CB"], tmp_path, PROMPTTUNE_DATA_MIRROR=str(tmp_path / "no-such-mirror")
+    )
+    assert_one_line_error(proc, "no-such-mirror")
+    assert not (tmp_path / "data/fewglue.CB/FewGLUE").exists()
+
+
+def test_unknown_profile_fails_clearly(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    proc = prompttune(["profile", "huge"], tmp_path)
+    assert_one_line_error(proc, "params.yaml", "unknown profile 'huge'")
+
+
+def test_invalid_params_value_fails_clearly(tmp_path: Path) -> None:
+    text = (ROOT / "params.yaml").read_text().replace("seeds: [1, 2, 3]", "seeds: []", 1)
+    (tmp_path / "params.yaml").write_text(text)
+    proc = prompttune(["grid"], tmp_path)
+    assert_one_line_error(proc, "params.yaml", "grid: seeds must not be empty")

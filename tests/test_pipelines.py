@@ -1,0 +1,147 @@
+"""DVC and Snakemake, for real, on temporary copies of the project.
+
+- Both pipelines expand params.yaml to the same runs, commands and outputs (every profile).
+- End to end (marked ``e2e``): the smoke profile through ``dvc repro`` and through ``snakemake -c2`` on
+  the embedded MiniLM and the data mirror gives a report, ``dvc metrics show`` / ``dvc plots`` work,
+  and the two pipelines produce identical metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prompttune.config import expand_grid, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ["params.yaml", "dvc.yaml", "Snakefile", "pipelines", "prompttune"]
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900, stderr: bool = False) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + (proc.stderr if stderr else "")
+
+
+def project_copy(tmp_path: Path, mirror: Path, profile: str) -> tuple[Path, dict[str, str]]:
+    """A temporary git + DVC project with the pipeline files and the given profile active."""
+    project = tmp_path / "project"
+    project.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, project / name)
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PROMPTTUNE_DATA_MIRROR": str(mirror),
+        "DVC_NO_ANALYTICS": "1",
+        "DVC_SITE_CACHE_DIR": str(tmp_path / "dvc-site-cache"),
+        "DVC_GLOBAL_CONFIG_DIR": str(tmp_path / "dvc-global"),
+        "DVC_SYSTEM_CONFIG_DIR": str(tmp_path / "dvc-system"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+    }
+    run(["git", "init", "-q"], project, env)
+    run([str(BIN / "dvc"), "init", "-q"], project, env)
+    run([str(BIN / "prompttune"), "profile", profile], project, env)
+    return project, env
+
+
+def dvc_stages(project: Path, env: dict[str, str]) -> dict[str, tuple[str, set[str]]]:
+    """Stage name → (command, outputs), from DVC's own resolution of dvc.yaml."""
+    script = (
+        "import json; from dvc.repo import Repo\n"
+        "repo = Repo('.')\n"
+        "stages = {s.addressing: [s.cmd, sorted(str(o.def_path) for o in s.outs)] for s in repo.index.stages}\n"
+        "print(json.dumps(stages))"
+    )
+    stages = json.loads(run([sys.executable, "-c", script], project, env).strip().splitlines()[-1])
+    return {name: (cmd, set(outs)) for name, (cmd, outs) in stages.items()}
+
+
+def snakemake_jobs(project: Path, env: dict[str, str]) -> tuple[set[str], set[str]]:
+    """(shell commands, output files) of every job of a forced dry run."""
+    out = run([str(BIN / "snakemake"), "-n", "-p", "--forceall", "-c1"], project, env, stderr=True)
+    prefix = "Shell command: "
+    commands = {line.strip().removeprefix(prefix) for line in out.splitlines() if line.startswith(prefix)}
+    commands.discard("None")  # rule all has no command
+    summary = run([str(BIN / "snakemake"), "--summary", "-c1"], project, env)
+    outputs = {line.split("\t")[0] for line in summary.splitlines()[1:] if line.strip()}
+    return commands, outputs
+
+
+@pytest.mark.parametrize("profile", ["default", "paper"])
+def test_dvc_and_snakemake_expand_to_the_same_runs(tmp_path: Path, mirror: Path, profile: str) -> None:
+    project, env = project_copy(tmp_path, mirror, profile)
+    params = load_params(project / "params.yaml")
+    expected_runs = {str(cell.run_dir) for cell in expand_grid(params)}
+
+    stages = dvc_stages(project, env)
+    train = {name: value for name, value in stages.items() if name.startswith("train@")}
+    assert len(train) == len(expected_runs)
+    dvc_commands = {cmd for cmd, _ in stages.values()}
+    dvc_outputs = set().union(*(outs for _, outs in stages.values()))
+    metric_dirs = {str(Path(o).parent) for o in dvc_outputs if o.endswith("prompt.pt")}
+    assert metric_dirs == expected_runs
+
+    smk_commands, smk_outputs = snakemake_jobs(project, env)
+    assert smk_commands == dvc_commands
+    # DVC declares metrics/plots separately from outs; Snakemake lists them all as outputs.
+    run_files = {f"{run}/{name}" for run in expected_runs for name in ("metrics.json", "curve.csv")}
+    assert smk_outputs == dvc_outputs | run_files | {"results/summary.json"}
+    assert f"reports/{profile}.html" in smk_outputs
+
+
+def strip_timing(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not k.endswith(("_s", "_mb"))}
+
+
+@pytest.mark.e2e
+def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirror: Path) -> None:
+    dvc_project, env = project_copy(tmp_path / "dvc", mirror, "smoke")
+    run([str(BIN / "dvc"), "repro"], dvc_project, env)
+    params = load_params(dvc_project / "params.yaml")
+    runs = expand_grid(params)
+    assert len(runs) == 4
+
+    summary = pd.read_csv(dvc_project / "results" / "summary.csv")
+    assert len(summary) == len(params.grid.cells) * len(params.grid.methods)
+    assert (summary["n_runs"] == len(params.grid.seeds)).all()
+    report = (dvc_project / "reports" / "smoke.html").read_text()
+    for method in params.grid.methods:
+        assert f"<code>{method}</code>" in report
+    assert "n = " in report and "git" in report and "sha256" in report
+
+    shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], dvc_project, env))
+    assert "results/summary.json" in json.dumps(shown)
+    assert "report" in json.dumps(shown)
+    plots_out = run([str(BIN / "dvc"), "plots", "show", "--json"], dvc_project, env)
+    assert "curve.csv" in plots_out
+    status = run([str(BIN / "dvc"), "status"], dvc_project, env)
+    assert "up to date" in status.lower()
+
+    smk_project, smk_env = project_copy(tmp_path / "smk", mirror, "smoke")
+    run([str(BIN / "snakemake"), "-c2"], smk_project, smk_env)
+    assert (smk_project / "reports" / "smoke.html").is_file()
+    for cell in runs:
+        a = json.loads((dvc_project / cell.run_dir / "metrics.json").read_text())
+        b = json.loads((smk_project / cell.run_dir / "metrics.json").read_text())
+        assert a["status"] in {"ok", "collapsed"}
+        assert strip_timing(a) == strip_timing(b), f"{cell.run_dir} differs between DVC and Snakemake"
+        assert (dvc_project / cell.run_dir / "predictions.jsonl").read_text() == (
+            smk_project / cell.run_dir / "predictions.jsonl"
+        ).read_text()
+    assert re.search(r"<h1>prompttune report", report)

@@ -1,0 +1,155 @@
+"""The training loop on a tiny random BERT and the real CB files: outputs, selection, determinism."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
+from prompttune.data import fetch
+from prompttune.results import load_metrics
+from prompttune.splits import required_files
+from prompttune.tasks import Example, get_task
+from prompttune.train import lr_lambda, majority_class, number_of_steps, split_result, train_run
+
+RUN_FILES = {"config.json", "provenance.json", "curve.csv", "predictions.jsonl", "prompt.pt", "metrics.json"}
+
+
+@pytest.fixture(scope="module")
+def cb_data(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("data")
+    fetch(required_files("fewglue", "CB"), dest, mirror=mirror)
+    return dest
+
+
+def tiny_config(backbone: str, method: str = "pt2", seed: int = 1, **train: object) -> RunConfig:
+    base, _, objective = method.partition("-")
+    options = {
+        "steps": 6,
+        "batch_size": 8,
+        "lr": 0.05,
+        "eval_every": 2,
+        "eval_batch_size": 32,
+        "max_length": 48,
+    }
+    return RunConfig(
+        setting="fewglue",
+        task="CB",
+        method=method,
+        base=base,
+        objective=objective or "ce",
+        seed=seed,
+        data_seed=13,
+        backbone=backbone,
+        prompt=PromptConfig(length=4),
+        head=HeadConfig(pooling="mean", init="random"),
+        train=TrainConfig(**{**options, **train}),
+        objective_options={},
+    )
+
+
+def test_linear_warmup_then_linear_decay() -> None:
+    factor = lr_lambda(warmup=2, total=10)
+    assert [round(factor(s), 4) for s in range(11)] == [
+        0.5,
+        1.0,
+        1.0,
+        0.875,
+        0.75,
+        0.625,
+        0.5,
+        0.375,
+        0.25,
+        0.125,
+        0.0,
+    ]
+    no_warmup = lr_lambda(warmup=0, total=4)
+    assert [no_warmup(s) for s in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]
+
+
+def test_epochs_set_the_number_of_steps(tiny_backbone: str) -> None:
+    config = tiny_config(tiny_backbone, epochs=2.5, batch_size=8)
+    assert number_of_steps(config, n_train=32) == 10
+    assert number_of_steps(tiny_config(tiny_backbone, steps=7), n_train=32) == 7
+
+
+def test_majority_and_prediction_share_on_a_hand_made_case() -> None:
+    task = get_task("CB")
+    train = [Example(guid=str(i), text_a="a", label=label) for i, label in enumerate([1, 1, 2, 0, 1])]
+    assert majority_class(task, train) == 1
+    gold = [Example(guid=str(i), text_a="a", label=label) for i, label in enumerate([0, 1, 1, 2])]
+    result = split_result(task, "dev32", gold, [1, 1, 1, 0], majority=1)
+    assert result.prediction_share == {"entailment": 0.25, "contradiction": 0.75, "neutral": 0.0}
+    assert result.metrics["acc"] == 0.5
+    # always "contradiction": acc 2/4; F1 contradiction = 2·(0.5·1)/(1.5) = 2/3, others 0 → macro 2/9
+    assert result.majority_score == pytest.approx((0.5 + 2 / 9) / 2)
+
+
+def test_a_run_writes_every_output_with_a_valid_schema(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    metrics = train_run(tiny_config(tiny_backbone), cb_data, out)
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+    loaded = load_metrics(out / "metrics.json")
+    assert loaded == metrics
+    assert loaded.steps == 6 and loaded.n_train == 32
+    assert loaded.select.name == "dev32" and loaded.select.n_examples == 32
+    assert loaded.report.name == "val" and loaded.report.n_examples == 56
+    assert loaded.trainable_params == 2 * 2 * 4 * 32 + 3 * 32 + 3  # prefix (L·2·n·d) + head
+    assert sum(loaded.report.prediction_share.values()) == pytest.approx(1.0)
+    with open(out / "curve.csv") as handle:
+        curve = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in curve] == [0, 2, 4, 6]
+    best = max(float(row["select_score"]) for row in curve)
+    assert loaded.selected_step in {int(r["step"]) for r in curve if float(r["select_score"]) == best}
+    assert loaded.select.score == pytest.approx(best, abs=1e-6), (
+        "selected checkpoint must be the best on select"
+    )
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 32 + 56
+    report = [p for p in predictions if p["split"] == "val"]
+    assert sum(p["prediction"] == p["label"] for p in report) / 56 == pytest.approx(
+        loaded.report.metrics["acc"]
+    )
+    config = json.loads((out / "config.json").read_text())
+    assert config["seed"] == 1 and config["train"]["steps"] == 6
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert set(provenance["data_sha256"]) == set(required_files("fewglue", "CB"))
+    state = torch.load(out / "prompt.pt")
+    assert set(state["model"]) == {"base.prefix", "head.weight", "head.bias"}
+
+
+def strip_timing(metrics: dict) -> dict:
+    timing = {"wall_time_s", "train_time_s", "train_examples_per_s", "peak_memory_mb"}
+    return {k: v for k, v in metrics.items() if k not in timing}
+
+
+@pytest.mark.parametrize("method", ["pt", "pt2"])
+def test_same_seed_gives_identical_metrics_and_another_seed_does_not(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path, method: str
+) -> None:
+    config = tiny_config(tiny_backbone, method, backbone_dropout=True)
+    first = train_run(config, cb_data, tmp_path / "a")
+    second = train_run(config, cb_data, tmp_path / "b")
+    train_run(dataclasses.replace(config, seed=2), cb_data, tmp_path / "c")
+    assert strip_timing(first.to_dict()) == strip_timing(second.to_dict())
+    assert (tmp_path / "a" / "predictions.jsonl").read_text() == (
+        tmp_path / "b" / "predictions.jsonl"
+    ).read_text()
+    a, c = torch.load(tmp_path / "a" / "prompt.pt"), torch.load(tmp_path / "c" / "prompt.pt")
+    key = "base.prefix" if method == "pt2" else "base.prompt"
+    assert torch.equal(a["model"][key], torch.load(tmp_path / "b" / "prompt.pt")["model"][key])
+    assert not torch.equal(a["model"][key], c["model"][key])
+
+
+def test_non_finite_loss_marks_the_run_failed(tiny_backbone: str, cb_data: Path, tmp_path: Path) -> None:
+    metrics = train_run(tiny_config(tiny_backbone, lr=1e30, max_grad_norm=1e30), cb_data, tmp_path / "run")
+    assert metrics.status == "failed" and "non-finite loss" in metrics.reason
+    assert metrics.report is None and metrics.selected_step is None
+    assert load_metrics(tmp_path / "run" / "metrics.json").status == "failed"
