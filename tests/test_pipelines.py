@@ -65,7 +65,8 @@ def dvc_stages(project: Path, env: dict[str, str]) -> dict[str, tuple[str, set[s
     script = (
         "import json; from dvc.repo import Repo\n"
         "repo = Repo('.')\n"
-        "stages = {s.addressing: [s.cmd, sorted(str(o.def_path) for o in s.outs)] for s in repo.index.stages}\n"
+        "stages = {s.addressing: [s.cmd, sorted(str(o.def_path) for o in s.outs)]\n"
+        "          for s in repo.index.stages}\n"
         "print(json.dumps(stages))"
     )
     stages = json.loads(run([sys.executable, "-c", script], project, env).strip().splitlines()[-1])
