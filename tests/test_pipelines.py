@@ -146,3 +146,16 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
             smk_project / cell.run_dir / "predictions.jsonl"
         ).read_text()
     assert re.search(r"<h1>prompttune report", report)
+
+
+def test_slurm_profile_dry_run_gives_one_gpu_job_per_run(tmp_path: Path, mirror: Path) -> None:
+    project, env = project_copy(tmp_path, mirror, "paper")
+    n_runs = len(expand_grid(load_params(project / "params.yaml")))
+    out = run(
+        [str(BIN / "snakemake"), "--profile", "pipelines/profiles/slurm", "-n"], project, env, stderr=True
+    )
+    train_jobs = out.split("\nrule train:")[1:]
+    assert len(train_jobs) == n_runs == 170
+    for job in train_jobs:
+        resources = next(line for line in job.splitlines() if line.strip().startswith("resources:"))
+        assert "gpu=1" in resources and "slurm_partition=gpu" in resources
