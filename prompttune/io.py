@@ -54,12 +54,13 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file; a bad line raises ``PromptTuneError('<file>:<line>: ...')``."""
+def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSON-lines file; a bad line raises
+    ``PromptTuneError('<file>:<line>: ...')``."""
     path = Path(path)
     if not path.is_file():
         raise PromptTuneError(f"{path}: file not found")
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -73,7 +74,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             raise PromptTuneError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
         if not isinstance(row, dict):
             raise PromptTuneError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
+        rows.append((lineno, row))
     if not rows:
         raise PromptTuneError(f"{path}: file is empty")
     return rows

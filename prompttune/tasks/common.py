@@ -10,11 +10,13 @@ SuperGLUE / FewGLUE releases, mirrored in shared/data). A :class:`Row` is one re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from prompttune.errors import PromptTuneError
 from prompttune.io import read_jsonl
+from prompttune.tasks.base import Example
 
 T = TypeVar("T")
 
@@ -98,9 +100,23 @@ class Row:
 
 
 def jsonl_rows(path: Path) -> list[Row]:
-    """The objects of a JSON-lines file with their line numbers (blank lines skipped, as read_jsonl)."""
-    objects = read_jsonl(path)
-    lines = [
-        n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if text.strip()
-    ]
-    return [Row(path, line, obj) for line, obj in zip(lines, objects, strict=True)]
+    """The objects of a JSON-lines file with their line numbers (blank lines skipped)."""
+    return [Row(path, line, obj) for line, obj in read_jsonl(path)]
+
+
+def pair_reader(text_a: str, text_b: str, labels: tuple[str, ...]) -> Callable[[Path, str], list[Example]]:
+    """A reader for sentence-pair tasks: ``text_a`` / ``text_b`` name the JSON fields, ``labels`` the
+    label values in class order."""
+
+    def read(path: Path, split: str) -> list[Example]:
+        return [
+            Example(
+                guid=f"{split}-{row.field('idx', int)}",
+                text_a=row.field(text_a, str),
+                text_b=row.field(text_b, str),
+                label=row.label(labels),
+            )
+            for row in jsonl_rows(path)
+        ]
+
+    return read
