@@ -355,8 +355,3 @@ def resolve_run(params: Params, cell: Cell) -> RunConfig:
         train=merged.train,
         objective_options=dict(objectives.get(objective, {})),
     )
-
-
-def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
-    """Rebuild a ``RunConfig`` from its ``config.json`` form."""
-    return build(RunConfig, data, "config")

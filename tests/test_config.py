@@ -49,6 +49,13 @@ def test_grid_expands_to_cells_times_methods_times_seeds() -> None:
     assert runs[0].run_dir == Path("runs") / g.cells[0] / g.methods[0] / f"seed{g.seeds[0]}"
 
 
+def test_grid_command_lists_every_run_folder() -> None:
+    result = CliRunner().invoke(app, ["grid", "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 0, result.output
+    expected = [str(cell.run_dir) for cell in expand_grid(load_params(ROOT / "params.yaml"))]
+    assert result.output.splitlines() == expected
+
+
 def test_task_overrides_apply_to_that_task_only() -> None:
     params = load_params(ROOT / "params.yaml")
     sst2 = resolve_run(params, Cell("fewshot-256", "SST-2", "pt2", 1))
