@@ -33,33 +33,22 @@ def cell_text(row: Any) -> str:
     return f"{row.mean:.1f}{std}"
 
 
-def results_tables(summary: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per setting: rows = methods, columns = tasks, cells = mean ± std with n."""
-    tables = []
-    for setting, part in summary.groupby("setting", sort=False):
-        tasks = list(dict.fromkeys(part["task"]))
-        methods = list(dict.fromkeys(part["method"]))
-        cells = {(r.method, r.task): r for r in part.itertuples()}
-        rows = []
-        for method in methods:
-            rows.append(
-                {
-                    "method": method,
-                    "cells": [
-                        {
-                            "text": cell_text(cells[method, task]),
-                            "n": f"{cells[method, task].n_ok} of {cells[method, task].n_runs}",
-                        }
-                        for task in tasks
-                    ],
-                }
-            )
-        majority = [f"{cells[methods[0], task].majority_score:.1f}" for task in tasks]
-        splits = [cells[methods[0], task].report_split for task in tasks]
-        tables.append(
-            {"setting": setting, "tasks": tasks, "rows": rows, "majority": majority, "splits": splits}
-        )
-    return tables
+def results_rows(summary: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per setting × task × method: mean ± std over the ``ok`` runs, with n and the baseline."""
+    return [
+        {
+            "setting": r.setting,
+            "task": r.task,
+            "split": r.report_split,
+            "method": r.method,
+            "score": cell_text(r),
+            "n": f"{r.n_ok} of {r.n_runs}",
+            "majority": f"{r.majority_score:.1f}",
+            "params": f"{int(r.trainable_params):,}",
+            "wall": f"{r.wall_time_s:.0f}",
+        }
+        for r in summary.itertuples()
+    ]
 
 
 def render_report(params: Params, results_dir: Path, out_path: Path, root: Path = Path(".")) -> Path:
@@ -81,7 +70,7 @@ def render_report(params: Params, results_dir: Path, out_path: Path, root: Path 
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         backbone=params.run.backbone,
         seeds=params.grid.seeds,
-        tables=results_tables(summary),
+        rows=results_rows(summary),
         problems=runs[runs["status"] != "ok"].to_dict("records"),
         provenance=prov,
         data_sha=sorted(data_sha.items()),

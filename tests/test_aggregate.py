@@ -104,6 +104,8 @@ def test_report_table_has_one_row_per_method_and_names_excluded_runs(project: Pa
     html = out.read_text()
     assert "60.0 ± 10.0" in html and "64.0 ± 2.8" in html and "72.0 ± 2.0" in html
     assert "n = 2 of 3" in html and html.count("n = 3 of 3") == 5
+    results = html.split('<section id="results">')[1].split("</section>")[0]
+    assert results.count("<tr><td><code>") == 6, "one row per setting × task × method"
     assert "fewglue.CB / pt2 / seed 2</code>: failed — non-finite loss" in html
     assert "<code>abc</code>" in html and "0" * 64 in html
     assert "http://" not in html and "https://" not in html, "the report must not load anything"
