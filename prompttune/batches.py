@@ -25,6 +25,7 @@ class Features:
 
     sequences: tuple[dict[str, list[int]], ...]
     label: int
+    index: int  # position in its split: ``batch["example_index"]`` lets objectives cache per example
 
 
 def encode(
@@ -32,7 +33,7 @@ def encode(
 ) -> list[Features]:
     """Tokenise (longest-first truncation to ``max_length``); examples without a label are refused."""
     out = []
-    for example in examples:
+    for index, example in enumerate(examples):
         if example.label is None:
             raise ValueError(f"example {example.guid} of {task.name} has no label")
         pairs = (
@@ -46,7 +47,7 @@ def encode(
                 text_a, text_b, truncation=True, max_length=max_length, return_special_tokens_mask=True
             )
             sequences.append({key: list(value) for key, value in enc.items()})
-        out.append(Features(sequences=tuple(sequences), label=example.label))
+        out.append(Features(sequences=tuple(sequences), label=example.label, index=index))
     return out
 
 
@@ -67,6 +68,7 @@ def collate(features: Sequence[Features], tokenizer: PreTrainedTokenizerBase, mu
     batch: Batch = dict(padded)
     batch["text_mask"] = batch["attention_mask"].bool() & ~special
     batch["labels"] = torch.tensor([f.label for f in features], dtype=torch.long)
+    batch["example_index"] = torch.tensor([f.index for f in features], dtype=torch.long)
     if multiple_choice:
         batch["choice_mask"] = choice_mask
     return batch

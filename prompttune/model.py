@@ -52,6 +52,9 @@ class PromptModel(nn.Module):
         self.backbone = backbone
         self.base = base
         self.task = task
+        self.mask_token_id: int | None = tokenizer.mask_token_id
+        self.special_token_ids: tuple[int, ...] = tuple(tokenizer.all_special_ids)
+        self.vocab_size = len(tokenizer)
         self.pooling = head.pooling
         self.backbone_dropout = backbone_dropout
         hidden = backbone.config.hidden_size

@@ -153,3 +153,21 @@ def test_non_finite_loss_marks_the_run_failed(tiny_backbone: str, cb_data: Path,
     assert metrics.status == "failed" and "non-finite loss" in metrics.reason
     assert metrics.report is None and metrics.selected_step is None
     assert load_metrics(tmp_path / "run" / "metrics.json").status == "failed"
+
+
+def test_a_loaded_run_reproduces_its_report_predictions(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path
+) -> None:
+    from prompttune.batches import encode
+    from prompttune.checkpoint import load_run
+    from prompttune.splits import load_splits
+    from prompttune.train import predict
+
+    out = tmp_path / "run"
+    train_run(tiny_config(tiny_backbone, "pt"), cb_data, out)
+    loaded = load_run(out)
+    splits = load_splits(cb_data, "fewglue", get_task("CB"), 13)
+    features = encode(splits.report, get_task("CB"), loaded.tokenizer, 48)
+    preds = predict(loaded.model, features, loaded.tokenizer, 32, torch.device("cpu"), "fp32")
+    saved = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert preds == [p["prediction"] for p in saved if p["split"] == "val"]
