@@ -87,11 +87,16 @@ def train_batches(
     batch_size: int,
     multiple_choice: bool,
     generator: torch.Generator,
+    start_step: int = 0,
 ) -> Iterator[Batch]:
-    """Endless shuffled epochs; the order depends only on ``generator`` (seeded by the run seed)."""
+    """Endless shuffled epochs (last partial batch dropped); the order depends only on ``generator``
+    (seeded by the run seed). ``start_step`` skips that many batches, so a resumed run sees exactly
+    the batches an uninterrupted one would."""
+    size = min(batch_size, len(features))
+    step = 0
     while True:
         order = torch.randperm(len(features), generator=generator).tolist()
-        for start in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
-            yield collate(
-                [features[i] for i in order[start : start + batch_size]], tokenizer, multiple_choice
-            )
+        for start in range(0, len(order) - size + 1, size):
+            step += 1
+            if step > start_step:
+                yield collate([features[i] for i in order[start : start + size]], tokenizer, multiple_choice)

@@ -79,6 +79,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     eval_every: int = field(default=25, metadata={"help": "evaluate on the selection split every N steps"})
     eval_batch_size: int = 64
+    checkpoint_every: int = field(
+        default=25,
+        metadata={"help": "save a resume state every N steps (0: never)"},
+    )
     max_length: int = field(default=128, metadata={"help": "max tokens of the input text (prompts extra)"})
     backbone_dropout: bool = field(
         default=False, metadata={"help": "frozen backbone's dropout active in training (P-tuning v2: on)"}
@@ -95,6 +99,7 @@ class TrainConfig:
         _check(0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)")
         _check(self.max_grad_norm > 0, "max_grad_norm must be > 0")
         _check(self.eval_every >= 1, "eval_every must be ≥ 1")
+        _check(self.checkpoint_every >= 0, "checkpoint_every must be ≥ 0")
         _check(self.max_length >= 8, "max_length must be ≥ 8")
 
 

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import math
 import random
 import resource
+import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +33,7 @@ from prompttune.bases import BASES
 from prompttune.batches import Features, encode, eval_batches, train_batches
 from prompttune.config import RunConfig
 from prompttune.data import verify
-from prompttune.io import atomic_directory
+from prompttune.io import atomic_directory, atomic_write_bytes
 from prompttune.model import PromptModel
 from prompttune.objectives import OBJECTIVES, build_objective
 from prompttune.results import SCHEMA_VERSION, RunMetrics, SplitResult, provenance
@@ -165,21 +169,36 @@ def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
     warmup = round(config.train.warmup_ratio * steps)
     optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, steps))
-    generator = torch.Generator().manual_seed(config.seed)
-    batches = train_batches(train_features, tokenizer, config.train.batch_size, multiple_choice, generator)
     eval_args = (tokenizer, config.train.eval_batch_size, device, config.train.precision)
 
     def evaluate_select() -> float:
         preds = predict(model, select_features, *eval_args)
         return task.score(task.compute_metrics(splits.select, preds))
 
-    curve = [CurvePoint(0, float("nan"), 0.0, evaluate_select(), 0.0)]
-    best_score, best_step = curve[0].select_score, 0
-    best_state = {"model": model.trainable_state(), "objective": objective.state_dict()}
-    status, reason, losses = "ok", None, []
-    train_time, step = 0.0, 0
+    resume_path = resume_file(out_dir)
+    saved = load_resume(resume_path, config)
+    if saved is None:
+        curve = [CurvePoint(0, float("nan"), 0.0, evaluate_select(), 0.0)]
+        best_score, best_step = curve[0].select_score, 0
+        best_state = {"model": model.trainable_state(), "objective": objective.state_dict()}
+        losses: list[float] = []
+        train_time, start = 0.0, 0
+    else:
+        model.load_state_dict(saved["model"], strict=False)
+        objective.load_state_dict(saved["objective"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        curve = [CurvePoint(**point) for point in saved["curve"]]
+        best_score, best_step, best_state = saved["best_score"], saved["best_step"], saved["best_state"]
+        losses, train_time, start = saved["losses"], saved["train_time"], saved["step"]
+        set_rng_state(saved["rng"])
+    generator = torch.Generator().manual_seed(config.seed)
+    batches = train_batches(
+        train_features, tokenizer, config.train.batch_size, multiple_choice, generator, start
+    )
+    status, reason, step = "ok", None, start
     model.train()
-    for step in range(1, steps + 1):
+    for step in range(start + 1, steps + 1):
         tick = time.perf_counter()
         batch = to_device(next(batches), device)
         with autocast(device, config.train.precision):
@@ -203,6 +222,25 @@ def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
             if score >= best_score:
                 best_score, best_step = score, step
                 best_state = {"model": model.trainable_state(), "objective": objective.state_dict()}
+        if config.train.checkpoint_every and step % config.train.checkpoint_every == 0 and step < steps:
+            save_resume(
+                resume_path,
+                {
+                    "config": config.to_dict(),
+                    "step": step,
+                    "model": model.trainable_state(),
+                    "objective": objective.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "curve": [dataclasses.asdict(point) for point in curve],
+                    "best_score": best_score,
+                    "best_step": best_step,
+                    "best_state": best_state,
+                    "losses": losses,
+                    "train_time": train_time,
+                    "rng": get_rng_state(),
+                },
+            )
 
     select_result = report_result = None
     predictions: dict[str, list[int]] = {}
@@ -250,7 +288,48 @@ def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
         peak_memory_mb=peak_memory_mb(device),
     )
     write_run(out_dir, config, metrics, curve, predictions, splits, best_state, data_sha)
+    shutil.rmtree(resume_path.parent, ignore_errors=True)
     return metrics
+
+
+def resume_file(out_dir: Path) -> Path:
+    """Where a run keeps its resume state: a sibling folder of the run folder, removed at the end."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(out_dir.name + ".resume") / "state.pt"
+
+
+def get_rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_resume(path: Path, state: dict[str, Any]) -> None:
+    """Everything needed to continue exactly where the run is, written atomically."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_resume(path: Path, config: RunConfig) -> dict[str, Any] | None:
+    """The saved state of an interrupted run with this very config, else ``None`` (start afresh)."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["config"] != config.to_dict():
+        print(f"warning: {path} belongs to another configuration; starting afresh", file=sys.stderr)
+        return None
+    print(f"resuming {path.parent.name.removesuffix('.resume')} from step {state['step']}", file=sys.stderr)
+    return state
 
 
 def _curve_csv(curve: Sequence[CurvePoint]) -> str:
