@@ -118,6 +118,26 @@ def profile(
     typer.echo(f"{params}: active profile is now {name!r}")
 
 
+@app.command()
+def landscape(
+    run_dir: Path = typer.Argument(..., help="a finished run folder, e.g. runs/fewglue.CB/pt2/seed1"),
+    data: Path | None = typer.Option(None, help="data root of the run's cell (default data/<cell>)"),
+    out: Path | None = typer.Option(None, help="output folder (default results/landscape/<run>)"),
+    radius: float = typer.Option(0.2, help="grid half-width, in units of rms(E)·√(perturbed coordinates)"),
+    points: int = typer.Option(21, help="grid points per axis (odd)"),
+    rho: float = typer.Option(0.1, help="sharpness radius (≤ radius)"),
+    n_examples: int = typer.Option(16, help="first N examples of the report split"),
+) -> None:
+    """PTP's loss landscape of a finished run: surface.json (with sharpness) and surface.png."""
+    from prompttune.landscape import landscape_for_run
+
+    cell = run_dir.parent.parent.name
+    out = out or Path("results/landscape") / run_dir.relative_to(run_dir.parents[2])
+    data = data or Path("data") / cell
+    result = landscape_for_run(run_dir, data, out, radius=radius, points=points, rho=rho, n_examples=n_examples)
+    typer.echo(f"{out}: sharpness {result['sharpness']:.4f} (rho {rho})")
+
+
 def main() -> None:
     try:
         app()

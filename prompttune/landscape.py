@@ -1,0 +1,233 @@
+"""Loss landscape of a trained run (PTP-4; paper: "precipitous" for vanilla prompt tuning, smoother with
+PTP; x = along the gradient, y = along an orthogonal direction, z = cross-entropy).
+
+Choices (METHODS.md):
+
+- inputs: the first ``n_examples`` examples of the run's report split, one batch, model in evaluation
+  mode, fp32; the loss is the mean cross-entropy over that batch (``L`` below);
+- directions: ``ĝ = ∇_{e(x)} L`` restricted to the input text tokens (the positions PTP perturbs)
+  and normalised over the whole tensor; ``r̂`` a Gaussian direction (seeded) on the same positions,
+  made orthogonal to ``ĝ`` and normalised;
+- surface: ``L(e(x) + u·(a·ĝ + b·r̂))`` on a ``points × points`` grid, ``a, b ∈ [−radius, radius]``;
+- unit: ``u = rms(E)·√n`` with ``n`` the number of perturbed coordinates (text tokens × hidden
+  size), so at (a, b) the perturbation's root-mean-square per perturbed coordinate is
+  ``√(a² + b²)·rms(E)`` — the unit of PTP's σ and ε, independent of batch and sequence lengths and
+  the same for every method;
+- sharpness at ρ: the mean of ``L − L(centre)`` over the grid points with ``√(a² + b²) ≤ ρ``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+
+from prompttune.batches import Batch, collate, encode
+from prompttune.checkpoint import load_run
+from prompttune.io import atomic_write_bytes, atomic_write_json
+from prompttune.model import PromptModel
+from prompttune.objectives.ptp import embedding_rms
+from prompttune.splits import load_splits
+from prompttune.tasks import get_task
+from prompttune.train import resolve_device, to_device
+
+UNIT = "rms(E)·sqrt(n_coordinates)"
+
+
+def _ce(model: PromptModel, batch: Batch, embeds: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(batch, inputs_embeds=embeds).logits, batch["labels"])
+
+
+def directions(
+    model: PromptModel, batch: Batch, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The clean word embeddings ``e(x)``, ``ĝ`` and ``r̂`` (unit norm, zero off the text positions,
+    orthogonal), for the model in its current mode."""
+    mask = batch["text_mask"].unsqueeze(-1).float()
+    embeds = model.embed(batch["input_ids"]).detach().float().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_ce(model, batch, embeds), embeds)
+    g_hat = grad * mask
+    if not g_hat.norm() > 0:
+        raise ValueError("the loss has no gradient with respect to the text embeddings of this batch")
+    g_hat = g_hat / g_hat.norm()
+    generator = torch.Generator().manual_seed(seed)
+    r_hat = torch.randn(embeds.shape, generator=generator).to(embeds.device) * mask
+    r_hat = r_hat - (r_hat * g_hat).sum() * g_hat
+    r_hat = r_hat / r_hat.norm()
+    return embeds.detach(), g_hat, r_hat
+
+
+def loss_surface(model: PromptModel, batch: Batch, *, radius: float, points: int = 41, seed: int = 0) -> dict:
+    """``L(e(x) + u·(a·ĝ + b·r̂))`` on the grid (module docstring). ``losses[j][i]`` is the loss at
+    ``a = axis[i]``, ``b = axis[j]``; ``points`` must be odd so the centre lies on the grid."""
+    if radius <= 0:
+        raise ValueError("radius must be > 0")
+    if points < 3 or points % 2 == 0:
+        raise ValueError("points must be odd and ≥ 3")
+    was_training = model.training
+    model.eval()
+    try:
+        embeds, g_hat, r_hat = directions(model, batch, seed)
+        n_coordinates = int(batch["text_mask"].sum().item()) * embeds.shape[-1]
+        rms = embedding_rms(model)
+        unit = rms * math.sqrt(n_coordinates)
+        half = (points - 1) // 2
+        axis = [radius * (i - half) / half for i in range(points)]
+        with torch.no_grad():
+            centre = _ce(model, batch, embeds).item()
+            losses = [
+                [_ce(model, batch, embeds + (a * unit) * g_hat + (b * unit) * r_hat).item() for a in axis]
+                for b in axis
+            ]
+    finally:
+        model.train(was_training)
+    return {
+        "axis": axis,
+        "losses": losses,
+        "centre_loss": centre,
+        "radius": radius,
+        "points": points,
+        "seed": seed,
+        "unit": UNIT,
+        "unit_value": unit,
+        "rms_embedding": rms,
+        "n_coordinates": n_coordinates,
+    }
+
+
+def sharpness(surface: dict, rho: float) -> float:
+    """Mean loss increase over the grid points within distance ``rho`` of the centre (0 ≤ ρ ≤ radius)."""
+    if not 0 <= rho <= surface["radius"]:
+        raise ValueError(f"rho must be in [0, radius = {surface['radius']}]")
+    axis, centre = surface["axis"], surface["centre_loss"]
+    increases = [
+        surface["losses"][j][i] - centre
+        for j, b in enumerate(axis)
+        for i, a in enumerate(axis)
+        if math.hypot(a, b) <= rho * (1 + 1e-9)
+    ]
+    return float(np.mean(increases))
+
+
+def _contour(ax: Any, surface: dict, levels: np.ndarray, title: str) -> Any:
+    axis = np.asarray(surface["axis"])
+    filled = ax.contourf(
+        axis, axis, np.asarray(surface["losses"]), levels=levels, cmap="viridis", extend="both"
+    )
+    ax.plot([0], [0], marker="+", color="white")
+    if "rho" in surface:
+        ax.add_patch(Circle((0, 0), surface["rho"], fill=False, color="white", linestyle="--", linewidth=0.8))
+    ax.set_xlabel(f"a: along ∇CE ({UNIT})")
+    ax.set_ylabel("b: random, orthogonal")
+    ax.set_title(title, fontsize=9)
+    ax.set_aspect("equal")
+    return filled
+
+
+def _title(surface: dict, fallback: str) -> str:
+    run = surface.get("run")
+    name = f"{run['task']} {run['method']} seed{run['seed']}" if run else fallback
+    if "sharpness" in surface:
+        name += f"\nsharpness(ρ={surface['rho']:g}) = {surface['sharpness']:.4g}"
+    return name
+
+
+def _save(fig: Figure, out_png: str | Path) -> None:
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    atomic_write_bytes(out_png, buffer.getvalue())
+
+
+def _levels(surfaces: Sequence[dict]) -> np.ndarray:
+    values = np.concatenate([np.asarray(s["losses"]).ravel() for s in surfaces])
+    low, high = float(values.min()), float(values.max())
+    return np.linspace(low, high if high > low else low + 1e-6, 31)
+
+
+def plot_surface(surface: dict, out_png: str | Path) -> None:
+    """One run's surface as a filled contour plot (Agg), written atomically."""
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.add_subplot()
+    fig.colorbar(_contour(ax, surface, _levels([surface]), _title(surface, "")), ax=ax, label="CE")
+    fig.tight_layout()
+    _save(fig, out_png)
+
+
+def plot_surfaces(surface_jsons: Sequence[str | Path], out_png: str | Path) -> None:
+    """Several runs' surfaces (e.g. one task × method, every seed, or a base vs its PTP variants) in
+    one figure with the same grid and colour scale; surfaces on different grids are refused."""
+    if not surface_jsons:
+        raise ValueError("no surfaces to plot")
+    surfaces = [json.loads(Path(path).read_text(encoding="utf-8")) for path in surface_jsons]
+    if any(s["axis"] != surfaces[0]["axis"] for s in surfaces):
+        raise ValueError("surfaces have different grids (radius/points); they are not comparable")
+    levels = _levels(surfaces)
+    cols = min(len(surfaces), 4)
+    rows = math.ceil(len(surfaces) / cols)
+    fig = Figure(figsize=(4 * cols + 1, 3.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    filled = None
+    for ax, surface, path in zip(axes.ravel(), surfaces, surface_jsons, strict=False):
+        filled = _contour(ax, surface, levels, _title(surface, Path(path).parent.name))
+    for ax in axes.ravel()[len(surfaces) :]:
+        ax.set_visible(False)
+    fig.colorbar(filled, ax=axes.ravel().tolist(), label="CE")
+    _save(fig, out_png)
+
+
+def landscape_for_run(
+    run_dir: str | Path,
+    data_root: str | Path,
+    out_dir: str | Path,
+    *,
+    radius: float,
+    points: int,
+    rho: float,
+    n_examples: int = 32,
+    seed: int = 0,
+) -> dict:
+    """Surface and sharpness of a finished run on the first ``n_examples`` of its report split;
+    writes ``out_dir/surface.json`` and ``out_dir/surface.png`` atomically; returns the surface.
+    ``seed`` draws r̂; it is the same for every run (not the run's seed), so runs on the same batch
+    share the random direction's draw."""
+    run = load_run(run_dir)
+    config = run.config
+    device = resolve_device(config.train.device)
+    model = run.model.to(device)
+    task = get_task(config.task)
+    splits = load_splits(Path(data_root), config.setting, task, config.data_seed)
+    examples = splits.report[:n_examples]
+    features = encode(examples, task, run.tokenizer, config.train.max_length)
+    batch = to_device(collate(features, run.tokenizer, task.kind == "multiple_choice"), device)
+    surface = loss_surface(model, batch, radius=radius, points=points, seed=seed)
+    surface.update(
+        rho=rho,
+        sharpness=sharpness(surface, rho),
+        split=splits.report_name,
+        n_examples=len(examples),
+        run={
+            "run_dir": str(run_dir),
+            "setting": config.setting,
+            "task": config.task,
+            "method": config.method,
+            "base": config.base,
+            "objective": config.objective,
+            "seed": config.seed,
+            "backbone": config.backbone,
+        },
+    )
+    out_dir = Path(out_dir)
+    atomic_write_json(out_dir / "surface.json", surface)
+    plot_surface(surface, out_dir / "surface.png")
+    return surface

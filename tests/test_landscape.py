@@ -1,0 +1,155 @@
+"""Loss landscape: directions, the surface's centre and slope, sharpness, files written for a run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import prompttune.objectives.ptp  # noqa: F401  (registration, until objectives/__init__ imports it)
+from prompttune.backbone import load_backbone
+from prompttune.batches import collate, encode
+from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
+from prompttune.data import fetch
+from prompttune.landscape import directions, landscape_for_run, loss_surface, plot_surfaces, sharpness
+from prompttune.model import PromptModel
+from prompttune.splits import required_files
+from prompttune.tasks import Example, get_task
+from prompttune.train import train_run
+
+EXAMPLES = [
+    Example(guid="t-0", text_a="The cat sat on the mat.", text_b="A cat sat.", label=0),
+    Example(guid="t-1", text_a="It rained all day long in the city.", text_b="It was sunny.", label=1),
+    Example(guid="t-2", text_a="He might come.", text_b="He came.", label=2),
+]
+
+
+def run_config(backbone: str, method: str = "pt2", seed: int = 1) -> RunConfig:
+    base, _, objective = method.partition("-")
+    return RunConfig(
+        setting="fewglue",
+        task="CB",
+        method=method,
+        base=base,
+        objective=objective or "ce",
+        seed=seed,
+        data_seed=13,
+        backbone=backbone,
+        prompt=PromptConfig(length=4),
+        head=HeadConfig(pooling="mean", init="random"),
+        train=TrainConfig(steps=2, batch_size=8, lr=0.05, eval_every=2, eval_batch_size=64, max_length=48),
+        objective_options={},
+    )
+
+
+@pytest.fixture()
+def model_and_batch(tiny_backbone: str) -> tuple[PromptModel, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    backbone, tokenizer = load_backbone(tiny_backbone)
+    model = PromptModel.build(run_config(tiny_backbone), backbone, tokenizer, get_task("CB"))
+    batch = collate(encode(EXAMPLES, get_task("CB"), tokenizer, 32), tokenizer, False)
+    return model, batch
+
+
+def test_directions_are_orthonormal_and_live_on_text_positions(model_and_batch) -> None:
+    model, batch = model_and_batch
+    embeds, g_hat, r_hat = directions(model.eval(), batch, seed=0)
+    off_text = ~batch["text_mask"]
+    assert g_hat.norm().item() == pytest.approx(1.0) and r_hat.norm().item() == pytest.approx(1.0)
+    assert abs((g_hat * r_hat).sum().item()) < 1e-6
+    assert not g_hat[off_text].any() and not r_hat[off_text].any()
+    assert torch.equal(embeds, model.embed(batch["input_ids"]))
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_centre_is_the_clean_loss_and_the_gradient_direction_goes_uphill(model_and_batch) -> None:
+    model, batch = model_and_batch
+    model.train()
+    surface = loss_surface(model, batch, radius=0.02, points=3)
+    assert model.training  # mode restored
+    model.eval()
+    with torch.no_grad():
+        clean = F.cross_entropy(model(batch).logits, batch["labels"]).item()
+    assert surface["axis"] == [-0.02, 0.0, 0.02]
+    assert surface["centre_loss"] == clean
+    assert surface["losses"][1][1] == clean
+    minus, plus = surface["losses"][1][0], surface["losses"][1][2]  # b = 0, a = ∓radius
+    assert plus > clean > minus
+    n_text = int(batch["text_mask"].sum())
+    assert surface["n_coordinates"] == n_text * 32
+    assert surface["unit_value"] == pytest.approx(surface["rms_embedding"] * math.sqrt(n_text * 32))
+
+
+def test_surface_is_reproducible_for_a_seed(model_and_batch) -> None:
+    model, batch = model_and_batch
+    first = loss_surface(model, batch, radius=1.0, points=3, seed=5)
+    assert first == loss_surface(model, batch, radius=1.0, points=3, seed=5)
+    assert first["losses"] != loss_surface(model, batch, radius=1.0, points=3, seed=6)["losses"]
+
+
+@pytest.mark.parametrize(("radius", "points"), [(0.0, 41), (1.0, 40), (1.0, 1)])
+def test_invalid_grids_are_refused(model_and_batch, radius: float, points: int) -> None:
+    model, batch = model_and_batch
+    with pytest.raises(ValueError):
+        loss_surface(model, batch, radius=radius, points=points)
+
+
+def grid(fn, radius: float = 1.0, points: int = 5) -> dict:
+    half = (points - 1) // 2
+    axis = [radius * (i - half) / half for i in range(points)]
+    return {
+        "axis": axis,
+        "losses": [[fn(a, b) for a in axis] for b in axis],
+        "centre_loss": fn(0.0, 0.0),
+        "radius": radius,
+    }
+
+
+def test_sharpness_on_hand_made_surfaces() -> None:
+    assert sharpness(grid(lambda a, b: 0.7), rho=1.0) == 0.0
+    # axis −1, −0.5, 0, 0.5, 1; within ρ = 0.5: the centre and its 4 neighbours, each 0.25 higher
+    assert sharpness(grid(lambda a, b: 2.0 + a * a + b * b), rho=0.5) == pytest.approx(4 * 0.25 / 5)
+    # within ρ = 1: 13 points: centre, 4 at 0.25, 4 at 0.5, 4 at 1
+    assert sharpness(grid(lambda a, b: a * a + b * b), rho=1.0) == pytest.approx((1 + 2 + 4) / 13)
+    assert sharpness(grid(lambda a, b: a * a + b * b), rho=0.0) == 0.0
+    with pytest.raises(ValueError):
+        sharpness(grid(lambda a, b: 0.0), rho=1.5)
+
+
+@pytest.fixture(scope="module")
+def cb_data(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("data")
+    fetch(required_files("fewglue", "CB"), dest, mirror=mirror)
+    return dest
+
+
+def test_landscape_for_a_trained_run_writes_json_and_png(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path
+) -> None:
+    runs = {}
+    for method in ("pt2", "pt2-ptp-adv-emb"):
+        runs[method] = tmp_path / "runs" / method
+        train_run(run_config(tiny_backbone, method), cb_data, runs[method])
+    outs = {method: tmp_path / "landscape" / method for method in runs}
+    surface = landscape_for_run(
+        runs["pt2"], cb_data, outs["pt2"], radius=0.5, points=5, rho=0.25, n_examples=6
+    )
+    landscape_for_run(
+        runs["pt2-ptp-adv-emb"], cb_data, outs["pt2-ptp-adv-emb"], radius=0.5, points=5, rho=0.25
+    )
+    assert sorted(p.name for p in outs["pt2"].iterdir()) == ["surface.json", "surface.png"]
+    saved = json.loads((outs["pt2"] / "surface.json").read_text())
+    assert saved == surface
+    assert len(saved["axis"]) == 5 and all(len(row) == 5 for row in saved["losses"])
+    assert saved["sharpness"] == sharpness(saved, 0.25)
+    assert saved["n_examples"] == 6 and saved["split"] == "val"
+    assert saved["run"]["method"] == "pt2" and saved["run"]["seed"] == 1 and saved["run"]["task"] == "CB"
+    assert (outs["pt2"] / "surface.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    combined = tmp_path / "landscape" / "CB.png"
+    plot_surfaces([outs[method] / "surface.json" for method in runs], combined)
+    assert combined.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "landscape").glob(".*"))  # no temporary files left behind
