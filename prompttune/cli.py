@@ -134,7 +134,9 @@ def landscape(
     cell = run_dir.parent.parent.name
     out = out or Path("results/landscape") / run_dir.relative_to(run_dir.parents[2])
     data = data or Path("data") / cell
-    result = landscape_for_run(run_dir, data, out, radius=radius, points=points, rho=rho, n_examples=n_examples)
+    result = landscape_for_run(
+        run_dir, data, out, radius=radius, points=points, rho=rho, n_examples=n_examples
+    )
     typer.echo(f"{out}: sharpness {result['sharpness']:.4f} (rho {rho})")
 
 
