@@ -140,6 +140,28 @@ def landscape(
     typer.echo(f"{out}: sharpness {result['sharpness']:.4f} (rho {rho})")
 
 
+@app.command("mi-check")
+def mi_check(
+    data: Path = typer.Option(Path("data/fewglue.CB"), help="FewGLUE CB data root for the real-model part"),
+    synthetic_only: bool = typer.Option(False, help="skip the real-model part"),
+    out: Path = typer.Option(Path("results/mi_check"), help="output folder"),
+    backbone: str = typer.Option("minilm", help="backbone of the real-model part"),
+    seeds: list[int] = typer.Option([1, 2, 3], "--seed", help="seeds of the real-model part (repeatable)"),
+    steps: int | None = typer.Option(None, help="GD steps of the real-model part (default 60)"),
+    quick: bool = typer.Option(False, help="a few steps only (tests)"),
+) -> None:
+    """InfoPrompt's gradient-descent claim, checked empirically: checks.json, synthetic.png, real.png."""
+    from prompttune.mi_check import verify
+
+    data_root = None if synthetic_only else data
+    result = verify(out, data_root, backbone=backbone, seeds=tuple(seeds), steps=steps, quick=quick)
+    checks = result["checks"]
+    as_expected = sum(check["passed"] == check["expected"] for check in checks)
+    typer.echo(f"{out}: {as_expected} of {len(checks)} checks came out as expected")
+    if not result["passed"]:
+        raise PromptTuneError(f"{out / 'checks.json'}: some checks did not come out as expected")
+
+
 def main() -> None:
     try:
         app()

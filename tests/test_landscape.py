@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import prompttune.objectives.ptp  # noqa: F401  (registration, until objectives/__init__ imports it)
 from prompttune.backbone import load_backbone
 from prompttune.batches import collate, encode
 from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig

@@ -4,7 +4,7 @@ A method name is ``<base>[-<objective>]``: ``pt2`` is P-tuning v2 with plain cro
 ``pt2-<objective>`` the same base with another objective.
 """
 
-from prompttune.objectives import ce, ptp  # noqa: F401  (registration)
+from prompttune.objectives import ce, infoprompt, ptp  # noqa: F401  (registration)
 from prompttune.objectives.base import OBJECTIVES, Objective, ObjectiveConfig, build_objective
 
 __all__ = ["OBJECTIVES", "Objective", "ObjectiveConfig", "build_objective"]
