@@ -168,16 +168,22 @@ class RunConfig:
 
     setting: str
     task: str
-    method: str
-    base: str
-    objective: str
+    method: str  # <base>[-<objective>]
     seed: int
-    data_seed: int
     backbone: str
-    prompt: PromptConfig
-    head: HeadConfig
-    train: TrainConfig
-    objective_options: dict[str, Any]
+    data_seed: int = 13
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    objective_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return split_method(self.method)[0]
+
+    @property
+    def objective(self) -> str:
+        return split_method(self.method)[1]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -345,18 +351,15 @@ def resolve_run(params: Params, cell: Cell) -> RunConfig:
         merged = build(RunSection, deep_merge(run, overrides), f"run.tasks.{cell.task}")
     except PromptTuneError as exc:
         raise PromptTuneError(f"{params.path}: {exc}") from exc
-    base, objective = split_method(cell.method)
     return RunConfig(
         setting=cell.setting,
         task=cell.task,
         method=cell.method,
-        base=base,
-        objective=objective,
         seed=cell.seed,
         data_seed=merged.data_seed,
         backbone=merged.backbone,
         prompt=merged.prompt,
         head=merged.head,
         train=merged.train,
-        objective_options=dict(objectives.get(objective, {})),
+        objective_options=dict(objectives.get(split_method(cell.method)[1], {})),
     )

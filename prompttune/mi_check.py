@@ -416,8 +416,6 @@ def real_config(backbone: str, seed: int) -> RunConfig:
         setting=REAL_SETTING,
         task=REAL_TASK,
         method="pt-infoprompt",
-        base="pt",
-        objective="infoprompt",
         seed=seed,
         data_seed=REAL_DATA_SEED,
         backbone=backbone,

@@ -38,15 +38,11 @@ def run_config(backbone: str, base: str = "pt", task: str = "CB", dropout: bool 
         setting="fewglue",
         task=task,
         method=f"{base}-infoprompt",
-        base=base,
-        objective="infoprompt",
         seed=1,
-        data_seed=13,
         backbone=backbone,
         prompt=PromptConfig(length=3),
         head=HeadConfig(pooling="mean", init="label_words"),
         train=TrainConfig(backbone_dropout=dropout),
-        objective_options={},
     )
 
 

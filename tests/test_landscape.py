@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_config
 
 from prompttune.backbone import load_backbone
 from prompttune.batches import collate, encode
-from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
 from prompttune.data import fetch
 from prompttune.landscape import directions, landscape_for_run, loss_surface, plot_surfaces, sharpness
 from prompttune.model import PromptModel
@@ -27,29 +27,11 @@ EXAMPLES = [
 ]
 
 
-def run_config(backbone: str, method: str = "pt2", seed: int = 1) -> RunConfig:
-    base, _, objective = method.partition("-")
-    return RunConfig(
-        setting="fewglue",
-        task="CB",
-        method=method,
-        base=base,
-        objective=objective or "ce",
-        seed=seed,
-        data_seed=13,
-        backbone=backbone,
-        prompt=PromptConfig(length=4),
-        head=HeadConfig(pooling="mean", init="random"),
-        train=TrainConfig(steps=2, batch_size=8, lr=0.05, eval_every=2, eval_batch_size=64, max_length=48),
-        objective_options={},
-    )
-
-
 @pytest.fixture()
 def model_and_batch(tiny_backbone: str) -> tuple[PromptModel, dict[str, torch.Tensor]]:
     torch.manual_seed(0)
     backbone, tokenizer = load_backbone(tiny_backbone)
-    model = PromptModel.build(run_config(tiny_backbone), backbone, tokenizer, get_task("CB"))
+    model = PromptModel.build(tiny_config(tiny_backbone), backbone, tokenizer, get_task("CB"))
     batch = collate(encode(EXAMPLES, get_task("CB"), tokenizer, 32), tokenizer, False)
     return model, batch
 
@@ -132,7 +114,7 @@ def test_landscape_for_a_trained_run_writes_json_and_png(
     runs = {}
     for method in ("pt2", "pt2-ptp-adv-emb"):
         runs[method] = tmp_path / "runs" / method
-        train_run(run_config(tiny_backbone, method), cb_data, runs[method])
+        train_run(tiny_config(tiny_backbone, method), cb_data, runs[method])
     outs = {method: tmp_path / "landscape" / method for method in runs}
     surface = landscape_for_run(
         runs["pt2"], cb_data, outs["pt2"], radius=0.5, points=5, rho=0.25, n_examples=6

@@ -32,15 +32,11 @@ def make_config(base: str, backbone: str, **prompt: object) -> RunConfig:
         setting="fewglue",
         task="CB",
         method=base,
-        base=base,
-        objective="ce",
         seed=1,
-        data_seed=13,
         backbone=backbone,
         prompt=PromptConfig(length=3, **prompt),
         head=HeadConfig(pooling="mean", init="label_words"),
         train=TrainConfig(),
-        objective_options={},
     )
 
 

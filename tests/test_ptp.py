@@ -37,15 +37,11 @@ def build(backbone: str, base: str = "pt2", task: str = "CB") -> tuple[PromptMod
         setting="fewglue",
         task=task,
         method=base,
-        base=base,
-        objective="ce",
         seed=1,
-        data_seed=13,
         backbone=backbone,
         prompt=PromptConfig(length=3),
         head=HeadConfig(pooling="mean", init="random"),
         train=TrainConfig(),
-        objective_options={},
     )
     spec = get_task(task)
     prompt_model = PromptModel.build(config, model, tokenizer, spec)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_config
 
-from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
 from prompttune.data import fetch
 from prompttune.results import load_metrics
 from prompttune.splits import required_files
@@ -25,32 +25,6 @@ def cb_data(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("data")
     fetch(required_files("fewglue", "CB"), dest, mirror=mirror)
     return dest
-
-
-def tiny_config(backbone: str, method: str = "pt2", seed: int = 1, **train: object) -> RunConfig:
-    base, _, objective = method.partition("-")
-    options = {
-        "steps": 6,
-        "batch_size": 8,
-        "lr": 0.05,
-        "eval_every": 2,
-        "eval_batch_size": 32,
-        "max_length": 48,
-    }
-    return RunConfig(
-        setting="fewglue",
-        task="CB",
-        method=method,
-        base=base,
-        objective=objective or "ce",
-        seed=seed,
-        data_seed=13,
-        backbone=backbone,
-        prompt=PromptConfig(length=4),
-        head=HeadConfig(pooling="mean", init="random"),
-        train=TrainConfig(**{**options, **train}),
-        objective_options={},
-    )
 
 
 def test_linear_warmup_then_linear_decay() -> None:

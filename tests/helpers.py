@@ -1,0 +1,28 @@
+"""Test helpers shared across test modules."""
+
+from __future__ import annotations
+
+from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
+
+TINY_TRAIN = {
+    "steps": 6,
+    "batch_size": 8,
+    "lr": 0.05,
+    "eval_every": 2,
+    "eval_batch_size": 32,
+    "max_length": 48,
+}
+
+
+def tiny_config(backbone: str, method: str = "pt2", seed: int = 1, **train: object) -> RunConfig:
+    """A short FewGLUE CB run on ``backbone`` (a length-4 prompt, random head); ``train`` overrides."""
+    return RunConfig(
+        setting="fewglue",
+        task="CB",
+        method=method,
+        seed=seed,
+        backbone=backbone,
+        prompt=PromptConfig(length=4),
+        head=HeadConfig(pooling="mean", init="random"),
+        train=TrainConfig(**{**TINY_TRAIN, **train}),
+    )
