@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
+from prompttune.tasks import Example
+
+CB_EXAMPLES = [  # three hand-made CB pairs, one per class
+    Example(guid="t-0", text_a="The cat sat on the mat.", text_b="A cat sat.", label=0),
+    Example(guid="t-1", text_a="It rained all day long in the city.", text_b="It was sunny.", label=1),
+    Example(guid="t-2", text_a="He might come.", text_b="He came.", label=2),
+]
 
 TINY_TRAIN = {
     "steps": 6,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import CB_EXAMPLES as THREE_CB_EXAMPLES
 
 from prompttune.backbone import load_backbone
 from prompttune.batches import collate, encode
@@ -20,11 +21,10 @@ from prompttune.objectives.infoprompt import example_rows, head_loss, info_nce, 
 from prompttune.tasks import Example, get_task
 
 CB_EXAMPLES = [
-    Example(guid="t-0", text_a="The cat sat on the mat.", text_b="A cat sat.", label=0),
-    Example(guid="t-1", text_a="It rained all day long in the city.", text_b="It was sunny.", label=1),
-    Example(guid="t-2", text_a="He might come.", text_b="He came.", label=2),
+    *THREE_CB_EXAMPLES,
     Example(guid="t-3", text_a="No one knew the answer.", text_b="Someone knew.", label=1),
 ]
+
 COPA_EXAMPLES = [
     Example(guid="c-0", text_a="The glass fell.", choices=("so it broke.", "so it sang."), label=0),
     Example(

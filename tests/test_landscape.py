@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import tiny_config
+from helpers import CB_EXAMPLES, tiny_config
 
 from prompttune.backbone import load_backbone
 from prompttune.batches import collate, encode
@@ -17,14 +17,8 @@ from prompttune.data import fetch
 from prompttune.landscape import directions, landscape_for_run, loss_surface, plot_surfaces, sharpness
 from prompttune.model import PromptModel
 from prompttune.splits import required_files
-from prompttune.tasks import Example, get_task
+from prompttune.tasks import get_task
 from prompttune.train import train_run
-
-EXAMPLES = [
-    Example(guid="t-0", text_a="The cat sat on the mat.", text_b="A cat sat.", label=0),
-    Example(guid="t-1", text_a="It rained all day long in the city.", text_b="It was sunny.", label=1),
-    Example(guid="t-2", text_a="He might come.", text_b="He came.", label=2),
-]
 
 
 @pytest.fixture()
@@ -32,7 +26,7 @@ def model_and_batch(tiny_backbone: str) -> tuple[PromptModel, dict[str, torch.Te
     torch.manual_seed(0)
     backbone, tokenizer = load_backbone(tiny_backbone)
     model = PromptModel.build(tiny_config(tiny_backbone), backbone, tokenizer, get_task("CB"))
-    batch = collate(encode(EXAMPLES, get_task("CB"), tokenizer, 32), tokenizer, False)
+    batch = collate(encode(CB_EXAMPLES, get_task("CB"), tokenizer, 32), tokenizer, False)
     return model, batch
 
 

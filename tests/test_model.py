@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import CB_EXAMPLES
 
 from prompttune.backbone import load_backbone
 from prompttune.bases.base import plain_inputs
@@ -16,11 +17,6 @@ from prompttune.model import PromptModel, label_word_rows
 from prompttune.objectives import build_objective
 from prompttune.tasks import Example, get_task
 
-CB_EXAMPLES = [
-    Example(guid="t-0", text_a="The cat sat on the mat.", text_b="A cat sat.", label=0),
-    Example(guid="t-1", text_a="It rained all day long in the city.", text_b="It was sunny.", label=1),
-    Example(guid="t-2", text_a="He might come.", text_b="He came.", label=2),
-]
 COPA_EXAMPLES = [
     Example(guid="c-0", text_a="The glass fell.", choices=("so it broke.", "so it sang."), label=0),
     Example(guid="c-1", text_a="She was tired.", choices=("because she ran.", "because she slept."), label=0),

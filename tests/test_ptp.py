@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import CB_EXAMPLES
 
 from prompttune.backbone import load_backbone
 from prompttune.batches import collate, encode
@@ -19,11 +20,6 @@ from prompttune.objectives.ptp import embedding_rms, hotflip_ids, pgd_delta, pro
 from prompttune.tasks import Example, get_task
 
 VARIANTS = ["ptp-rn-emb", "ptp-adv-emb", "ptp-rn-text", "ptp-adv-text"]
-CB_EXAMPLES = [
-    Example(guid="t-0", text_a="The cat sat on the mat.", text_b="A cat sat.", label=0),
-    Example(guid="t-1", text_a="It rained all day long in the city.", text_b="It was sunny.", label=1),
-    Example(guid="t-2", text_a="He might come.", text_b="He came.", label=2),
-]
 COPA_EXAMPLES = [
     Example(guid="c-0", text_a="The glass fell.", choices=("so it broke.", "so it sang."), label=0),
     Example(guid="c-1", text_a="She was tired.", choices=("because she ran.", "because she slept."), label=1),
