@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ class BackboneInputs:
     input_mask: torch.Tensor  # (N, T_out) bool: non-pad input positions in the backbone's output
 
 
-class PromptBase(nn.Module):
+class PromptBase(nn.Module, ABC):
     """A prompt architecture. Subclasses set ``name`` and implement ``forward``."""
 
     name: str = ""
@@ -33,10 +34,10 @@ class PromptBase(nn.Module):
         super().__init__()
         self.config = config
 
+    @abstractmethod
     def forward(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
-    ) -> BackboneInputs:
-        raise NotImplementedError
+    ) -> BackboneInputs: ...
 
     def prompt_vectors(self) -> torch.Tensor | None:
         """The prompt as ``n`` vectors of the hidden size (InfoPrompt's ``p_k``); ``None`` without prompt."""

@@ -6,6 +6,7 @@ saved with the prompt); its typed config validates the options of ``run.objectiv
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ class ObjectiveConfig:
     """Options of an objective (none for plain cross-entropy)."""
 
 
-class Objective(nn.Module):
+class Objective(nn.Module, ABC):
     name: ClassVar[str] = ""
     config_class: ClassVar[type[ObjectiveConfig]] = ObjectiveConfig
 
@@ -30,8 +31,8 @@ class Objective(nn.Module):
         super().__init__()
         self.config = config
 
-    def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
+    @abstractmethod
+    def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")

@@ -25,6 +25,7 @@ adv-text: 1 backward for ∇_{e(x)} CE + 1 forward on x̃).
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -205,11 +206,12 @@ class PTPObjective(Objective):
     def extra_passes(self) -> int:
         return 1
 
+    @abstractmethod
     def perturb(
         self, model: PromptModel, batch: Batch, embeds: torch.Tensor, ce: torch.Tensor
     ) -> torch.Tensor:
         """x̃ from the clean word embeddings ``embeds`` and the clean loss ``ce`` (embeddings or ids)."""
-        raise NotImplementedError
+        ...
 
     def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         embeds = model.embed(batch["input_ids"])
