@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -18,8 +19,6 @@ from prompttune.io import atomic_write_text
 
 def params_hash(params: Params) -> str:
     """sha256 of the resolved ``grid`` and ``run`` blocks (what determines the results)."""
-    import dataclasses
-
     blob = json.dumps(
         {"grid": dataclasses.asdict(params.grid), "run": dataclasses.asdict(params.run)}, sort_keys=True
     )
