@@ -4,8 +4,12 @@ configfile: "params.yaml"
 
 
 GRID = config["grid"]
+VARIANTS = GRID["variants"]
+STUDIES = config["studies"]
 PROFILE = config.get("profile") or "custom"
 RUN = "runs/{cell}/{method}/seed{seed}"
+VARIANT_RUN = "runs/{cell}/{method}/{variant}/seed{seed}"
+LANDSCAPES = expand("results/landscape/{cell}/{method}", cell=GRID["cells"], method=STUDIES["landscape"]["methods"])
 
 
 rule all:

@@ -1,4 +1,6 @@
-"""Collect the grid's runs into tables: one row per run, and mean ± std per setting × task × method.
+"""Collect the grid's runs into tables: one row per run (with its steps-to-90 % and, where the
+landscape study covered it, its sharpness), the selection curves in long form, and mean ± std per
+setting × task × method × variant.
 
 Only runs with status ``ok`` enter means; failed and collapsed runs are counted (``n_ok`` of
 ``n_runs``) and listed. Scores are reported in percent. Standard deviations use ddof = 1.
@@ -12,27 +14,63 @@ from typing import Any
 
 import pandas as pd
 
-from prompttune.config import Params, expand_grid
+from prompttune.config import Cell, Params, expand_grid
 from prompttune.errors import PromptTuneError
 from prompttune.io import atomic_write_json, atomic_write_text
 from prompttune.results import load_metrics
+from prompttune.stats import steps_to_fraction
+
+LANDSCAPES = Path("results/landscape")
 
 RUN_COLUMNS = ["setting", "task", "method", "seed", "status", "reason", "select_score", "report_score"]
 
 
-def run_table(params: Params, root: Path = Path(".")) -> pd.DataFrame:
-    """One row per run of the grid (every run must exist: a missing one is an error)."""
+def read_curve(path: Path) -> pd.DataFrame:
+    try:
+        curve = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise PromptTuneError(f"{path}: cannot read ({exc})") from exc
+    if not {"step", "select_score"} <= set(curve.columns):
+        raise PromptTuneError(f"{path}: expected columns step and select_score")
+    return curve
+
+
+def run_sharpness(params: Params, cell: Cell, root: Path) -> float:
+    """The run's sharpness from the landscape study, nan when the study does not cover the run."""
+    study = params.studies.landscape
+    if cell.variant or cell.method not in study.methods or cell.seed not in study.seeds:
+        return float("nan")
+    path = root / LANDSCAPES / cell.cell / cell.method / f"seed{cell.seed}" / "surface.json"
+    if not path.is_file():
+        raise PromptTuneError(f"{path}: missing; run `prompttune landscape` for {cell.cell} {cell.method}")
+    return float(read_json(path)["sharpness"])
+
+
+def run_tables(params: Params, root: Path = Path(".")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per run of the grid (every run must exist: a missing one is an error), and every run's
+    selection curve (long form)."""
     rows: list[dict[str, Any]] = []
+    curves: list[pd.DataFrame] = []
     for cell in expand_grid(params):
         path = root / cell.run_dir / "metrics.json"
         if not path.is_file():
             raise PromptTuneError(f"{path}: missing; run `prompttune train` for this cell first")
         m = load_metrics(path)
+        curve = read_curve(root / cell.run_dir / "curve.csv")
+        curves.append(
+            curve[["step", "select_score"]].assign(
+                setting=m.setting, task=m.task, method=m.method, variant=m.variant or "", seed=m.seed
+            )
+        )
         row: dict[str, Any] = {
             "setting": m.setting,
             "task": m.task,
             "task_version": m.task_version,
             "method": m.method,
+            "base": m.base,
+            "objective": m.objective,
+            "variant": m.variant or "",
+            "prompt_init": m.prompt_init,
             "seed": m.seed,
             "status": m.status,
             "reason": m.reason or "",
@@ -43,6 +81,8 @@ def run_table(params: Params, root: Path = Path(".")) -> pd.DataFrame:
             "majority_score": 100 * m.report.majority_score if m.report else float("nan"),
             "selected_step": m.selected_step,
             "steps": m.steps,
+            "steps_to_90": steps_to_fraction(curve["step"].tolist(), curve["select_score"].tolist(), 0.9),
+            "sharpness": run_sharpness(params, cell, root),
             "trainable_params": m.trainable_params,
             "wall_time_s": m.wall_time_s,
             "train_examples_per_s": m.train_examples_per_s,
@@ -52,14 +92,22 @@ def run_table(params: Params, root: Path = Path(".")) -> pd.DataFrame:
         if m.report:
             row.update({f"report_{k}": 100 * v for k, v in m.report.metrics.items()})
         rows.append(row)
-    return pd.DataFrame(rows)
+    curve_columns = ["setting", "task", "method", "variant", "seed", "step", "select_score"]
+    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)[curve_columns]
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std (ddof = 1) of the report score over the ``ok`` runs of each cell."""
-    keys = ["setting", "task", "method"]
+    """Per setting × task × method × variant, over the ``ok`` runs: mean and std (ddof = 1) of the
+    report score, mean steps-to-90 % and mean sharpness."""
+    keys = ["setting", "task", "method", "variant"]
     ok = runs[runs["status"] == "ok"]
-    stats = ok.groupby(keys, sort=False)["report_score"].agg(mean="mean", std="std", n_ok="count")
+    stats = ok.groupby(keys, sort=False).agg(
+        mean=("report_score", "mean"),
+        std=("report_score", "std"),
+        n_ok=("report_score", "count"),
+        steps_to_90=("steps_to_90", "mean"),
+        sharpness=("sharpness", "mean"),
+    )
     counts = runs.groupby(keys, sort=False).agg(
         n_runs=("seed", "count"),
         majority_score=("majority_score", "first"),
@@ -73,14 +121,15 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_aggregate(params: Params, out_dir: Path, root: Path = Path(".")) -> pd.DataFrame:
-    runs = run_table(params, root)
+    runs, curves = run_tables(params, root)
     summary = summary_table(runs)
     atomic_write_text(out_dir / "runs.csv", runs.to_csv(index=False))
+    atomic_write_text(out_dir / "curves.csv", curves.to_csv(index=False))
     atomic_write_text(out_dir / "summary.csv", summary.to_csv(index=False))
     nested: dict[str, Any] = {}
     for row in summary.itertuples():
         cell = nested.setdefault(f"{row.setting}.{row.task}", {})
-        cell[row.method] = {
+        cell[f"{row.method}/{row.variant}" if row.variant else row.method] = {
             "mean": None if pd.isna(row.mean) else round(float(row.mean), 4),
             "std": None if pd.isna(row.std) else round(float(row.std), 4),
             "n_ok": int(row.n_ok),

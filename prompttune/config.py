@@ -1,8 +1,10 @@
 """Typed, self-validating configuration: params.yaml → grid → one resolved ``RunConfig`` per cell.
 
-params.yaml has three parts: ``grid`` (which runs), ``run`` (how every run trains, with per-task
-overrides) and ``profiles`` (named presets of ``grid`` + ``run``; ``prompttune profile NAME`` copies one
-into place). DVC and Snakemake both read ``grid``; ``prompttune train`` reads ``run``. Every key is
+params.yaml has four parts: ``grid`` (which runs: the main cells × methods × seeds, plus optional
+variant runs), ``run`` (how every run trains, with per-task overrides and named variants),
+``studies`` (the loss-landscape and MI-convergence studies) and ``profiles`` (named presets of the
+three; ``prompttune profile NAME`` copies one into place). DVC and Snakemake both read ``grid`` and
+``studies``; ``prompttune`` reads all of it. Every key is
 checked against the dataclasses below: an unknown key, a wrong type or an out-of-range value is a
 one-line error naming the file and the key.
 """
@@ -118,21 +120,89 @@ class RunSection:
     tasks: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={"help": "per-task overrides of backbone/prompt/head/train"}
     )
+    variants: dict[str, dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={"help": "named overrides of this block (e.g. prompt init, PTP's σ) for grid.variants"},
+    )
+
+
+def _check_axes(section: Any, names: tuple[str, ...], allow_empty: bool) -> None:
+    for name in names:
+        values = getattr(section, name)
+        _check(allow_empty or len(values) > 0, f"{name} must not be empty")
+        _check(len(set(values)) == len(values), f"{name} has duplicates")
+
+
+@dataclass(frozen=True)
+class VariantGrid:
+    """``grid.variants``: cells × methods × variant names (keys of ``run.variants``) × seeds — runs that
+    change one thing against the main grid (IP-3's prompt init, PTP's sensitivity sweep). Any empty
+    list: no variant runs."""
+
+    cells: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check_axes(self, ("cells", "methods", "names", "seeds"), allow_empty=True)
 
 
 @dataclass(frozen=True)
 class GridSection:
-    """The ``grid`` block: cells (``<setting>.<task>``) × methods (``<base>[-<objective>]``) × seeds."""
+    """The ``grid`` block: cells (``<setting>.<task>``) × methods (``<base>[-<objective>]``) × seeds, and
+    the variant runs."""
 
     cells: list[str]
     methods: list[str]
     seeds: list[int]
+    variants: VariantGrid
 
     def __post_init__(self) -> None:
-        for name in ("cells", "methods", "seeds"):
-            values = getattr(self, name)
-            _check(len(values) > 0, f"{name} must not be empty")
-            _check(len(set(values)) == len(values), f"{name} has duplicates")
+        _check_axes(self, ("cells", "methods", "seeds"), allow_empty=False)
+
+
+@dataclass(frozen=True)
+class LandscapeStudy:
+    """PTP-4: loss surfaces of finished main-grid runs (methods × seeds, every cell); see landscape.py."""
+
+    methods: list[str] = field(default_factory=list, metadata={"help": "a subset of grid.methods"})
+    seeds: list[int] = field(default_factory=list, metadata={"help": "a subset of grid.seeds"})
+    radius: float = field(default=0.2, metadata={"help": "grid half-width, in rms(E)·√(coordinates)"})
+    points: int = field(default=41, metadata={"help": "grid points per axis, odd (METHODS.md: 41)"})
+    rho: float = field(default=0.1, metadata={"help": "sharpness radius, ≤ radius"})
+    n_examples: int = field(default=16, metadata={"help": "first N examples of the report split"})
+
+    def __post_init__(self) -> None:
+        _check_axes(self, ("methods", "seeds"), allow_empty=False)
+        _check(self.radius > 0, "radius must be > 0")
+        _check(self.points >= 3 and self.points % 2 == 1, "points must be odd and ≥ 3")
+        _check(0 < self.rho <= self.radius, "rho must be in (0, radius]")
+        _check(self.n_examples >= 1, "n_examples must be ≥ 1")
+
+
+@dataclass(frozen=True)
+class MiCheckStudy:
+    """IP-5: the empirical check of InfoPrompt's gradient-descent claim; see mi_check.py."""
+
+    cell: str = field(
+        default="fewglue.CB", metadata={"help": "grid cell whose training set the real part uses"}
+    )
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3], metadata={"help": "real-model seeds"})
+    steps: int = field(default=60, metadata={"help": "full-batch GD steps of the real-model part"})
+    quick: bool = field(default=False, metadata={"help": "one synthetic problem, 8 real examples (tests)"})
+
+    def __post_init__(self) -> None:
+        _check_axes(self, ("seeds",), allow_empty=False)
+        _check(self.steps >= 2, "steps must be ≥ 2")
+
+
+@dataclass(frozen=True)
+class StudiesSection:
+    """The ``studies`` block."""
+
+    landscape: LandscapeStudy = field(default_factory=LandscapeStudy)
+    mi_check: MiCheckStudy = field(default_factory=MiCheckStudy)
 
 
 @dataclass(frozen=True)
@@ -140,18 +210,20 @@ class Params:
     profile: str
     grid: GridSection
     run: RunSection
+    studies: StudiesSection
     profiles: dict[str, dict[str, Any]]
     path: Path
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One grid cell: a run is (setting, task, method, seed)."""
+    """One run of the grid: (setting, task, method, seed), and the variant for variant runs."""
 
     setting: str
     task: str
     method: str
     seed: int
+    variant: str | None = None
 
     @property
     def cell(self) -> str:
@@ -159,7 +231,8 @@ class Cell:
 
     @property
     def run_dir(self) -> Path:
-        return Path("runs") / self.cell / self.method / f"seed{self.seed}"
+        method_dir = Path("runs") / self.cell / self.method
+        return (method_dir / self.variant if self.variant else method_dir) / f"seed{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -171,6 +244,7 @@ class RunConfig:
     method: str  # <base>[-<objective>]
     seed: int
     backbone: str
+    variant: str | None = None  # the key of run.variants applied, if any
     data_seed: int = 13
     prompt: PromptConfig = field(default_factory=PromptConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -305,50 +379,97 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+SECTIONS = {"grid": GridSection, "run": RunSection, "studies": StudiesSection}
+
+
+def _validate(grid: GridSection, run: RunSection, studies: StudiesSection) -> None:
+    """Cross-section checks: what the pipelines reference must exist."""
+    for cell in grid.cells + grid.variants.cells:
+        split_cell(cell)
+    for name, values, allowed in (
+        ("grid.variants.cells", grid.variants.cells, grid.cells),
+        ("grid.variants.names", grid.variants.names, list(run.variants)),
+        ("studies.landscape.methods", studies.landscape.methods, grid.methods),
+        ("studies.landscape.seeds", studies.landscape.seeds, grid.seeds),
+        ("studies.mi_check.cell", [studies.mi_check.cell], grid.cells),
+    ):
+        for value in values:
+            if value not in allowed:
+                raise PromptTuneError(f"{name}: {value!r} is not in {', '.join(map(str, allowed)) or '[]'}")
+    base = {k: v for k, v in dataclasses.asdict(run).items() if k not in ("tasks", "variants")}
+    for name, override in run.variants.items():
+        build(RunSection, deep_merge(base, override), f"run.variants.{name}")
+    for name, override in run.tasks.items():
+        build(RunSection, deep_merge(base, override), f"run.tasks.{name}")
+
+
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate params.yaml (grid, run, profiles); errors name ``<file>: <key>``."""
+    """Read and validate params.yaml (grid, run, studies, profiles); errors name ``<file>: <key>``."""
     path = Path(path)
     data = read_yaml(path)
     try:
-        for key in ("grid", "run"):
+        for key in SECTIONS:
             if key not in data:
                 raise PromptTuneError(f"{key}: missing required key")
-        unknown = set(data) - {"profile", "grid", "run", "profiles"}
+        unknown = set(data) - {"profile", "profiles", *SECTIONS}
         if unknown:
-            raise PromptTuneError(f"{sorted(unknown)[0]}: unknown key; known: grid, profile, profiles, run")
+            known = ", ".join(sorted({"profile", "profiles", *SECTIONS}))
+            raise PromptTuneError(f"{sorted(unknown)[0]}: unknown key; known: {known}")
         profiles = data.get("profiles") or {}
         for name, preset in profiles.items():
-            if not isinstance(preset, dict) or set(preset) - {"description", "grid", "run"}:
-                raise PromptTuneError(f"profiles.{name}: expected a mapping with description, grid and run")
-            build(GridSection, preset.get("grid", {}), f"profiles.{name}.grid")
-            build(RunSection, preset.get("run", {}), f"profiles.{name}.run")
-        grid = build(GridSection, data["grid"], "grid")
-        run = build(RunSection, data["run"], "run")
-        for cell in grid.cells:
-            split_cell(cell)
+            if not isinstance(preset, dict) or set(preset) != {"description", *SECTIONS}:
+                raise PromptTuneError(
+                    f"profiles.{name}: expected a mapping with exactly description, grid, run and studies"
+                )
+            _validate(*(build(cls, preset[key], f"profiles.{name}.{key}") for key, cls in SECTIONS.items()))
+        sections = [build(cls, data[key], key) for key, cls in SECTIONS.items()]
+        _validate(*sections)
     except PromptTuneError as exc:
         raise PromptTuneError(f"{path}: {exc}") from exc
-    return Params(profile=str(data.get("profile", "")), grid=grid, run=run, profiles=profiles, path=path)
+    grid, run, studies = sections
+    return Params(
+        profile=str(data.get("profile", "")),
+        grid=grid,
+        run=run,
+        studies=studies,
+        profiles=profiles,
+        path=path,
+    )
 
 
 def expand_grid(params: Params) -> list[Cell]:
-    """The runs of the grid, in a fixed order (cells, then methods, then seeds)."""
-    cells = []
-    for cell in params.grid.cells:
-        setting, task = split_cell(cell)
-        for method in params.grid.methods:
-            for seed in params.grid.seeds:
-                cells.append(Cell(setting=setting, task=task, method=method, seed=seed))
-    return cells
+    """The runs of the grid in a fixed order: the main grid (cells, then methods, then seeds), then the
+    variant runs (cells, methods, variant names, seeds)."""
+    grid, variants = params.grid, params.grid.variants
+    runs = [
+        Cell(*split_cell(cell), method, seed)
+        for cell in grid.cells
+        for method in grid.methods
+        for seed in grid.seeds
+    ]
+    runs += [
+        Cell(*split_cell(cell), method, seed, variant)
+        for cell in variants.cells
+        for method in variants.methods
+        for variant in variants.names
+        for seed in variants.seeds
+    ]
+    return runs
 
 
 def resolve_run(params: Params, cell: Cell) -> RunConfig:
-    """Apply the task's overrides to the shared ``run`` block and validate the result for one cell."""
+    """The shared ``run`` block, then the task's overrides, then the variant's, validated for one run."""
     run = dataclasses.asdict(params.run)
-    overrides = run.pop("tasks").get(cell.task, {})
-    objectives = run.pop("objectives")
+    tasks, variants = run.pop("tasks"), run.pop("variants")
+    if cell.variant is not None and cell.variant not in variants:
+        known = ", ".join(sorted(variants)) or "none"
+        raise PromptTuneError(f"{params.path}: run.variants.{cell.variant}: unknown variant; known: {known}")
+    key = f"run.variants.{cell.variant}" if cell.variant else f"run.tasks.{cell.task}"
+    merged_dict = deep_merge(run, tasks.get(cell.task, {}))
+    if cell.variant:
+        merged_dict = deep_merge(merged_dict, variants[cell.variant])
     try:
-        merged = build(RunSection, deep_merge(run, overrides), f"run.tasks.{cell.task}")
+        merged = build(RunSection, merged_dict, key)
     except PromptTuneError as exc:
         raise PromptTuneError(f"{params.path}: {exc}") from exc
     return RunConfig(
@@ -356,10 +477,11 @@ def resolve_run(params: Params, cell: Cell) -> RunConfig:
         task=cell.task,
         method=cell.method,
         seed=cell.seed,
+        variant=cell.variant,
         data_seed=merged.data_seed,
         backbone=merged.backbone,
         prompt=merged.prompt,
         head=merged.head,
         train=merged.train,
-        objective_options=dict(objectives.get(split_method(cell.method)[1], {})),
+        objective_options=dict(merged.objectives.get(split_method(cell.method)[1], {})),
     )

@@ -34,6 +34,7 @@ from matplotlib.patches import Circle
 
 from prompttune.batches import Batch, collate, encode
 from prompttune.checkpoint import load_run
+from prompttune.config import LandscapeStudy
 from prompttune.io import atomic_write_bytes, atomic_write_json
 from prompttune.model import PromptModel
 from prompttune.objectives.ptp import embedding_rms
@@ -231,3 +232,26 @@ def landscape_for_run(
     atomic_write_json(out_dir / "surface.json", surface)
     plot_surface(surface, out_dir / "surface.png")
     return surface
+
+
+def landscape_for_method(
+    run_dirs: Sequence[Path], data_root: Path, out_dir: Path, study: LandscapeStudy
+) -> list[dict]:
+    """The study for one (cell, method): every seed's run on the same inputs, directions' draw and
+    scale; ``out_dir/seed<N>/surface.{json,png}`` per run and ``out_dir/surfaces.png`` with all of them
+    on one colour scale."""
+    surfaces = []
+    for run_dir in run_dirs:
+        surfaces.append(
+            landscape_for_run(
+                run_dir,
+                data_root,
+                out_dir / run_dir.name,
+                radius=study.radius,
+                points=study.points,
+                rho=study.rho,
+                n_examples=study.n_examples,
+            )
+        )
+    plot_surfaces([out_dir / run_dir.name / "surface.json" for run_dir in run_dirs], out_dir / "surfaces.png")
+    return surfaces

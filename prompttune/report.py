@@ -39,7 +39,7 @@ def results_rows(summary: pd.DataFrame) -> list[dict[str, Any]]:
             "setting": r.setting,
             "task": r.task,
             "split": r.report_split,
-            "method": r.method,
+            "method": f"{r.method} / {r.variant}" if r.variant else r.method,
             "score": cell_text(r),
             "n": f"{r.n_ok} of {r.n_runs}",
             "majority": f"{r.majority_score:.1f}",
@@ -51,7 +51,7 @@ def results_rows(summary: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def render_report(params: Params, results_dir: Path, out_path: Path, root: Path = Path(".")) -> Path:
-    summary = pd.read_csv(results_dir / "summary.csv")
+    summary = pd.read_csv(results_dir / "summary.csv", dtype={"variant": str}).fillna({"variant": ""})
     runs = pd.read_csv(results_dir / "runs.csv", keep_default_na=False)
     first = expand_grid(params)[0]
     prov = read_json(root / first.run_dir / "provenance.json")

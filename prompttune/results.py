@@ -21,7 +21,7 @@ import torch
 from prompttune.config import build
 from prompttune.errors import PromptTuneError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: variant and prompt_init
 Status = Literal["ok", "failed", "collapsed"]
 
 
@@ -49,6 +49,8 @@ class RunMetrics:
     base: str
     objective: str
     seed: int
+    variant: str | None  # the key of run.variants for variant runs
+    prompt_init: str
     data_seed: int
     backbone: str
     backbone_dropout: bool

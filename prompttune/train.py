@@ -271,6 +271,8 @@ def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
         base=config.base,
         objective=config.objective,
         seed=config.seed,
+        variant=config.variant,
+        prompt_init=config.prompt.init,
         data_seed=config.data_seed,
         backbone=config.backbone,
         backbone_dropout=config.train.backbone_dropout,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from prompttune.aggregate import write_aggregate
 from prompttune.config import expand_grid, load_params
@@ -23,7 +23,24 @@ SCORES = {  # (cell, method) -> report scores per seed 1, 2, 3 (fractions)
     ("fewshot-256.SST-2", "head"): [0.55, 0.65, 0.60],
     ("fewshot-256.SST-2", "pt"): [0.51, 0.52, 0.53],
     ("fewshot-256.SST-2", "pt2"): [0.70, 0.72, 0.74],
+    ("fewglue.CB", "pt", "init-vocab"): [0.45, 0.47],
 }
+CURVE = (
+    "step,train_loss,lr,select_score,elapsed_s\n"
+    "0,,0,0.30,0\n10,1.0,0.01,0.50,1\n20,0.9,0.01,0.56,2\n30,0.8,0,0.60,3\n"
+)
+SHARPNESS = {1: 0.25, 2: 0.75}  # landscape study: pt, seeds 1 and 2
+
+
+def small_grid(data: dict) -> None:
+    """The committed params.yaml with a grid small enough to write by hand."""
+    data["grid"] = {
+        "cells": ["fewglue.CB", "fewshot-256.SST-2"],
+        "methods": ["head", "pt", "pt2"],
+        "seeds": [1, 2, 3],
+        "variants": {"cells": ["fewglue.CB"], "methods": ["pt"], "names": ["init-vocab"], "seeds": [1, 2]},
+    }
+    data["studies"]["landscape"].update(methods=["pt"], seeds=[1, 2])
 
 
 def split(name: str, score: float) -> SplitResult:
@@ -33,7 +50,8 @@ def split(name: str, score: float) -> SplitResult:
 def write_runs(root: Path) -> None:
     params = load_params(root / "params.yaml")
     for cell in expand_grid(params):
-        score = SCORES[cell.cell, cell.method][cell.seed - 1]
+        key = (cell.cell, cell.method, cell.variant) if cell.variant else (cell.cell, cell.method)
+        score = SCORES[key][cell.seed - 1]
         metrics = RunMetrics(
             schema_version=SCHEMA_VERSION,
             status="ok" if score is not None else "failed",
@@ -45,6 +63,8 @@ def write_runs(root: Path) -> None:
             base=cell.method,
             objective="ce",
             seed=cell.seed,
+            variant=cell.variant,
+            prompt_init="vocab" if cell.variant else "random",
             data_seed=13,
             backbone="minilm",
             backbone_dropout=False,
@@ -64,6 +84,7 @@ def write_runs(root: Path) -> None:
         run_dir = root / cell.run_dir
         run_dir.mkdir(parents=True)
         (run_dir / "metrics.json").write_text(json.dumps(dataclasses.asdict(metrics)))
+        (run_dir / "curve.csv").write_text(CURVE)
         provenance = {
             "git_revision": "abc",
             "packages": {"torch": "2.13.0"},
@@ -75,14 +96,24 @@ def write_runs(root: Path) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    small_grid(data)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     write_runs(tmp_path)
+    for seed, value in SHARPNESS.items():
+        surface = tmp_path / f"results/landscape/fewglue.CB/pt/seed{seed}/surface.json"
+        surface.parent.mkdir(parents=True)
+        surface.write_text(json.dumps({"sharpness": value}))
+    for seed in SHARPNESS:  # SST-2's landscapes: sharpness 1.0
+        surface = tmp_path / f"results/landscape/fewshot-256.SST-2/pt/seed{seed}/surface.json"
+        surface.parent.mkdir(parents=True)
+        surface.write_text(json.dumps({"sharpness": 1.0}))
     return tmp_path
 
 
 def test_means_and_std_over_ok_runs_with_failed_runs_counted(project: Path) -> None:
     summary = write_aggregate(load_params(project / "params.yaml"), project / "results", root=project)
-    row = summary.set_index(["setting", "task", "method"])
+    row = summary[summary["variant"] == ""].set_index(["setting", "task", "method"])
     head = row.loc["fewglue", "CB", "head"]
     assert head["mean"] == pytest.approx(60.0) and head["std"] == pytest.approx(10.0)
     assert (head["n_ok"], head["n_runs"]) == (3, 3)
@@ -92,9 +123,24 @@ def test_means_and_std_over_ok_runs_with_failed_runs_counted(project: Path) -> N
     assert pt2["mean"] == pytest.approx(64.0) and pt2["std"] == pytest.approx(2 * 2**0.5)
     assert (pt2["n_ok"], pt2["n_runs"]) == (2, 3)
     runs = pd.read_csv(project / "results" / "runs.csv")
-    assert len(runs) == 18 and (runs["status"] == "failed").sum() == 1
+    assert len(runs) == 20 and (runs["status"] == "failed").sum() == 1
     nested = json.loads((project / "results" / "summary.json").read_text())
     assert nested["fewshot-256.SST-2"]["pt2"] == {"mean": 72.0, "std": 2.0, "n_ok": 3, "n_runs": 3}
+    assert nested["fewglue.CB"]["pt/init-vocab"] == {"mean": 46.0, "std": 1.4142, "n_ok": 2, "n_runs": 2}
+
+
+def test_steps_to_90_and_sharpness_land_in_the_tables(project: Path) -> None:
+    summary = write_aggregate(load_params(project / "params.yaml"), project / "results", root=project)
+    runs = pd.read_csv(project / "results" / "runs.csv", keep_default_na=False, na_values=[""])
+    # curve 0.30, 0.50, 0.56, 0.60: 90 % of the final 0.60 is 0.54, first reached at step 20
+    assert set(runs["steps_to_90"]) == {20}
+    pt = runs[(runs["task"] == "CB") & (runs["method"] == "pt") & (runs["variant"].isna())]
+    assert pt["sharpness"].tolist()[:2] == [0.25, 0.75] and pd.isna(pt["sharpness"].tolist()[2])
+    assert runs[runs["method"] != "pt"]["sharpness"].isna().all()
+    row = summary.set_index(["setting", "task", "method", "variant"]).loc["fewglue", "CB", "pt", ""]
+    assert row["sharpness"] == pytest.approx(0.5) and row["steps_to_90"] == 20
+    curves = pd.read_csv(project / "results" / "curves.csv")
+    assert len(curves) == 4 * 20 and curves["step"].max() == 30
 
 
 def test_report_table_has_one_row_per_method_and_names_excluded_runs(project: Path) -> None:
@@ -105,7 +151,8 @@ def test_report_table_has_one_row_per_method_and_names_excluded_runs(project: Pa
     assert "60.0 ± 10.0" in html and "64.0 ± 2.8" in html and "72.0 ± 2.0" in html
     assert "n = 2 of 3" in html and html.count("n = 3 of 3") == 5
     results = html.split('<section id="results">')[1].split("</section>")[0]
-    assert results.count("<tr><td><code>") == 6, "one row per setting × task × method"
+    assert results.count("<tr><td><code>") == 7, "one row per setting × task × method × variant"
+    assert "<code>pt / init-vocab</code>" in results
     assert "fewglue.CB / pt2 / seed 2</code>: failed — non-finite loss" in html
     assert "<code>abc</code>" in html and "0" * 64 in html
     assert "http://" not in html and "https://" not in html, "the report must not load anything"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -36,17 +37,49 @@ def test_committed_params_are_valid_and_the_active_block_is_the_named_profile() 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert raw["grid"] == raw["profiles"][raw["profile"]]["grid"]
     assert raw["run"] == raw["profiles"][raw["profile"]]["run"]
+    assert raw["studies"] == raw["profiles"][raw["profile"]]["studies"]
     assert set(params.profiles) >= {"default", "paper", "smoke"}
 
 
-def test_grid_expands_to_cells_times_methods_times_seeds() -> None:
+def test_grid_expands_to_the_main_grid_then_the_variant_runs() -> None:
     params = load_params(ROOT / "params.yaml")
     runs = expand_grid(params)
-    g = params.grid
-    assert len(runs) == len(g.cells) * len(g.methods) * len(g.seeds)
+    g, v = params.grid, params.grid.variants
+    n_main = len(g.cells) * len(g.methods) * len(g.seeds)
+    assert n_main == 2 * 10 * 3
+    assert len(runs) == n_main + len(v.cells) * len(v.methods) * len(v.names) * len(v.seeds) == 72
     assert len({r.run_dir for r in runs}) == len(runs)
     assert runs[0] == Cell(*split_cell(g.cells[0]), g.methods[0], g.seeds[0])
     assert runs[0].run_dir == Path("runs") / g.cells[0] / g.methods[0] / f"seed{g.seeds[0]}"
+    first_variant = runs[n_main]
+    assert first_variant == Cell(*split_cell(v.cells[0]), v.methods[0], v.seeds[0], v.names[0])
+    assert (
+        first_variant.run_dir == Path("runs") / v.cells[0] / v.methods[0] / v.names[0] / f"seed{v.seeds[0]}"
+    )
+
+
+def test_a_variant_overrides_the_run_block_after_the_task() -> None:
+    params = load_params(ROOT / "params.yaml")
+    plain = resolve_run(params, Cell("fewshot-256", "SST-2", "pt", 1))
+    vocab = resolve_run(params, Cell("fewshot-256", "SST-2", "pt", 1, "init-vocab"))
+    assert (plain.prompt.init, vocab.prompt.init) == ("random", "vocab")
+    assert vocab.variant == "init-vocab" and plain.variant is None
+    assert dataclasses.replace(vocab, prompt=plain.prompt, variant=None) == plain
+    assert vocab.train.steps == 100, "the task's override still applies"
+
+
+def test_a_variant_can_set_objective_options(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    assert CliRunner().invoke(app, ["profile", "ptp-sensitivity", "--params", str(path)]).exit_code == 0
+    params = load_params(path)
+    cell = Cell("fewglue", "CB", "pt-ptp-rn-emb", 1)
+    assert resolve_run(params, cell).objective_options == {}
+    assert resolve_run(params, dataclasses.replace(cell, variant="sigma-0.2")).objective_options == {
+        "sigma": 0.2
+    }
+    lam = resolve_run(params, dataclasses.replace(cell, method="pt-ptp-adv-text", variant="lambda-2"))
+    assert lam.objective_options == {"weight": 2.0}
 
 
 def test_grid_command_lists_every_run_folder() -> None:
@@ -60,8 +93,8 @@ def test_task_overrides_apply_to_that_task_only() -> None:
     params = load_params(ROOT / "params.yaml")
     sst2 = resolve_run(params, Cell("fewshot-256", "SST-2", "pt2", 1))
     cb = resolve_run(params, Cell("fewglue", "CB", "pt2", 1))
-    assert sst2.train.steps == 200 and sst2.train.eval_every == 25
-    assert cb.train.steps == 75 and cb.train.eval_every == 15
+    assert sst2.train.steps == 100 and sst2.train.eval_every == 10
+    assert cb.train.steps == 50 and cb.train.eval_every == 5
     assert sst2.train.lr == cb.train.lr == 0.01
 
 
@@ -119,6 +152,29 @@ def test_method_names_split_into_base_and_objective() -> None:
             lambda d: d["run"]["tasks"].update({"CB": {"train": {"lr": -1}}}),
             r"run\.tasks\.CB\.train: lr must be",
         ),
+        (
+            lambda d: d["run"]["variants"].update({"bad": {"prompt": {"lenght": 3}}}),
+            r"run\.variants\.bad\.prompt\.lenght",
+        ),
+        (
+            lambda d: d["grid"]["variants"].update(names=["init-nope"]),
+            r"grid\.variants\.names: 'init-nope' is not in",
+        ),
+        (
+            lambda d: d["grid"]["variants"].update(cells=["fewglue.RTE"]),
+            r"grid\.variants\.cells: 'fewglue\.RTE'",
+        ),
+        (
+            lambda d: d["studies"]["landscape"].update(methods=["pt2-ptp-rn-emb"]),
+            r"studies\.landscape\.methods: 'pt2-ptp-rn-emb' is not in",
+        ),
+        (lambda d: d["studies"]["landscape"].update(points=10), r"studies\.landscape: points must be odd"),
+        (lambda d: d["studies"]["mi_check"].update(cell="fewglue.RTE"), r"studies\.mi_check\.cell"),
+        (lambda d: d.pop("studies"), r"studies: missing required key"),
+        (
+            lambda d: d["profiles"]["smoke"].pop("studies"),
+            r"profiles\.smoke: expected a mapping with exactly",
+        ),
     ],
 )
 def test_invalid_params_fail_with_the_file_and_key(tmp_path: Path, mutate, message: str) -> None:
@@ -142,6 +198,8 @@ def test_unknown_profile_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", path)
     before = path.read_text()
-    with pytest.raises(PromptTuneError, match="unknown profile 'gpu'; known: default, paper, smoke"):
+    with pytest.raises(
+        PromptTuneError, match="unknown profile 'gpu'; known: default, paper, ptp-sensitivity, smoke"
+    ):
         CliRunner().invoke(app, ["profile", "gpu", "--params", str(path)], catch_exceptions=False)
     assert path.read_text() == before

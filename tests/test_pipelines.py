@@ -91,8 +91,10 @@ def test_dvc_and_snakemake_expand_to_the_same_runs(tmp_path: Path, mirror: Path,
     expected_runs = {str(cell.run_dir) for cell in expand_grid(params)}
 
     stages = dvc_stages(project, env)
-    train = {name: value for name, value in stages.items() if name.startswith("train@")}
+    train = {name for name in stages if name.startswith(("train@", "train-variant@"))}
     assert len(train) == len(expected_runs)
+    landscapes = {name for name in stages if name.startswith("landscape@")}
+    assert len(landscapes) == len(params.grid.cells) * len(params.studies.landscape.methods)
     dvc_commands = {cmd for cmd, _ in stages.values()}
     dvc_outputs = set().union(*(outs for _, outs in stages.values()))
     metric_dirs = {str(Path(o).parent) for o in dvc_outputs if o.endswith("prompt.pt")}
@@ -102,7 +104,8 @@ def test_dvc_and_snakemake_expand_to_the_same_runs(tmp_path: Path, mirror: Path,
     assert smk_commands == dvc_commands
     # DVC declares metrics/plots separately from outs; Snakemake lists them all as outputs.
     run_files = {f"{run}/{name}" for run in expected_runs for name in ("metrics.json", "curve.csv")}
-    assert smk_outputs == dvc_outputs | run_files | {"results/summary.json"}
+    metrics = {"results/summary.json", "results/mi_check/checks.json"}
+    assert smk_outputs == dvc_outputs | run_files | metrics
     assert f"reports/{profile}.html" in smk_outputs
 
 
@@ -116,11 +119,18 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     run([str(BIN / "dvc"), "repro"], dvc_project, env)
     params = load_params(dvc_project / "params.yaml")
     runs = expand_grid(params)
-    assert len(runs) == 4
+    assert len(runs) == 5 and runs[-1].run_dir.parts[-2] == "init-vocab"
 
-    summary = pd.read_csv(dvc_project / "results" / "summary.csv")
-    assert len(summary) == len(params.grid.cells) * len(params.grid.methods)
-    assert (summary["n_runs"] == len(params.grid.seeds)).all()
+    summary = pd.read_csv(dvc_project / "results" / "summary.csv", keep_default_na=False)
+    assert len(summary) == len(params.grid.cells) * len(params.grid.methods) + 1
+    assert summary["n_runs"].tolist() == [2, 2, 1]
+    assert summary["variant"].tolist() == ["", "", "init-vocab"]
+    runs_table = pd.read_csv(dvc_project / "results" / "runs.csv")
+    with_sharpness = runs_table.dropna(subset=["sharpness"])
+    assert with_sharpness[["method", "seed"]].values.tolist() == [["pt2", 1]]
+    assert (dvc_project / "results/landscape/fewglue.CB/pt2/surfaces.png").is_file()
+    checks = json.loads((dvc_project / "results/mi_check/checks.json").read_text())
+    assert checks["checks"] and checks["real"]["runs"]
     report = (dvc_project / "reports" / "smoke.html").read_text()
     for method in params.grid.methods:
         assert f"<code>{method}</code>" in report
@@ -154,8 +164,10 @@ def test_slurm_profile_dry_run_gives_one_gpu_job_per_run(tmp_path: Path, mirror:
     out = run(
         [str(BIN / "snakemake"), "--profile", "pipelines/profiles/slurm", "-n"], project, env, stderr=True
     )
-    train_jobs = out.split("\nrule train:")[1:]
-    assert len(train_jobs) == n_runs == 170
-    for job in train_jobs:
+    train_jobs = re.split(r"\nrule train(?:_variant)?:", out)[1:]
+    assert len(train_jobs) == n_runs == 17 * 13 * 5 + 4 * 2 * 2 * 5
+    landscape_jobs = out.split("\nrule landscape:")[1:]
+    assert len(landscape_jobs) == 17 * 10
+    for job in train_jobs + landscape_jobs:
         resources = next(line for line in job.splitlines() if line.strip().startswith("resources:"))
         assert "gpu=1" in resources and "slurm_partition=gpu" in resources

@@ -25,8 +25,8 @@ TIMING = ("wall_time_s", "train_time_s", "train_examples_per_s", "peak_memory_mb
 @pytest.fixture
 def project(tmp_path: Path, mirror: Path, tiny_backbone: str) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["grid"] = params["profiles"]["smoke"]["grid"]
-    params["run"] = params["profiles"]["smoke"]["run"]
+    for section in ("grid", "run", "studies"):
+        params[section] = params["profiles"]["smoke"][section]
     params["run"]["backbone"] = tiny_backbone
     params["run"]["train"].update(steps=300, eval_every=50, checkpoint_every=10, batch_size=8)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
