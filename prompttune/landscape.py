@@ -165,12 +165,11 @@ def plot_surface(surface: dict, out_png: str | Path) -> None:
     _save(fig, out_png)
 
 
-def plot_surfaces(surface_jsons: Sequence[str | Path], out_png: str | Path) -> None:
+def surfaces_figure(surfaces: Sequence[dict], titles: Sequence[str]) -> Figure:
     """Several runs' surfaces (e.g. one task × method, every seed, or a base vs its PTP variants) in
     one figure with the same grid and colour scale; surfaces on different grids are refused."""
-    if not surface_jsons:
+    if not surfaces:
         raise ValueError("no surfaces to plot")
-    surfaces = [json.loads(Path(path).read_text(encoding="utf-8")) for path in surface_jsons]
     if any(s["axis"] != surfaces[0]["axis"] for s in surfaces):
         raise ValueError("surfaces have different grids (radius/points); they are not comparable")
     levels = _levels(surfaces)
@@ -179,12 +178,18 @@ def plot_surfaces(surface_jsons: Sequence[str | Path], out_png: str | Path) -> N
     fig = Figure(figsize=(4 * cols + 1, 3.8 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
     filled = None
-    for ax, surface, path in zip(axes.ravel(), surfaces, surface_jsons, strict=False):
-        filled = _contour(ax, surface, levels, _title(surface, Path(path).parent.name))
+    for ax, surface, title in zip(axes.ravel(), surfaces, titles, strict=False):
+        filled = _contour(ax, surface, levels, _title(surface, title))
     for ax in axes.ravel()[len(surfaces) :]:
         ax.set_visible(False)
     fig.colorbar(filled, ax=axes.ravel().tolist(), label="CE")
-    _save(fig, out_png)
+    return fig
+
+
+def plot_surfaces(surface_jsons: Sequence[str | Path], out_png: str | Path) -> None:
+    """``surfaces_figure`` of saved surfaces, written atomically to ``out_png``."""
+    surfaces = [json.loads(Path(path).read_text(encoding="utf-8")) for path in surface_jsons]
+    _save(surfaces_figure(surfaces, [Path(path).parent.name for path in surface_jsons]), out_png)
 
 
 def landscape_for_run(

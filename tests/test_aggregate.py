@@ -100,14 +100,13 @@ def project(tmp_path: Path) -> Path:
     small_grid(data)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     write_runs(tmp_path)
-    for seed, value in SHARPNESS.items():
-        surface = tmp_path / f"results/landscape/fewglue.CB/pt/seed{seed}/surface.json"
-        surface.parent.mkdir(parents=True)
-        surface.write_text(json.dumps({"sharpness": value}))
-    for seed in SHARPNESS:  # SST-2's landscapes: sharpness 1.0
-        surface = tmp_path / f"results/landscape/fewshot-256.SST-2/pt/seed{seed}/surface.json"
-        surface.parent.mkdir(parents=True)
-        surface.write_text(json.dumps({"sharpness": 1.0}))
+    for cell, values in (("fewglue.CB", SHARPNESS), ("fewshot-256.SST-2", {1: 1.0, 2: 1.0})):
+        for seed, value in values.items():
+            surface = tmp_path / f"results/landscape/{cell}/pt/seed{seed}/surface.json"
+            surface.parent.mkdir(parents=True)
+            losses = [[1.0 + value, 1.0 + value / 2, 1.0 + value]] * 3
+            grid = {"axis": [-0.2, 0.0, 0.2], "losses": losses, "radius": 0.2, "points": 3, "rho": 0.1}
+            surface.write_text(json.dumps({**grid, "sharpness": value}))
     return tmp_path
 
 
@@ -149,11 +148,14 @@ def test_report_table_has_one_row_per_method_and_names_excluded_runs(project: Pa
     out = render_report(params, project / "results", project / "reports" / "default.html", root=project)
     html = out.read_text()
     assert "60.0 ± 10.0" in html and "64.0 ± 2.8" in html and "72.0 ± 2.0" in html
-    assert "n = 2 of 3" in html and html.count("n = 3 of 3") == 5
     results = html.split('<section id="results">')[1].split("</section>")[0]
-    assert results.count("<tr><td><code>") == 7, "one row per setting × task × method × variant"
-    assert "<code>pt / init-vocab</code>" in results
+    assert "n = 2 of 3" in results and results.count("n = 3 of 3") == 5 + 1  # + pt's main row among variants
+    assert results.count("<tr><td><code>") == 3 * 2 + 2, "method rows per setting, pt and its variant"
+    assert "<td><code>init-vocab</code></td>" in results
     assert "fewglue.CB / pt2 / seed 2</code>: failed — non-finite loss" in html
+    for section in ("claims", "results", "stability", "convergence", "landscapes", "mi-checks", "problems"):
+        assert f'<section id="{section}">' in html
+    assert html.count('src="data:image/png;base64,') == 2 + 2 + 2, "strips, curves, one landscape per cell"
     assert "<code>abc</code>" in html and "0" * 64 in html
     assert "http://" not in html and "https://" not in html, "the report must not load anything"
 
