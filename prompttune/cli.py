@@ -175,6 +175,19 @@ def mi_check(
     typer.echo(f"{out}: {as_expected} of {len(checks)} checks came out as expected")
 
 
+@app.command("export-peft")
+def export_peft(
+    run_dir: Path = typer.Argument(..., help="a finished run of base pt with prompt.position start"),
+    out: Path = typer.Argument(..., help="output folder (replaced whole)"),
+) -> None:
+    """Export a run's shallow prompt as a PEFT prompt-tuning adapter, with the task head beside it
+    (head.safetensors, prompttune_head.json)."""
+    from prompttune.export import export_peft as export
+
+    path = export(run_dir, out)
+    typer.echo(f"{path}: PEFT adapter of {run_dir} (AutoModel + PeftModel.from_pretrained), head beside it")
+
+
 def main() -> None:
     try:
         app()

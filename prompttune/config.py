@@ -46,6 +46,13 @@ class PromptConfig:
     )
     reparam: bool = field(default=False, metadata={"help": "pt2: MLP reparameterisation of the prefix"})
     reparam_hidden: int = field(default=512, metadata={"help": "pt2: hidden size of that MLP"})
+    position: Literal["after_first", "start"] = field(
+        default="after_first",
+        metadata={
+            "help": "pt: insert the prompt after the first token ([CLS]/<s>; choice) or before every token "
+            "(Lester et al.; as PEFT, so token types are dropped); ignored by pt2"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(self.length >= 1, "must be ≥ 1")

@@ -90,8 +90,9 @@ class PromptModel(nn.Module):
         args = (inputs_embeds, batch["attention_mask"], batch.get("token_type_ids"))
         inputs = self.base(*args) if use_prompt else plain_inputs(*args)
         hidden = self.backbone(**inputs.kwargs).last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
+        if self.pooling == "cls":  # the input's first token, after any prompt placed before it
+            first = inputs.input_mask.int().argmax(dim=1)
+            return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
         mask = inputs.input_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 

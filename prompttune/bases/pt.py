@@ -1,8 +1,12 @@
 """``pt``: shallow prompt tuning (Lester et al. 2021, paper): ``n`` trainable vectors in the input.
 
-Choice: the prompt is inserted right after the first token (``[CLS]`` / ``<s>``), so ``cls`` pooling
-still reads the backbone's own first token; the attention mask is extended with ones, token types
-with zeros, and mean pooling skips the prompt positions.
+Choice (``prompt.position: after_first``, the default): the prompt is inserted right after the first
+token (``[CLS]`` / ``<s>``); the attention mask is extended with ones, token types with zeros.
+``prompt.position: start`` puts it before every token, as Lester et al. and PEFT's prompt tuning do;
+token types are then not passed to the backbone (its default, all zeros), as PEFT's feature-extraction
+prompt tuning drops them — so an export to PEFT gives the same hidden states (prompttune/export.py).
+Either way ``input_mask`` marks only the input's own tokens: mean pooling skips the prompt and ``cls``
+pooling reads the input's first token wherever it sits.
 """
 
 from __future__ import annotations
@@ -43,8 +47,15 @@ class ShallowPrompt(PromptBase):
                 f"input length {length} + prompt {n} exceeds the backbone's {self.max_positions}"
             )
         prompt = self.prompt.to(inputs_embeds.dtype).unsqueeze(0).expand(n_seq, -1, -1)
-        embeds = torch.cat([inputs_embeds[:, :1], prompt, inputs_embeds[:, 1:]], dim=1)
         ones = attention_mask.new_ones(n_seq, n)
+        if self.config.position == "start":
+            embeds = torch.cat([prompt, inputs_embeds], dim=1)
+            mask = torch.cat([ones, attention_mask], dim=1)
+            input_mask = torch.cat([ones * 0, attention_mask], dim=1).bool()
+            return BackboneInputs(
+                kwargs={"inputs_embeds": embeds, "attention_mask": mask}, input_mask=input_mask
+            )
+        embeds = torch.cat([inputs_embeds[:, :1], prompt, inputs_embeds[:, 1:]], dim=1)
         mask = torch.cat([attention_mask[:, :1], ones, attention_mask[:, 1:]], dim=1)
         kwargs = {"inputs_embeds": embeds, "attention_mask": mask}
         if token_type_ids is not None:
