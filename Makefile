@@ -30,6 +30,10 @@ test: venv
 test-fast: venv
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q -m "not e2e"
 
+# Per-step cost of every objective relative to plain cross-entropy (prints a table).
+bench: venv
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/objective_cost.py --threads 1 --repeats 2
+
 lint: venv
 	$(BIN)/ruff check prompttune tests
 	$(BIN)/ruff format --check prompttune tests

@@ -131,6 +131,9 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     assert (dvc_project / "results/landscape/fewglue.CB/pt2/surfaces.png").is_file()
     checks = json.loads((dvc_project / "results/mi_check/checks.json").read_text())
     assert checks["checks"] and checks["real"]["runs"]
+    claims = pd.read_csv(dvc_project / "results" / "claims.csv")
+    assert set(claims["id"]) == {f"PTP-{i}" for i in range(1, 6)} | {f"IP-{i}" for i in range(1, 6)}
+    assert (claims[claims["id"] != "IP-5"]["verdict"] == "inconclusive").all(), "smoke has no PTP/InfoPrompt"
     report = (dvc_project / "reports" / "smoke.html").read_text()
     for method in params.grid.methods:
         assert f"<code>{method}</code>" in report
