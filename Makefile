@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv reproduce test test-fast lint format bench clean
+.PHONY: venv reproduce test test-fast lint format bench clean browser
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,18 @@ reproduce: venv
 	@test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/dvc repro
 	@echo "report: $$(realpath reports/$$($(BIN)/python -c 'import yaml; print(yaml.safe_load(open("params.yaml")).get("profile") or "custom")').html)"
+
+# Headless Chromium (+ a font) for the tests that open the HTML report (tests/browser.py), from apt (Debian).
+# Does nothing when a Chromium is already on PATH; fails when it cannot install one.
+CHROMIUM_NAMES := chromium chromium-browser google-chrome
+browser:
+	@for b in $(CHROMIUM_NAMES); do command -v $$b >/dev/null 2>&1 && { echo "browser: $$(command -v $$b)"; exit 0; }; done; \
+	command -v apt-get >/dev/null 2>&1 || { echo "error: no Chromium on PATH and no apt-get to install it" >&2; exit 1; }; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	else echo "error: no Chromium on PATH; installing it needs root or sudo" >&2; exit 1; fi; \
+	set -ex; $$SUDO apt-get update; \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core; \
+	chromium --version
 
 test: venv
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q

@@ -1,12 +1,13 @@
 """Open a local HTML page in headless Chromium: the DOM after scripts ran, console errors, a screenshot.
 
-Why the DevTools protocol and not Chromium's log: with ``--enable-logging=stderr --v=0`` Chromium 156 (Debian 12)
-prints every console message of a file:// page as ``[pid:tid:MMDD/HHMMSS.us:INFO:CONSOLE:9] "boom", source:
-file:///page.html (9)`` -- always at INFO, whether it came from console.log, console.warn or console.error (only
-uncaught exceptions are recognisable, by their "Uncaught" prefix) -- and it never mentions a failed resource load
-or a network request. So Chromium is driven instead over ``--remote-debugging-pipe`` (JSON messages ending in NUL,
-read from fd 3 and written to fd 4): standard library only, one Chromium process per page, the page left unchanged.
-Host names resolve to nothing (``--host-resolver-rules``), so a page can never reach the network.
+Why the DevTools protocol and not Chromium's log: with ``--enable-logging=stderr --v=0`` Chromium 156
+(Debian 12) prints every console message of a file:// page as
+``[pid:tid:MMDD/HHMMSS.us:INFO:CONSOLE:9] "boom", source: file:///page.html (9)`` -- always at INFO, whether
+it came from console.log, console.warn or console.error (only uncaught exceptions are recognisable, by their
+"Uncaught" prefix) -- and it never mentions a failed resource load or a network request. So Chromium is
+driven instead over ``--remote-debugging-pipe`` (JSON messages ending in NUL, read from fd 3 and written to
+fd 4): standard library only, one Chromium process per page, the page left unchanged. Host names resolve to
+nothing (``--host-resolver-rules``), so a page can never reach the network.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # kept by CI; screenshots go here
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome-error:")
 CHROMIUM_FLAGS = (
@@ -64,6 +68,16 @@ def find_chromium() -> str | None:
     return None
 
 
+def require_chromium() -> str:
+    """Chromium's path; if there is none, fail the test when $CI is set (CI installs it), else skip it."""
+    if path := find_chromium():
+        return path
+    reason = f"none of {', '.join(CHROMIUM_NAMES)} on PATH (install it with `make browser`)"
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"CI is set but {reason}")
+    pytest.skip(reason)
+
+
 class _DevTools:
     """A Chromium process and its DevTools pipe; events arriving between replies are kept in ``events``."""
 
@@ -73,7 +87,7 @@ class _DevTools:
         self.stderr_path = profile / "chromium.stderr"
         to_child_r, self.to_child = os.pipe()
         self.from_child, from_child_w = os.pipe()
-        # Chromium wants the pipe on fds 3 and 4; bash moves it there (fds >= 5 so neither clobbers the other).
+        # Chromium wants the pipe on fds 3 and 4; bash moves it there (from fds >= 5: no clobbering).
         r, w = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5) for fd in (to_child_r, from_child_w))
         for fd in (to_child_r, from_child_w):
             os.close(fd)
@@ -166,9 +180,10 @@ def open_page(
 ) -> PageResult:
     """Load ``html_path`` (a file:// URL) in headless Chromium at ``width`` x ``height`` CSS pixels.
 
-    Waits for the load event and a short settle, then returns the DOM, the console errors (see :func:`_errors`)
-    and the path of a PNG screenshot of the viewport written to ``screenshot``. Raises :class:`BrowserError` if
-    Chromium is missing, exits or fails to load the page, or if it all takes longer than ``timeout`` seconds.
+    Waits for the load event and a short settle, then returns the DOM, the console errors (see
+    :func:`_errors`) and the path of a PNG screenshot of the viewport written to ``screenshot``. Raises
+    :class:`BrowserError` if Chromium is missing, exits or fails to load the page, or if it all takes longer
+    than ``timeout`` seconds.
     """
     chromium = find_chromium()
     if chromium is None:
@@ -178,7 +193,8 @@ def open_page(
         devtools = _DevTools(chromium, Path(profile), time.monotonic() + timeout)
         try:
             target = devtools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session = devtools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            attach = {"targetId": target, "flatten": True}
+            session = devtools.send("Target.attachToTarget", attach)["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 devtools.send(f"{domain}.enable", session=session)
             metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}

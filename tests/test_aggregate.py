@@ -142,7 +142,7 @@ def test_steps_to_90_and_sharpness_land_in_the_tables(project: Path) -> None:
     assert len(curves) == 4 * 20 and curves["step"].max() == 30
 
 
-def test_report_table_has_one_row_per_method_and_names_excluded_runs(project: Path) -> None:
+def test_report_has_every_section_and_one_row_per_method(project: Path) -> None:
     params = load_params(project / "params.yaml")
     write_aggregate(params, project / "results", root=project)
     out = render_report(params, project / "results", project / "reports" / "default.html", root=project)
@@ -167,3 +167,20 @@ def test_a_missing_run_is_an_error_naming_it(project: Path) -> None:
     with pytest.raises(PromptTuneError, match=r"runs/fewglue.CB/pt/seed2/metrics.json: missing"):
         write_aggregate(load_params(project / "params.yaml"), project / "results", root=project)
     assert not (project / "results" / "summary.csv").exists()
+
+
+def test_the_rendered_report_opens_in_a_headless_browser_without_errors(project: Path) -> None:
+    from browser import ARTIFACTS, open_page, require_chromium
+
+    require_chromium()
+    params = load_params(project / "params.yaml")
+    write_aggregate(params, project / "results", root=project)
+    out = render_report(params, project / "results", project / "reports" / "default.html", root=project)
+    page = open_page(out, ARTIFACTS / "report" / "default.png")
+    assert page.console_errors == []
+    for section in ("claims", "results", "stability", "convergence", "landscapes", "mi-checks", "problems",
+                    "cost", "method-details"):  # fmt: skip
+        assert f'id="{section}"' in page.dom
+    assert 'id="provenance"' in page.dom
+    assert page.dom.count("<img") == 6 and page.dom.count('src="data:image/png;base64,') == 6
+    assert page.screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

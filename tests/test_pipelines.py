@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser import ARTIFACTS, open_page, require_chromium
 
 from prompttune.config import expand_grid, load_params
 
@@ -134,6 +135,10 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     claims = pd.read_csv(dvc_project / "results" / "claims.csv")
     assert set(claims["id"]) == {f"PTP-{i}" for i in range(1, 6)} | {f"IP-{i}" for i in range(1, 6)}
     assert (claims[claims["id"] != "IP-5"]["verdict"] == "inconclusive").all(), "smoke has no PTP/InfoPrompt"
+    require_chromium()
+    page = open_page(dvc_project / "reports" / "smoke.html", ARTIFACTS / "report" / "smoke.png")
+    assert page.console_errors == []
+    assert page.dom.count('src="data:image/png;base64,') == 1 + 1 + 1 + 2  # strip, curves, landscape, MI
     report = (dvc_project / "reports" / "smoke.html").read_text()
     for method in params.grid.methods:
         assert f"<code>{method}</code>" in report
