@@ -120,21 +120,24 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     run([str(BIN / "dvc"), "repro"], dvc_project, env)
     params = load_params(dvc_project / "params.yaml")
     runs = expand_grid(params)
-    assert len(runs) == 5 and runs[-1].run_dir.parts[-2] == "init-vocab"
+    n_methods = len(params.grid.methods)
+    assert n_methods == 10 and len(runs) == 2 * n_methods + 1 and runs[-1].run_dir.parts[-2] == "init-vocab"
 
     summary = pd.read_csv(dvc_project / "results" / "summary.csv", keep_default_na=False)
-    assert len(summary) == len(params.grid.cells) * len(params.grid.methods) + 1
-    assert summary["n_runs"].tolist() == [2, 2, 1]
-    assert summary["variant"].tolist() == ["", "", "init-vocab"]
+    assert len(summary) == n_methods + 1
+    assert summary["n_runs"].tolist() == [2] * n_methods + [1]
+    assert summary["variant"].tolist() == [""] * n_methods + ["init-vocab"]
     runs_table = pd.read_csv(dvc_project / "results" / "runs.csv")
     with_sharpness = runs_table.dropna(subset=["sharpness"])
-    assert with_sharpness[["method", "seed"]].values.tolist() == [["pt2", 1]]
-    assert (dvc_project / "results/landscape/fewglue.CB/pt2/surfaces.png").is_file()
+    assert with_sharpness[["method", "seed"]].values.tolist() == [["pt2", 1], ["pt-ptp-adv-emb", 1]]
+    for method in params.studies.landscape.methods:
+        assert (dvc_project / f"results/landscape/fewglue.CB/{method}/surfaces.png").is_file()
     checks = json.loads((dvc_project / "results/mi_check/checks.json").read_text())
     assert checks["checks"] and checks["real"]["runs"]
     claims = pd.read_csv(dvc_project / "results" / "claims.csv")
     assert set(claims["id"]) == {f"PTP-{i}" for i in range(1, 6)} | {f"IP-{i}" for i in range(1, 6)}
-    assert (claims[claims["id"] != "IP-5"]["verdict"] == "inconclusive").all(), "smoke has no PTP/InfoPrompt"
+    assert (claims[claims["id"] != "IP-5"]["verdict"] == "inconclusive").all(), "2 seeds: never a verdict"
+    assert "best variant pt-ptp-" in claims[claims["id"] == "PTP-2"]["scope"].iloc[0]
     require_chromium()
     page = open_page(dvc_project / "reports" / "smoke.html", ARTIFACTS / "report" / "smoke.png")
     assert page.console_errors == []
