@@ -61,10 +61,12 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise PromptTuneError(f"{path}: file not found")
     rows: list[tuple[int, dict[str, Any]]] = []
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PromptTuneError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        line = data[: exc.start].count(b"\n") + 1
+        raise PromptTuneError(f"{path}:{line}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

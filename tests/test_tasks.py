@@ -200,6 +200,14 @@ def test_empty_file(tmp_path: Path) -> None:
         get_task("WiC").read(path, "train")
 
 
+def test_wrong_encoding_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    good = json.dumps({"premise": "p", "hypothesis": "h", "label": "entailment", "idx": 0})
+    path.write_bytes((good + "\n" + good.replace("p", "caf\u00e9") + "\n").encode("latin-1"))
+    with pytest.raises(PromptTuneError, match=rf"^{path}:2: not valid UTF-8"):
+        get_task("CB").read(path, "train")
+
+
 def test_unlabelled_rows_and_extra_fields(tmp_path: Path) -> None:
     path = write(
         tmp_path, [{"premise": "p", "choice1": "A.", "choice2": "B.", "question": "effect", "idx": 3, "x": 1}]
