@@ -1,7 +1,8 @@
 """Training-step throughput of the project's prompt bases against PEFT's on the same frozen backbone,
 batch, sequence length and dtype, in one process: ``pt`` vs ``PromptTuningConfig`` and ``pt2`` vs
 ``PrefixTuningConfig`` (both without reparameterisation). A step is forward + cross-entropy on a linear
-head over mean-pooled states + backward + AdamW, as in ``prompttune.train``. Inputs are random token
+head over mean-pooled states + backward + AdamW, as in ``prompttune.train``, backbone dropout off on
+both sides. Inputs are random token
 ids of a fixed length (no padding), so both sides do exactly the same work.
 
 ``--random-model roberta-large`` builds a randomly initialised model of RoBERTa-large's shape (no
@@ -89,7 +90,7 @@ def peft_step(base: str, args, make_backbone, batch: dict, labels: torch.Tensor,
     model = get_peft_model(
         backbone, cls(task_type="FEATURE_EXTRACTION", num_virtual_tokens=args.prompt_length)
     )
-    model = model.to(device).train()
+    model = model.to(device).eval()  # backbone dropout off, as the project's default (gradients still flow)
     head = nn.Linear(backbone.config.hidden_size, 3).to(device)
     mask = batch["attention_mask"].unsqueeze(-1).float()
 
