@@ -197,16 +197,16 @@ def ptp_rows(runs: Runs, seed: int) -> list[ClaimRow]:
         for setting, base, methods in runs.scopes(lambda o: o.startswith(PTP_PREFIX))
         if runs.has(setting, base)
     ]
+    best = {(setting, base): best_variant(runs, setting, variants) for setting, base, variants in scopes}
     for claim_id, setting_name in (("PTP-1", "superglue"), ("PTP-2", "fewglue")):
         claim = CLAIMS[claim_id]
         matching = [scope for scope in scopes if scope[0] == setting_name]
         if not matching:
             rows.append(_missing(claim, f"PTP variants and their base in the {setting_name} setting"))
-        for setting, base, variants in matching:
-            best = best_variant(runs, setting, variants)
-            treat, control = runs.values(setting, best), runs.values(setting, base)
+        for setting, base, _ in matching:
+            treat, control = runs.values(setting, best[setting, base]), runs.values(setting, base)
             interval = _paired_over_tasks(treat, control, seed)
-            scope = _scope(setting, base, runs.backbone, f"; best variant {best}")
+            scope = _scope(setting, base, runs.backbone, f"; best variant {best[setting, base]}")
             rows.append(
                 _row(claim, scope, fmt_interval(interval), _n_pairs(treat, control), verdict(interval))
             )
@@ -215,8 +215,8 @@ def ptp_rows(runs: Runs, seed: int) -> list[ClaimRow]:
             rows.append(_missing(CLAIMS[claim_id], "PTP variants and their base in the grid"))
         return rows
     for setting, base, variants in scopes:
-        best = best_variant(runs, setting, variants)
-        treat, control = runs.values(setting, best), runs.values(setting, base)
+        best_name = best[setting, base]
+        treat, control = runs.values(setting, best_name), runs.values(setting, base)
         for task in sorted(set(treat) & set(control)):
             a, b = list(treat[task].values()), list(control[task].values())
             ratio = std_ratio(a, b, n_resamples=N_RESAMPLES, seed=seed)
@@ -224,18 +224,21 @@ def ptp_rows(runs: Runs, seed: int) -> list[ClaimRow]:
             p = "—" if math.isnan(test.p_value) else f"{test.p_value:.3f}"
             measured = f"std ratio {fmt_interval(ratio, signed=False)}; Brown–Forsythe p = {p}"
             result = verdict(ratio, threshold=1.0, direction="less", min_n=MIN_SEEDS)
-            scope = _scope(setting, base, runs.backbone, f"; {task}; best variant {best}")
+            scope = _scope(setting, base, runs.backbone, f"; {task}; best variant {best_name}")
             rows.append(_row(CLAIMS["PTP-3"], scope, measured, f"{len(a)} vs {len(b)} seeds", result))
-        sharp_t, sharp_c = runs.values(setting, best, "sharpness"), runs.values(setting, base, "sharpness")
+        sharp_t, sharp_c = (
+            runs.values(setting, best_name, "sharpness"),
+            runs.values(setting, base, "sharpness"),
+        )
         if sharp_t and sharp_c:
             interval = _paired_over_tasks(sharp_t, sharp_c, seed)
-            scope = _scope(setting, base, runs.backbone, f"; best variant {best}")
+            scope = _scope(setting, base, runs.backbone, f"; best variant {best_name}")
             result = verdict(interval, direction="less", min_n=MIN_SEEDS)
             rows.append(
                 _row(CLAIMS["PTP-4"], scope, fmt_interval(interval, 4), _n_pairs(sharp_t, sharp_c), result)
             )
         else:
-            rows.append(_missing(CLAIMS["PTP-4"], f"landscapes of {base} and {best} in {setting}"))
+            rows.append(_missing(CLAIMS["PTP-4"], f"landscapes of {base} and {best_name} in {setting}"))
         parts, verdicts = [], []
         for variant in variants:
             interval = _paired_over_tasks(runs.values(setting, variant), control, seed)

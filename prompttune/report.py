@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from prompttune import figures, paper_numbers
 from prompttune.aggregate import LANDSCAPES, read_json
 from prompttune.claims import MIN_SEEDS, N_RESAMPLES, claim_rows
-from prompttune.config import Params, build, expand_grid, resolve_run
+from prompttune.config import Params, build, expand_grid, resolve_run, split_method
 from prompttune.io import atomic_write_text
 from prompttune.landscape import surfaces_figure
 from prompttune.objectives import OBJECTIVES
@@ -231,7 +231,7 @@ def method_details(params: Params) -> list[dict[str, str]]:
     ]
     for obj, prefix in ((first.prompt, "prompt"), (first.head, "head"), (first.train, "train")):
         rows += _fields(obj, prefix)
-    objectives = sorted({resolve_run(params, c).objective for c in expand_grid(params)})
+    objectives = sorted({split_method(cell.method)[1] for cell in expand_grid(params)})
     for name in objectives:
         config_class = OBJECTIVES.get(name).config_class
         options = params.run.objectives.get(name, {})

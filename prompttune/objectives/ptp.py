@@ -155,40 +155,26 @@ def hotflip_ids(
     so every pick changes the input. Gains are computed in fp32 (autocast off), ``chunk`` rows at a
     time."""
     with torch.autocast(input_ids.device.type, enabled=False):
-        return _hotflip_ids(
-            input_ids, embeds.float(), grad.float(), table.float(), text_mask, counts, allowed, chunk
+        embeds, grad, table = embeds.float(), grad.float(), table.float()
+        n_seq, length = input_ids.shape
+        flat_grad = grad.reshape(n_seq * length, -1)
+        base_gain = (embeds.reshape(n_seq * length, -1) * flat_grad).sum(-1)
+        flat_ids = input_ids.reshape(-1)
+        best_gain = torch.empty(n_seq * length, dtype=table.dtype, device=table.device)
+        best_token = torch.empty(n_seq * length, dtype=torch.long, device=table.device)
+        for start in range(0, n_seq * length, chunk):
+            rows = slice(start, start + chunk)
+            gain = flat_grad[rows] @ table.T - base_gain[rows, None]
+            gain = gain.masked_fill(~allowed, -math.inf)
+            gain.scatter_(1, flat_ids[rows, None], -math.inf)
+            best_gain[rows], best_token[rows] = gain.max(dim=1)
+        best_gain = best_gain.view(n_seq, length).masked_fill(~text_mask, -math.inf)
+        order = best_gain.argsort(dim=1, descending=True, stable=True)
+        rank = torch.empty_like(order).scatter_(
+            1, order, torch.arange(length, device=order.device).expand_as(order)
         )
-
-
-def _hotflip_ids(
-    input_ids: torch.Tensor,
-    embeds: torch.Tensor,
-    grad: torch.Tensor,
-    table: torch.Tensor,
-    text_mask: torch.Tensor,
-    counts: torch.Tensor,
-    allowed: torch.Tensor,
-    chunk: int,
-) -> torch.Tensor:
-    n_seq, length = input_ids.shape
-    flat_grad = grad.reshape(n_seq * length, -1)
-    base_gain = (embeds.reshape(n_seq * length, -1) * flat_grad).sum(-1)
-    flat_ids = input_ids.reshape(-1)
-    best_gain = torch.empty(n_seq * length, dtype=table.dtype, device=table.device)
-    best_token = torch.empty(n_seq * length, dtype=torch.long, device=table.device)
-    for start in range(0, n_seq * length, chunk):
-        rows = slice(start, start + chunk)
-        gain = flat_grad[rows] @ table.T - base_gain[rows, None]
-        gain = gain.masked_fill(~allowed, -math.inf)
-        gain.scatter_(1, flat_ids[rows, None], -math.inf)
-        best_gain[rows], best_token[rows] = gain.max(dim=1)
-    best_gain = best_gain.view(n_seq, length).masked_fill(~text_mask, -math.inf)
-    order = best_gain.argsort(dim=1, descending=True, stable=True)
-    rank = torch.empty_like(order).scatter_(
-        1, order, torch.arange(length, device=order.device).expand_as(order)
-    )
-    chosen = (rank < counts[:, None]) & text_mask
-    return torch.where(chosen, best_token.view(n_seq, length), input_ids)
+        chosen = (rank < counts[:, None]) & text_mask
+        return torch.where(chosen, best_token.view(n_seq, length), input_ids)
 
 
 class PTPObjective(Objective):
