@@ -32,7 +32,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from prompttune.batches import Batch, collate, encode
+from prompttune.batches import Batch, collate
 from prompttune.checkpoint import load_run
 from prompttune.config import LandscapeStudy
 from prompttune.io import atomic_write_bytes, atomic_write_json
@@ -40,6 +40,7 @@ from prompttune.model import PromptModel
 from prompttune.objectives.ptp import embedding_rms
 from prompttune.splits import load_splits
 from prompttune.tasks import get_task
+from prompttune.tokens import encode_cached
 from prompttune.train import resolve_device, to_device
 
 UNIT = "rms(E)·sqrt(n_coordinates)"
@@ -214,7 +215,7 @@ def landscape_for_run(
     task = get_task(config.task)
     splits = load_splits(Path(data_root), config.setting, task, config.data_seed)
     examples = splits.report[:n_examples]
-    features = encode(examples, task, run.tokenizer, config.train.max_length)
+    features = encode_cached(examples, task, run.tokenizer, config.train.max_length)
     batch = to_device(collate(features, run.tokenizer, task.kind == "multiple_choice"), device)
     surface = loss_surface(model, batch, radius=radius, points=points, seed=seed)
     surface.update(

@@ -49,13 +49,14 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prompttune.backbone import load_backbone
-from prompttune.batches import Batch, collate, encode
+from prompttune.batches import Batch, collate
 from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
 from prompttune.io import atomic_write_bytes, atomic_write_json
 from prompttune.model import PromptModel
 from prompttune.objectives.infoprompt import InfoPrompt, InfoPromptConfig, MITerms
 from prompttune.splits import load_splits
 from prompttune.tasks import get_task
+from prompttune.tokens import encode_cached
 
 Check = dict[str, Any]
 LossFn = Callable[[], torch.Tensor]
@@ -477,7 +478,7 @@ def real_part(
     power_iters = 5 if quick else REAL_POWER_ITERS
     weights, tokenizer = load_backbone(backbone)
     batch = collate(
-        encode(examples, task, tokenizer, REAL_MAX_LENGTH), tokenizer, task.kind == "multiple_choice"
+        encode_cached(examples, task, tokenizer, REAL_MAX_LENGTH), tokenizer, task.kind == "multiple_choice"
     )
     runs = [
         real_run(real_config(backbone, seed), weights, tokenizer, batch, steps, power_iters) for seed in seeds

@@ -30,7 +30,7 @@ import torch
 
 from prompttune.backbone import load_backbone
 from prompttune.bases import BASES
-from prompttune.batches import Features, encode, eval_batches, train_batches
+from prompttune.batches import Features, eval_batches, train_batches
 from prompttune.config import RunConfig
 from prompttune.data import verify
 from prompttune.io import atomic_directory, atomic_write_bytes
@@ -40,6 +40,7 @@ from prompttune.results import SCHEMA_VERSION, RunMetrics, SplitResult, provenan
 from prompttune.splits import load_splits
 from prompttune.tasks import get_task
 from prompttune.tasks.base import Example, Task
+from prompttune.tokens import encode_cached
 
 
 def seed_everything(seed: int) -> None:
@@ -159,9 +160,9 @@ def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
     n_trainable = sum(p.numel() for p in trainable)
 
     max_length = config.train.max_length
-    train_features = encode(splits.train, task, tokenizer, max_length)
-    select_features = encode(splits.select, task, tokenizer, max_length)
-    report_features = encode(splits.report, task, tokenizer, max_length)
+    train_features = encode_cached(splits.train, task, tokenizer, max_length)
+    select_features = encode_cached(splits.select, task, tokenizer, max_length)
+    report_features = encode_cached(splits.report, task, tokenizer, max_length)
     multiple_choice = task.kind == "multiple_choice"
     majority = majority_class(task, splits.train)
 

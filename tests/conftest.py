@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# The tokenisation cache of the whole test session (and of the pipelines it runs) lives in a temp folder.
+os.environ.setdefault("PROMPTTUNE_CACHE", tempfile.mkdtemp(prefix="prompttune-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("PROMPTTUNE_DATA_MIRROR", ROOT.parent / "shared" / "data"))
