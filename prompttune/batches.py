@@ -81,17 +81,12 @@ def eval_batches(
         yield collate(features[start : start + batch_size], tokenizer, multiple_choice)
 
 
-def train_batches(
-    features: Sequence[Features],
-    tokenizer: PreTrainedTokenizerBase,
-    batch_size: int,
-    multiple_choice: bool,
-    generator: torch.Generator,
-    start_step: int = 0,
-) -> Iterator[Batch]:
-    """Endless shuffled epochs (last partial batch dropped); the order depends only on ``generator``
-    (seeded by the run seed). ``start_step`` skips that many batches, so a resumed run sees exactly
-    the batches an uninterrupted one would."""
+def train_order(
+    features: Sequence[Features], batch_size: int, generator: torch.Generator, start_step: int = 0
+) -> Iterator[list[Features]]:
+    """The training batches' examples: endless shuffled epochs (last partial batch dropped), the order
+    depending only on ``generator`` (seeded by the run seed). ``start_step`` skips that many batches,
+    so a resumed run sees exactly the batches an uninterrupted one would."""
     size = min(batch_size, len(features))
     step = 0
     while True:
@@ -99,4 +94,4 @@ def train_batches(
         for start in range(0, len(order) - size + 1, size):
             step += 1
             if step > start_step:
-                yield collate([features[i] for i in order[start : start + size]], tokenizer, multiple_choice)
+                yield [features[i] for i in order[start : start + size]]

@@ -36,26 +36,34 @@ def fetch(
 def train(
     cell: str = typer.Option(..., help="<setting>.<task>, e.g. fewglue.CB"),
     method: str = typer.Option(..., help="<base>[-<objective>], e.g. pt2 or pt-infoprompt"),
-    seed: int = typer.Option(..., help="training seed"),
+    seed: list[int] = typer.Option(
+        ..., help="training seed; repeat it to train several seeds of the cell in one process"
+    ),
     variant: str | None = typer.Option(None, help="a key of run.variants (variant runs)"),
     params: Path = PARAMS,
     data: Path | None = typer.Option(None, help="data root (default data/<cell>, see `prompttune fetch`)"),
     out: Path | None = typer.Option(
-        None, help="run folder (default runs/<cell>/<method>[/<variant>]/seed<seed>)"
+        None, help="run folder, one seed only (default runs/<cell>/<method>[/<variant>]/seed<seed>)"
     ),
 ) -> None:
-    """Train and evaluate one grid cell."""
+    """Train and evaluate one grid cell, for one seed or several (seed-parallel where the objective
+    allows: see README, "Seed-parallel training")."""
     from prompttune.config import Cell, load_params, resolve_run, split_cell
-    from prompttune.train import train_run
+    from prompttune.train import train_seeds
 
+    if len(set(seed)) != len(seed):
+        raise PromptTuneError(f"--seed: repeated seed in {seed}")
+    if out is not None and len(seed) > 1:
+        raise PromptTuneError("--out names one run folder; it cannot be used with several --seed")
     setting, task = split_cell(cell)
-    run = Cell(setting=setting, task=task, method=method, seed=seed, variant=variant)
-    config = resolve_run(load_params(params), run)
-    metrics = train_run(config, data or Path("data") / cell, out or run.run_dir)
-    score = f"{100 * metrics.report.score:.1f}" if metrics.report else "—"
-    typer.echo(
-        f"{run.run_dir}: {metrics.status}, {metrics.report.name if metrics.report else 'report'} {score}"
-    )
+    loaded = load_params(params)
+    runs = [Cell(setting=setting, task=task, method=method, seed=s, variant=variant) for s in seed]
+    configs = [resolve_run(loaded, run) for run in runs]
+    out_dirs = [out] if out is not None else [run.run_dir for run in runs]
+    for run, metrics in zip(runs, train_seeds(configs, data or Path("data") / cell, out_dirs), strict=True):
+        score = f"{100 * metrics.report.score:.1f}" if metrics.report else "—"
+        split = metrics.report.name if metrics.report else "report"
+        typer.echo(f"{run.run_dir}: {metrics.status}, {split} {score}")
 
 
 @app.command()

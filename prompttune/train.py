@@ -21,7 +21,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,12 @@ import torch
 
 from prompttune.backbone import load_backbone
 from prompttune.bases import BASES
-from prompttune.batches import Features, eval_batches, train_batches
+from prompttune.batches import Batch, Features, collate, eval_batches, train_order
 from prompttune.config import RunConfig
 from prompttune.data import verify
 from prompttune.io import atomic_directory, atomic_write_bytes
-from prompttune.model import PromptModel
-from prompttune.objectives import OBJECTIVES, build_objective
+from prompttune.model import PromptModel, StackedModel
+from prompttune.objectives import OBJECTIVES, Objective, build_objective
 from prompttune.results import SCHEMA_VERSION, RunMetrics, SplitResult, provenance
 from prompttune.splits import load_splits
 from prompttune.tasks import get_task
@@ -143,114 +143,214 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@dataclass
+class SeedRun:
+    """The training state of one seed: its own model (prompt, head), objective, optimiser, scheduler,
+    data order, global-RNG state between its steps, curve and best checkpoint so far."""
+
+    config: RunConfig
+    out_dir: Path
+    model: PromptModel
+    objective: Objective
+    trainable: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    rng: dict[str, Any]
+    curve: list[CurvePoint] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_step: int = 0
+    best_state: dict[str, Any] = field(default_factory=dict)
+    losses: list[float] = field(default_factory=list)
+    train_time: float = 0.0
+    step: int = 0
+    status: str = "ok"
+    reason: str | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"model": self.model.trainable_state(), "objective": self.objective.state_dict()}
+
+    def record(self, step: int, score: float) -> None:
+        """A point of the curve; the checkpoint is kept when its selection score is the best so far."""
+        train_loss = float(np.mean(self.losses)) if self.losses else float("nan")
+        lr = self.scheduler.get_last_lr()[0] if step else 0.0
+        self.curve.append(CurvePoint(step, train_loss, lr, score, self.train_time))
+        self.losses = []
+        if score >= self.best_score:
+            self.best_score, self.best_step, self.best_state = score, step, self.snapshot()
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue this seed exactly where it is."""
+        fields = ("best_score", "best_step", "best_state", "losses", "train_time", "step", "status", "reason")
+        return {
+            "model": self.model.trainable_state(),
+            "objective": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "curve": [dataclasses.asdict(point) for point in self.curve],
+            "rng": self.rng,
+            **{name: getattr(self, name) for name in fields},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state.pop("model"), strict=False)
+        self.objective.load_state_dict(state.pop("objective"))
+        self.optimizer.load_state_dict(state.pop("optimizer"))
+        self.scheduler.load_state_dict(state.pop("scheduler"))
+        self.curve = [CurvePoint(**point) for point in state.pop("curve")]
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
 def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
     """Train and evaluate one grid cell; write its folder atomically; return its metrics."""
+    return train_seeds([config], data_root, [out_dir])[0]
+
+
+def train_seeds(configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequence[Path]) -> list[RunMetrics]:
+    """Train several seeds of one grid cell in one process (configs equal but for the seed): the
+    backbone, data and tokenisation are shared; each seed keeps its own prompt, head, optimiser,
+    data order and RNG, so every seed ends exactly as a run of its own would (up to floating-point
+    summation order when stacked). Seed-parallel (``stacked``): with a ``stackable`` objective and
+    backbone dropout off, one backbone pass takes every seed's batch; otherwise the seeds take
+    turns, each step under its own RNG state. Each run folder is written atomically."""
     started = time.perf_counter()
-    seed_everything(config.seed)
-    device = resolve_device(config.train.device)
-    task = get_task(config.task)
-    BASES.get(config.base), OBJECTIVES.get(config.objective)  # unknown names fail before any work
-    splits = load_splits(data_root, config.setting, task, config.data_seed)
+    first = configs[0]
+    if any(dataclasses.replace(c, seed=first.seed) != first for c in configs) or len(configs) != len(
+        out_dirs
+    ):
+        raise ValueError("train_seeds: the configs must differ only in their seed, one output folder each")
+    device = resolve_device(first.train.device)
+    task = get_task(first.task)
+    BASES.get(first.base), OBJECTIVES.get(first.objective)  # unknown names fail before any work
+    splits = load_splits(data_root, first.setting, task, first.data_seed)
     data_sha = verify(data_root, splits.files)
+    backbone, tokenizer = load_backbone(first.backbone)
+    backbone.to(device)
 
-    backbone, tokenizer = load_backbone(config.backbone)
-    model = PromptModel.build(config, backbone, tokenizer, task).to(device)
-    objective = build_objective(config.objective, config.objective_options, model).to(device)
-    trainable = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
-    n_trainable = sum(p.numel() for p in trainable)
-
-    max_length = config.train.max_length
+    max_length = first.train.max_length
     train_features = encode_cached(splits.train, task, tokenizer, max_length)
     select_features = encode_cached(splits.select, task, tokenizer, max_length)
     report_features = encode_cached(splits.report, task, tokenizer, max_length)
     multiple_choice = task.kind == "multiple_choice"
     majority = majority_class(task, splits.train)
+    steps = number_of_steps(first, len(train_features))
+    warmup = round(first.train.warmup_ratio * steps)
+    eval_args = (tokenizer, first.train.eval_batch_size, device, first.train.precision)
+    stacked = (
+        len(configs) > 1 and OBJECTIVES.get(first.objective).stackable and not first.train.backbone_dropout
+    )
 
-    steps = number_of_steps(config, len(train_features))
-    warmup = round(config.train.warmup_ratio * steps)
-    optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, steps))
-    eval_args = (tokenizer, config.train.eval_batch_size, device, config.train.precision)
-
-    def evaluate_select() -> float:
-        preds = predict(model, select_features, *eval_args)
+    def evaluate_select(run: SeedRun) -> float:
+        preds = predict(run.model, select_features, *eval_args)
         return task.score(task.compute_metrics(splits.select, preds))
 
-    resume_path = resume_file(out_dir)
-    saved = load_resume(resume_path, config)
+    runs = []
+    for config, out_dir in zip(configs, out_dirs, strict=True):
+        seed_everything(config.seed)
+        model = PromptModel.build(config, backbone, tokenizer, task).to(device)
+        objective = build_objective(config.objective, config.objective_options, model).to(device)
+        trainable = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, steps))
+        runs.append(
+            SeedRun(config, Path(out_dir), model, objective, trainable, optimizer, scheduler, get_rng_state())
+        )
+
+    resume_path = resume_file(out_dirs)
+    saved = load_resume(resume_path, configs)
     if saved is None:
-        curve = [CurvePoint(0, float("nan"), 0.0, evaluate_select(), 0.0)]
-        best_score, best_step = curve[0].select_score, 0
-        best_state = {"model": model.trainable_state(), "objective": objective.state_dict()}
-        losses: list[float] = []
-        train_time, start = 0.0, 0
+        for run in runs:
+            run.record(0, evaluate_select(run))
     else:
-        model.load_state_dict(saved["model"], strict=False)
-        objective.load_state_dict(saved["objective"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        curve = [CurvePoint(**point) for point in saved["curve"]]
-        best_score, best_step, best_state = saved["best_score"], saved["best_step"], saved["best_state"]
-        losses, train_time, start = saved["losses"], saved["train_time"], saved["step"]
-        set_rng_state(saved["rng"])
-    generator = torch.Generator().manual_seed(config.seed)
-    batches = train_batches(
-        train_features, tokenizer, config.train.batch_size, multiple_choice, generator, start
-    )
-    status, reason, step = "ok", None, start
-    model.train()
+        for run, state in zip(runs, saved["runs"], strict=True):
+            run.restore(state)
+    start = min(run.step for run in runs)
+    orders = [
+        train_order(
+            train_features, first.train.batch_size, torch.Generator().manual_seed(run.config.seed), start
+        )
+        for run in runs
+    ]
+
+    def to_batch(features: list[Features]) -> Batch:
+        return to_device(collate(features, tokenizer, multiple_choice), device)
+
+    for run in runs:
+        run.model.train()
     for step in range(start + 1, steps + 1):
-        tick = time.perf_counter()
-        batch = to_device(next(batches), device)
-        with autocast(device, config.train.precision):
-            loss, _ = objective.loss(model, batch)
-        if not torch.isfinite(loss):
-            status, reason = "failed", f"non-finite loss {loss.item()} at step {step}"
+        active = [(run, next(order)) for run, order in zip(runs, orders, strict=True) if run.status == "ok"]
+        if not active:
             break
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, config.train.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        train_time += time.perf_counter() - tick
-        if step % config.train.eval_every == 0 or step == steps:
-            score = evaluate_select()
-            curve.append(
-                CurvePoint(step, float(np.mean(losses)), scheduler.get_last_lr()[0], score, train_time)
-            )
+        tick = time.perf_counter()
+        if stacked and len(active) > 1:
+            model = StackedModel([run.model for run, _ in active])
+            batch = to_batch([f for _, features in active for f in features])
+            with autocast(device, first.train.precision):
+                losses = list(active[0][0].objective.loss(model, batch)[0].unbind())
+        else:
             losses = []
-            if score >= best_score:
-                best_score, best_step = score, step
-                best_state = {"model": model.trainable_state(), "objective": objective.state_dict()}
-        if config.train.checkpoint_every and step % config.train.checkpoint_every == 0 and step < steps:
+            for run, features in active:
+                set_rng_state(run.rng)
+                with autocast(device, first.train.precision):
+                    losses.append(run.objective.loss(run.model, to_batch(features))[0])
+                run.rng = get_rng_state()
+        finite = []
+        for (run, _), loss in zip(active, losses, strict=True):
+            run.step = step
+            if torch.isfinite(loss):
+                finite.append((run, loss))
+            else:
+                run.status, run.reason = "failed", f"non-finite loss {loss.item()} at step {step}"
+        if finite:
+            torch.stack([loss for _, loss in finite]).sum().backward()
+        for run, loss in finite:
+            torch.nn.utils.clip_grad_norm_(run.trainable, run.config.train.max_grad_norm)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+            run.losses.append(loss.item())
+        share = (time.perf_counter() - tick) / len(active)  # a stacked step's time, split evenly
+        for run, _ in active:
+            run.train_time += share
+        for run, _ in finite:
+            if step % first.train.eval_every == 0 or step == steps:
+                run.record(step, evaluate_select(run))
+        if first.train.checkpoint_every and step % first.train.checkpoint_every == 0 and step < steps:
             save_resume(
                 resume_path,
-                {
-                    "config": config.to_dict(),
-                    "step": step,
-                    "model": model.trainable_state(),
-                    "objective": objective.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "curve": [dataclasses.asdict(point) for point in curve],
-                    "best_score": best_score,
-                    "best_step": best_step,
-                    "best_state": best_state,
-                    "losses": losses,
-                    "train_time": train_time,
-                    "rng": get_rng_state(),
-                },
+                {"configs": [c.to_dict() for c in configs], "step": step, "runs": [r.state() for r in runs]},
             )
 
+    results = []
+    for run in runs:
+        metrics, predictions = finish(
+            run, task, splits, majority, select_features, report_features, eval_args
+        )
+        metrics = dataclasses.replace(  # a process's time, split evenly between its seeds
+            metrics,
+            wall_time_s=(time.perf_counter() - started) / len(runs),
+            peak_memory_mb=peak_memory_mb(device),
+        )
+        write_run(run.out_dir, run.config, metrics, run.curve, predictions, splits, run.best_state, data_sha)
+        results.append(metrics)
+    shutil.rmtree(resume_path.parent, ignore_errors=True)
+    return results
+
+
+def finish(
+    run: SeedRun, task: Task, splits, majority: int, select_features, report_features, eval_args
+) -> tuple[RunMetrics, dict[str, list[int]]]:
+    """Evaluate a seed's selected checkpoint on the selection and report splits (not for a failed
+    run), mark a run that never beat the majority class ``collapsed``, and gather its metrics."""
+    config = run.config
     select_result = report_result = None
     predictions: dict[str, list[int]] = {}
-    if status == "ok":
-        model.load_state_dict(best_state["model"], strict=False)
-        objective.load_state_dict(best_state["objective"])
+    if run.status == "ok":
+        run.model.load_state_dict(run.best_state["model"], strict=False)
+        run.objective.load_state_dict(run.best_state["objective"])
         predictions = {
-            splits.select_name: predict(model, select_features, *eval_args),
-            splits.report_name: predict(model, report_features, *eval_args),
+            splits.select_name: predict(run.model, select_features, *eval_args),
+            splits.report_name: predict(run.model, report_features, *eval_args),
         }
         select_result = split_result(
             task, splits.select_name, splits.select, predictions[splits.select_name], majority
@@ -258,13 +358,13 @@ def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
         report_result = split_result(
             task, splits.report_name, splits.report, predictions[splits.report_name], majority
         )
-        if max(point.select_score for point in curve[1:]) <= select_result.majority_score:
-            status, reason = "collapsed", "selection score never above the majority-class baseline"
-
+        if max(point.select_score for point in run.curve[1:]) <= select_result.majority_score:
+            run.status, run.reason = "collapsed", "selection score never above the majority-class baseline"
+    n_trainable = sum(p.numel() for p in run.trainable)
     metrics = RunMetrics(
         schema_version=SCHEMA_VERSION,
-        status=status,
-        reason=reason,
+        status=run.status,
+        reason=run.reason,
         setting=config.setting,
         task=task.name,
         task_version=task.version,
@@ -278,27 +378,29 @@ def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
         backbone=config.backbone,
         backbone_dropout=config.train.backbone_dropout,
         precision=config.train.precision,
-        device=str(device),
+        device=str(eval_args[2]),
         select=select_result,
         report=report_result,
-        selected_step=best_step if status != "failed" else None,
-        steps=step,
-        n_train=len(train_features),
+        selected_step=run.best_step if run.status != "failed" else None,
+        steps=run.step,
+        n_train=len(splits.train),
         trainable_params=n_trainable,
-        wall_time_s=time.perf_counter() - started,
-        train_time_s=train_time,
-        train_examples_per_s=step * config.train.batch_size / train_time if train_time > 0 else 0.0,
-        peak_memory_mb=peak_memory_mb(device),
+        wall_time_s=0.0,
+        train_time_s=run.train_time,
+        train_examples_per_s=run.step * config.train.batch_size / run.train_time
+        if run.train_time > 0
+        else 0.0,
+        peak_memory_mb=0.0,
     )
-    write_run(out_dir, config, metrics, curve, predictions, splits, best_state, data_sha)
-    shutil.rmtree(resume_path.parent, ignore_errors=True)
-    return metrics
+    return metrics, predictions
 
 
-def resume_file(out_dir: Path) -> Path:
-    """Where a run keeps its resume state: a sibling folder of the run folder, removed at the end."""
-    out_dir = Path(out_dir)
-    return out_dir.with_name(out_dir.name + ".resume") / "state.pt"
+def resume_file(out_dirs: Sequence[Path]) -> Path:
+    """Where runs keep their resume state, removed at the end: a sibling folder of the run folder
+    (``seed<N>.resume``), or of the seeds' folders for several seeds (``seed<N>+<M>….resume``)."""
+    dirs = [Path(d) for d in out_dirs]
+    name = "+".join([dirs[0].name, *(d.name.removeprefix("seed") for d in dirs[1:])])
+    return dirs[0].with_name(name + ".resume") / "state.pt"
 
 
 def get_rng_state() -> dict[str, Any]:
@@ -323,12 +425,12 @@ def save_resume(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_resume(path: Path, config: RunConfig) -> dict[str, Any] | None:
-    """The saved state of an interrupted run with this very config, else ``None`` (start afresh)."""
+def load_resume(path: Path, configs: Sequence[RunConfig]) -> dict[str, Any] | None:
+    """The saved state of interrupted runs with these very configs, else ``None`` (start afresh)."""
     if not path.is_file():
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
-    if state["config"] != config.to_dict():
+    if state.get("configs") != [config.to_dict() for config in configs]:
         print(f"warning: {path} belongs to another configuration; starting afresh", file=sys.stderr)
         return None
     print(f"resuming {path.parent.name.removesuffix('.resume')} from step {state['step']}", file=sys.stderr)

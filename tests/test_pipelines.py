@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,7 @@ from prompttune.config import expand_grid, load_params
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROJECT_FILES = ["params.yaml", "dvc.yaml", "Snakefile", "pipelines", "prompttune"]
+GIT_ID = {"NAME": "prompttune tests", "EMAIL": "tests@prompttune.invalid"}
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900, stderr: bool = False) -> str:
@@ -54,10 +56,13 @@ def project_copy(tmp_path: Path, mirror: Path, profile: str) -> tuple[Path, dict
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+        **{f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in GIT_ID.items()},
     }
     run(["git", "init", "-q"], project, env)
     run([str(BIN / "dvc"), "init", "-q"], project, env)
     run([str(BIN / "prompttune"), "profile", profile], project, env)
+    run(["git", "add", "-A"], project, env)
+    run(["git", "commit", "-q", "-m", "project"], project, env)  # DVC experiments start from a commit
     return project, env
 
 
@@ -154,6 +159,7 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     assert "curve.csv" in plots_out
     status = run([str(BIN / "dvc"), "status"], dvc_project, env)
     assert "up to date" in status.lower()
+    check_experiment_queue(dvc_project, env)
 
     smk_project, smk_env = project_copy(tmp_path / "smk", mirror, "smoke")
     run([str(BIN / "snakemake"), "-c2"], smk_project, smk_env)
@@ -167,6 +173,45 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
             smk_project / cell.run_dir / "predictions.jsonl"
         ).read_text()
     assert re.search(r"<h1>prompttune report", report)
+
+
+def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
+    """``dvc exp run --queue`` with 2 parallel workers, one experiment per seed over part of the smoke
+    grid (train stages only), gives exactly the metrics of the serial ``dvc repro`` in ``project``,
+    without touching the workspace's runs; the shared tokenisation cache ends without partial entries."""
+    dvc = str(BIN / "dvc")
+    methods, seeds = ["head", "pt", "pt-infoprompt"], [1, 2]
+    before = {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")}
+    for seed in seeds:
+        overrides = {
+            "grid.methods": f"[{','.join(methods)}]",
+            "grid.seeds": f"[{seed}]",
+            "grid.variants.seeds": f"[{seed}]",
+            "studies.landscape.methods": "[pt]",
+            "studies.landscape.seeds": f"[{seed}]",
+            "studies.mi_check.seeds": f"[{seed}]",
+        }
+        flags = [arg for key, value in overrides.items() for arg in ("-S", f"{key}={value}")]
+        run([dvc, "exp", "run", "--queue", "-n", f"seed{seed}", *flags, "train"], project, env)
+    run([dvc, "queue", "start", "-j", "2"], project, env)
+    deadline = time.monotonic() + 900
+    while re.search(r"\b(Queued|Running)\b", status := run([dvc, "queue", "status"], project, env)):
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    assert status.count("Success") == len(seeds), status
+    shown = json.loads(run([dvc, "exp", "show", "--json"], project, env))
+    experiments = {
+        rev["name"]: rev for entry in shown for exp in entry.get("experiments") or [] for rev in exp["revs"]
+    }
+    for seed in seeds:
+        metrics = experiments[f"seed{seed}"]["data"]["metrics"]
+        for method in methods:
+            name = f"runs/fewglue.CB/{method}/seed{seed}/metrics.json"
+            serial = json.loads((project / name).read_text())
+            assert strip_timing(metrics[name]["data"]) == strip_timing(serial), f"{name}: queue ≠ serial"
+    assert {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")} == before
+    cache = Path(env["PROMPTTUNE_CACHE"]) / "tokens"
+    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_slurm_profile_dry_run_gives_one_gpu_job_per_run(tmp_path: Path, mirror: Path) -> None:

@@ -24,8 +24,14 @@ class ObjectiveConfig:
 
 
 class Objective(nn.Module, ABC):
+    """``loss`` returns the loss to minimise and numbers to log. An objective that draws no random
+    numbers and treats every example on its own may set ``stackable``: the training loop then also
+    hands it a ``StackedModel`` (several seeds in one batch) and expects one loss per seed, which
+    ``model.seed_means`` of a per-example loss gives in both cases."""
+
     name: ClassVar[str] = ""
     config_class: ClassVar[type[ObjectiveConfig]] = ObjectiveConfig
+    stackable: ClassVar[bool] = False
 
     def __init__(self, config: ObjectiveConfig, model: PromptModel) -> None:
         super().__init__()

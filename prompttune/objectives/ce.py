@@ -5,14 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from prompttune.model import Batch, PromptModel
+from prompttune.model import Batch, PromptModel, StackedModel
 from prompttune.objectives.base import OBJECTIVES, Objective
 
 
 @OBJECTIVES.register("ce")
 class CrossEntropy(Objective):
     name = "ce"
+    stackable = True
 
-    def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        loss = F.cross_entropy(model(batch).logits, batch["labels"])
-        return loss, {"ce": loss.item()}
+    def loss(self, model: PromptModel | StackedModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = model.seed_means(F.cross_entropy(model(batch).logits, batch["labels"], reduction="none"))
+        return loss, {"ce": loss.mean().item()}

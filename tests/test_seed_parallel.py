@@ -1,0 +1,117 @@
+"""Several seeds of one cell in one process equal the same seeds trained one by one: stacked (one
+backbone pass for all seeds) for stackable objectives, taking turns under per-seed RNG otherwise; a
+seed that diverges fails alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import tiny_config
+
+from prompttune import model as model_module
+from prompttune.data import fetch
+from prompttune.splits import required_files
+from prompttune.train import resume_file, train_run, train_seeds
+
+SEEDS = [1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def cb_data(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("data")
+    fetch(required_files("fewglue", "CB"), dest, mirror=mirror)
+    return dest
+
+
+def timeless(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not k.endswith(("_s", "_mb"))}
+
+
+def curve_rows(run_dir: Path) -> list[list[float]]:
+    lines = (run_dir / "curve.csv").read_text().splitlines()[1:]
+    return [[float(x) for x in line.split(",")[:4]] for line in lines]  # step, loss, lr, score
+
+
+@pytest.mark.parametrize(
+    ("method", "stacked"),
+    [("head", True), ("pt", True), ("pt2", True), ("pt-ptp-rn-emb", False), ("pt-infoprompt", False)],
+)
+def test_seeds_in_one_process_equal_separate_runs(
+    tiny_backbone: str,
+    cb_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    stacked: bool,
+) -> None:
+    calls = []
+    forward = model_module.StackedModel.forward
+    monkeypatch.setattr(
+        model_module.StackedModel,
+        "forward",
+        lambda self, *a, **k: calls.append(len(self.models)) or forward(self, *a, **k),
+    )
+    configs = [tiny_config(tiny_backbone, method, seed, backbone_dropout=False) for seed in SEEDS]
+    together = train_seeds(configs, cb_data, [tmp_path / "together" / f"seed{s}" for s in SEEDS])
+    assert calls == ([len(SEEDS)] * configs[0].train.steps if stacked else [])
+    for config, joint in zip(configs, together, strict=True):
+        alone_dir, joint_dir = tmp_path / f"alone{config.seed}", tmp_path / "together" / f"seed{config.seed}"
+        alone = train_run(config, cb_data, alone_dir)
+        assert timeless(joint.to_dict()) == timeless(alone.to_dict()), f"seed {config.seed}"
+        assert (joint_dir / "predictions.jsonl").read_text() == (alone_dir / "predictions.jsonl").read_text()
+        a, b = torch.load(alone_dir / "prompt.pt"), torch.load(joint_dir / "prompt.pt")
+        assert a["model"].keys() == b["model"].keys()
+        tolerance = {"rtol": 1e-5, "atol": 1e-6} if stacked else {"rtol": 0, "atol": 0}
+        for key in a["model"]:
+            torch.testing.assert_close(b["model"][key], a["model"][key], **tolerance)
+        torch.testing.assert_close(
+            torch.tensor(curve_rows(joint_dir)),
+            torch.tensor(curve_rows(alone_dir)),
+            equal_nan=True,
+            **tolerance,
+        )
+    seed_prompts = [torch.load(tmp_path / "together" / f"seed{s}" / "prompt.pt")["model"] for s in SEEDS]
+    key = next(iter(seed_prompts[0]))
+    assert not torch.equal(seed_prompts[0][key], seed_prompts[1][key]), "each seed keeps its own parameters"
+
+
+def test_a_diverging_seed_fails_alone(tiny_backbone: str, cb_data: Path, tmp_path: Path) -> None:
+    """Seed 2 gets an exploding learning rate (a variant of the config would be another cell, so the
+    configs are made to differ only by seed and the rate is raised on seed 2's optimiser)."""
+    configs = [tiny_config(tiny_backbone, "pt", seed, backbone_dropout=False) for seed in SEEDS]
+    real_adamw = torch.optim.AdamW
+
+    def adamw(params, lr, weight_decay):  # the second optimiser built belongs to seed 2
+        adamw.count += 1
+        return real_adamw(params, lr=1e30 if adamw.count == 2 else lr, weight_decay=weight_decay)
+
+    adamw.count = 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.optim, "AdamW", adamw)
+        patch.setattr(
+            torch.nn.utils, "clip_grad_norm_", lambda params, max_norm: torch.tensor(0.0)
+        )  # no clipping: the huge step must reach the prompt
+        results = train_seeds(configs, cb_data, [tmp_path / f"seed{s}" for s in SEEDS])
+    statuses = [r.status for r in results]
+    assert statuses[1] == "failed" and "non-finite loss" in results[1].reason
+    assert statuses[0] != "failed" and statuses[2] != "failed"
+    saved = json.loads((tmp_path / "seed2" / "metrics.json").read_text())
+    assert saved["status"] == "failed" and saved["report"] is None
+
+
+def test_several_seeds_share_one_resume_state_next_to_their_folders(tmp_path: Path) -> None:
+    dirs = [tmp_path / "pt" / f"seed{s}" for s in SEEDS]
+    assert resume_file(dirs) == tmp_path / "pt" / "seed1+2+3.resume" / "state.pt"
+    assert resume_file(dirs[:1]) == tmp_path / "pt" / "seed1.resume" / "state.pt"
+
+
+def test_configs_that_differ_beyond_the_seed_are_refused(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path
+) -> None:
+    a = tiny_config(tiny_backbone, "pt", 1)
+    b = tiny_config(tiny_backbone, "pt", 2, lr=0.1)
+    with pytest.raises(ValueError, match="differ only in their seed"):
+        train_seeds([a, b], cb_data, [tmp_path / "a", tmp_path / "b"])
