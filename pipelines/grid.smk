@@ -1,6 +1,19 @@
 # Rules of the Snakefile (GRID, PROFILE and RUN come from it).
 RUN_OUTPUTS = ["prompt.pt", "predictions.jsonl", "config.json", "provenance.json", "metrics.json", "curve.csv"]
-TRAIN = "prompttune train --cell {wildcards.cell} --method {wildcards.method} --seed {wildcards.seed}"
+TRAIN = "prompttune train --cell {wildcards.cell} --method {wildcards.method}"
+
+
+def run_outputs(pattern, seeds):
+    """A training job's files: one seed's, or with grid.stack_seeds every seed's of the cell × method."""
+    if not GRID.get("stack_seeds"):
+        return [f"{pattern}/{name}" for name in RUN_OUTPUTS]
+    return [f"{pattern.replace('{seed}', str(seed))}/{name}" for seed in seeds for name in RUN_OUTPUTS]
+
+
+def seed_flags(seeds):
+    if not GRID.get("stack_seeds"):
+        return " --seed {wildcards.seed}"
+    return "".join(f" --seed {seed}" for seed in seeds)
 
 
 wildcard_constraints:
@@ -21,18 +34,18 @@ rule train:
     input:
         "data/{cell}",
     output:
-        [f"{RUN}/{name}" for name in RUN_OUTPUTS],
+        run_outputs(RUN, GRID["seeds"]),
     shell:
-        TRAIN
+        TRAIN + seed_flags(GRID["seeds"])
 
 
 rule train_variant:
     input:
         "data/{cell}",
     output:
-        [f"{VARIANT_RUN}/{name}" for name in RUN_OUTPUTS],
+        run_outputs(VARIANT_RUN, VARIANTS["seeds"]),
     shell:
-        TRAIN + " --variant {wildcards.variant}"
+        TRAIN + seed_flags(VARIANTS["seeds"]) + " --variant {wildcards.variant}"
 
 
 rule landscape:

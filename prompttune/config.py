@@ -164,6 +164,13 @@ class GridSection:
     methods: list[str]
     seeds: list[int]
     variants: VariantGrid
+    stack_seeds: bool = field(
+        default=False,
+        metadata={
+            "help": "Snakemake: one job per cell × method trains all its seeds in one process "
+            "(seed-parallel where the objective allows); DVC keeps one stage per seed; same results"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_axes(self, ("cells", "methods", "seeds"), allow_empty=False)

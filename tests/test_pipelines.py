@@ -214,6 +214,19 @@ def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_stack_seeds_gives_one_snakemake_job_per_cell_and_method(tmp_path: Path, mirror: Path) -> None:
+    project, env = project_copy(tmp_path, mirror, "smoke")
+    params = load_params(project / "params.yaml")
+    assert params.grid.stack_seeds
+    commands, outputs = snakemake_jobs(project, env)
+    train = sorted(c for c in commands if c.startswith("prompttune train"))
+    seeds = "".join(f" --seed {s}" for s in params.grid.seeds)
+    expected = [f"prompttune train --cell fewglue.CB --method {m}{seeds}" for m in params.grid.methods]
+    expected.append("prompttune train --cell fewglue.CB --method pt-infoprompt --seed 1 --variant init-vocab")
+    assert train == sorted(expected)
+    assert {str(cell.run_dir / "metrics.json") for cell in expand_grid(params)} <= outputs
+
+
 def test_slurm_profile_dry_run_gives_one_gpu_job_per_run(tmp_path: Path, mirror: Path) -> None:
     project, env = project_copy(tmp_path, mirror, "paper")
     n_runs = len(expand_grid(load_params(project / "params.yaml")))
