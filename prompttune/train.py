@@ -62,22 +62,31 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+    """Move a batch; to a GPU through pinned memory, so the copy does not wait for the host."""
+    if device.type == "cuda":
+        return {key: value.pin_memory().to(device, non_blocking=True) for key, value in batch.items()}
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 @torch.no_grad()
 def predict(
     model: PromptModel, features: Sequence[Features], tokenizer, batch_size: int, device, precision: str
 ) -> list[int]:
-    """Arg-max predictions, in order, with the model in evaluation mode."""
+    """Arg-max predictions, in the order of ``features``, with the model in evaluation mode. Examples
+    are batched by length (longest first) so that each batch pads little (choice)."""
     was_training = model.training
     model.eval()
-    preds: list[int] = []
+    order = sorted(
+        range(len(features)), key=lambda i: -sum(len(s["input_ids"]) for s in features[i].sequences)
+    )
+    preds = [0] * len(features)
     multiple_choice = model.task.kind == "multiple_choice"
-    for batch in eval_batches(features, tokenizer, batch_size, multiple_choice):
+    batches = eval_batches([features[i] for i in order], tokenizer, batch_size, multiple_choice)
+    for start, batch in zip(range(0, len(order), batch_size), batches, strict=True):
         with autocast(device, precision):
             logits = model(to_device(batch, device)).logits
-        preds.extend(logits.argmax(dim=-1).tolist())
+        for i, pred in zip(order[start : start + batch_size], logits.argmax(dim=-1).tolist(), strict=True):
+            preds[i] = pred
     model.train(was_training)
     return preds
 
