@@ -51,6 +51,21 @@ class Splits:
     report_name: str
     files: list[str]  # relative data files used, in the order train, select, report
 
+    def require_labels(self) -> None:
+        """Training, selection and the report need every example labelled; the first that is not is
+        an error naming its file."""
+        select_file = self.files[1] if len(self.files) == 3 else self.files[0]
+        for examples, file in (
+            (self.train, self.files[0]),
+            (self.select, select_file),
+            (self.report, self.files[-1]),
+        ):
+            for example in examples:
+                if example.label is None:
+                    raise PromptTuneError(
+                        f"{file}: example {example.guid!r} has no label; training needs labels"
+                    )
+
 
 def parse_setting(name: str) -> Setting:
     """``"fewglue"``, ``"superglue"`` or ``"fewshot-<k>"``; anything else is a one-line error."""

@@ -232,6 +232,7 @@ def train_seeds(configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequenc
     task = get_task(first.task)
     BASES.get(first.base), OBJECTIVES.get(first.objective)  # unknown names fail before any work
     splits = load_splits(data_root, first.setting, task, first.data_seed)
+    splits.require_labels()
     data_sha = verify(data_root, splits.files)
     backbone, tokenizer = load_backbone(first.backbone)
     backbone.to(device)

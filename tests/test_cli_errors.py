@@ -3,6 +3,7 @@ half-written."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -86,6 +87,16 @@ def test_missing_field_names_the_field_and_line(project: Path) -> None:
     dev.write_text("\n".join(lines) + "\n")
     proc = prompttune(["train", "--cell", "fewglue.CB", "--method", "pt2", "--seed", "1"], project)
     assert_one_line_error(proc, "dev32.jsonl:5", "hypothesis")
+
+
+def test_missing_label_names_the_file_and_example(project: Path) -> None:
+    train = project / "data/fewglue.CB/FewGLUE/CB/train.jsonl"
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    del rows[3]["label"]
+    train.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    proc = prompttune(["train", "--cell", "fewglue.CB", "--method", "pt2", "--seed", "1"], project)
+    assert_one_line_error(proc, "train.jsonl", f"train-{rows[3]['idx']}' has no label")
+    assert not (project / "runs").exists()
 
 
 def test_corrupted_data_file_fails_the_checksum_before_training(project: Path) -> None:
