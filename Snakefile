@@ -8,7 +8,7 @@ VARIANTS = GRID["variants"]
 STUDIES = config["studies"]
 PROFILE = config.get("profile") or "custom"
 RUN = "runs/{cell}/{method}/seed{seed}"
-VARIANT_RUN = "runs/{cell}/{method}/{variant}/seed{seed}"
+VARIANT_RUN = "runs/{cell}/{method}@{variant}/seed{seed}"
 LANDSCAPES = expand("results/landscape/{cell}/{method}", cell=GRID["cells"], method=STUDIES["landscape"]["methods"])
 
 

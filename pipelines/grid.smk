@@ -4,21 +4,20 @@ TRAIN = "prompttune train --cell {wildcards.cell} --method {wildcards.method}"
 
 
 def run_outputs(pattern, seeds):
-    """A training job's files: one seed's, or with grid.stack_seeds every seed's of the cell × method."""
+    """A training job's files: one seed's, or with grid.stack_seeds every seed's of the cell × method and
+    their headline metrics (``<method folder>.metrics.json``), as DVC's stage writes them."""
     if not GRID.get("stack_seeds"):
         return [f"{pattern}/{name}" for name in RUN_OUTPUTS]
-    return [f"{pattern.replace('{seed}', str(seed))}/{name}" for seed in seeds for name in RUN_OUTPUTS]
+    runs = [f"{pattern.replace('{seed}', str(seed))}/{name}" for seed in seeds for name in RUN_OUTPUTS]
+    return [*runs, pattern.removesuffix("/seed{seed}") + ".metrics.json"]
 
 
-def seed_flags(seeds):
-    if not GRID.get("stack_seeds"):
-        return " --seed {wildcards.seed}"
-    return "".join(f" --seed {seed}" for seed in seeds)
+SEED_FLAGS = " --grid-seeds" if GRID.get("stack_seeds") else " --seed {wildcards.seed}"
 
 
 wildcard_constraints:
     cell=r"[^/]+",
-    method=r"[^/]+",
+    method=r"[^/@]+",
     variant=r"[^/]+",
     seed=r"\d+",
 
@@ -36,7 +35,7 @@ rule train:
     output:
         run_outputs(RUN, GRID["seeds"]),
     shell:
-        TRAIN + seed_flags(GRID["seeds"])
+        TRAIN + SEED_FLAGS
 
 
 rule train_variant:
@@ -45,7 +44,7 @@ rule train_variant:
     output:
         run_outputs(VARIANT_RUN, VARIANTS["seeds"]),
     shell:
-        TRAIN + seed_flags(VARIANTS["seeds"]) + " --variant {wildcards.variant}"
+        TRAIN + " --variant {wildcards.variant}" + SEED_FLAGS
 
 
 rule landscape:

@@ -36,34 +36,48 @@ def fetch(
 def train(
     cell: str = typer.Option(..., help="<setting>.<task>, e.g. fewglue.CB"),
     method: str = typer.Option(..., help="<base>[-<objective>], e.g. pt2 or pt-infoprompt"),
-    seed: list[int] = typer.Option(
-        ..., help="training seed; repeat it to train several seeds of the cell in one process"
+    seed: list[int] | None = typer.Option(
+        None, help="training seed; repeat it to train several seeds of the cell in one process"
+    ),
+    grid_seeds: bool = typer.Option(
+        False,
+        "--grid-seeds",
+        help="every seed of grid.seeds (grid.variants.seeds with --variant), in one process; also writes "
+        "runs/<cell>/<method>[@<variant>].metrics.json (the pipelines' form)",
     ),
     variant: str | None = typer.Option(None, help="a key of run.variants (variant runs)"),
     params: Path = PARAMS,
     data: Path | None = typer.Option(None, help="data root (default data/<cell>, see `prompttune fetch`)"),
     out: Path | None = typer.Option(
-        None, help="run folder, one seed only (default runs/<cell>/<method>[/<variant>]/seed<seed>)"
+        None, help="run folder, one seed only (default runs/<cell>/<method>[@<variant>]/seed<seed>)"
     ),
 ) -> None:
     """Train and evaluate one grid cell, for one seed or several (seed-parallel where the objective
     allows: see README, "Seed-parallel training")."""
     from prompttune.config import Cell, load_params, resolve_run, split_cell
+    from prompttune.io import atomic_write_json
     from prompttune.train import train_seeds
 
+    loaded = load_params(params)
+    if grid_seeds == bool(seed):
+        raise PromptTuneError("give --seed (repeatable) or --grid-seeds, not both and not neither")
+    seed = (loaded.grid.variants.seeds if variant else loaded.grid.seeds) if grid_seeds else seed
     if len(set(seed)) != len(seed):
         raise PromptTuneError(f"--seed: repeated seed in {seed}")
     if out is not None and len(seed) > 1:
-        raise PromptTuneError("--out names one run folder; it cannot be used with several --seed")
+        raise PromptTuneError("--out names one run folder; it cannot be used with several seeds")
     setting, task = split_cell(cell)
-    loaded = load_params(params)
     runs = [Cell(setting=setting, task=task, method=method, seed=s, variant=variant) for s in seed]
     configs = [resolve_run(loaded, run) for run in runs]
     out_dirs = [out] if out is not None else [run.run_dir for run in runs]
-    for run, metrics in zip(runs, train_seeds(configs, data or Path("data") / cell, out_dirs), strict=True):
+    results = train_seeds(configs, data or Path("data") / cell, out_dirs)
+    for run, metrics in zip(runs, results, strict=True):
         score = f"{100 * metrics.report.score:.1f}" if metrics.report else "—"
         split = metrics.report.name if metrics.report else "report"
         typer.echo(f"{run.run_dir}: {metrics.status}, {split} {score}")
+    if grid_seeds:
+        headlines = {f"seed{m.seed}": m.headline() for m in results}
+        atomic_write_json(runs[0].seeds_metrics, headlines)
 
 
 @app.command()
@@ -118,6 +132,7 @@ def profile(
         raise PromptTuneError(f"{params}: unknown profile {name!r}; known: {known}")
     yaml = YAML()
     yaml.preserve_quotes = True
+    yaml.width = 110  # the file's own width: folded text keeps its line breaks
     doc = yaml.load(params.read_text(encoding="utf-8"))
     doc["profile"] = name
     for section in ("grid", "run", "studies"):

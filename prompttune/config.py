@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -168,7 +169,8 @@ class GridSection:
         default=False,
         metadata={
             "help": "Snakemake: one job per cell × method trains all its seeds in one process "
-            "(seed-parallel where the objective allows); DVC keeps one stage per seed; same results"
+            "(seed-parallel where the objective allows), as DVC's stages always do; false: one job "
+            "per seed (more jobs for a cluster to spread); same results"
         },
     )
 
@@ -229,6 +231,9 @@ class Params:
     path: Path
 
 
+VARIANT_SEP = "@"  # runs/<cell>/<method>@<variant>/seed<N>
+
+
 @dataclass(frozen=True)
 class Cell:
     """One run of the grid: (setting, task, method, seed), and the variant for variant runs."""
@@ -244,9 +249,20 @@ class Cell:
         return f"{self.setting}.{self.task}"
 
     @property
+    def method_dir(self) -> Path:
+        """``runs/<cell>/<method>``, or ``runs/<cell>/<method>@<variant>`` for a variant run: the folder
+        of the seeds' run folders (one DVC output per cell × method, so variants live beside it)."""
+        name = f"{self.method}{VARIANT_SEP}{self.variant}" if self.variant else self.method
+        return Path("runs") / self.cell / name
+
+    @property
     def run_dir(self) -> Path:
-        method_dir = Path("runs") / self.cell / self.method
-        return (method_dir / self.variant if self.variant else method_dir) / f"seed{self.seed}"
+        return self.method_dir / f"seed{self.seed}"
+
+    @property
+    def seeds_metrics(self) -> Path:
+        """``<method_dir>.metrics.json``: every seed's headline metrics, written by ``train --grid-seeds``."""
+        return self.method_dir.with_name(self.method_dir.name + ".metrics.json")
 
 
 @dataclass(frozen=True)
@@ -412,6 +428,10 @@ def _validate(grid: GridSection, run: RunSection, studies: StudiesSection) -> No
                 raise PromptTuneError(f"{name}: {value!r} is not in {', '.join(map(str, allowed)) or '[]'}")
     base = {k: v for k, v in dataclasses.asdict(run).items() if k not in ("tasks", "variants")}
     for name, override in run.variants.items():
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            raise PromptTuneError(
+                f"run.variants.{name}: a variant name may use letters, digits, '.', '_', '-'"
+            )
         build(RunSection, deep_merge(base, override), f"run.variants.{name}")
     for name, override in run.tasks.items():
         build(RunSection, deep_merge(base, override), f"run.tasks.{name}")

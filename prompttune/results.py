@@ -71,6 +71,15 @@ class RunMetrics:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def headline(self) -> dict[str, Any]:
+        """Status, selected step, and the selection and report splits' scores: one seed's entry in
+        ``<method>.metrics.json``, the file ``dvc metrics show`` and ``dvc exp show`` list."""
+        out: dict[str, Any] = {"status": self.status, "selected_step": self.selected_step}
+        for key, split in (("select", self.select), ("report", self.report)):
+            if split is not None:
+                out[key] = {"split": split.name, "score": split.score, **split.metrics}
+        return out
+
 
 def load_metrics(path: str | Path) -> RunMetrics:
     """Read a run's ``metrics.json``, checking its schema."""

@@ -343,7 +343,7 @@ def train_seeds(configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequenc
         )
         write_run(run.out_dir, run.config, metrics, run.curve, predictions, splits, run.best_state, data_sha)
         results.append(metrics)
-    shutil.rmtree(resume_path.parent, ignore_errors=True)
+    remove_resume(resume_path)
     return results
 
 
@@ -406,11 +406,20 @@ def finish(
 
 
 def resume_file(out_dirs: Sequence[Path]) -> Path:
-    """Where runs keep their resume state, removed at the end: a sibling folder of the run folder
-    (``seed<N>.resume``), or of the seeds' folders for several seeds (``seed<N>+<M>….resume``)."""
-    dirs = [Path(d) for d in out_dirs]
+    """Where runs keep their resume state, removed at the end: ``<parent>.resume/<runs>/state.pt`` beside
+    the folder that holds the run folders, e.g. ``runs/<cell>/<method>.resume/seed1+2+3/`` — outside the
+    folder a DVC stage declares as its output (which DVC deletes before running the stage again)."""
+    dirs = [Path(d).absolute() for d in out_dirs]
     name = "+".join([dirs[0].name, *(d.name.removeprefix("seed") for d in dirs[1:])])
-    return dirs[0].with_name(name + ".resume") / "state.pt"
+    parent = dirs[0].parent
+    return parent.with_name(parent.name + ".resume") / name / "state.pt"
+
+
+def remove_resume(path: Path) -> None:
+    """Delete a finished group's resume state, and the ``.resume`` folder once no group is left in it."""
+    shutil.rmtree(path.parent, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        path.parent.parent.rmdir()
 
 
 def get_rng_state() -> dict[str, Any]:
@@ -443,7 +452,7 @@ def load_resume(path: Path, configs: Sequence[RunConfig]) -> dict[str, Any] | No
     if state.get("configs") != [config.to_dict() for config in configs]:
         print(f"warning: {path} belongs to another configuration; starting afresh", file=sys.stderr)
         return None
-    print(f"resuming {path.parent.name.removesuffix('.resume')} from step {state['step']}", file=sys.stderr)
+    print(f"resuming {path.parent.name} from step {state['step']}", file=sys.stderr)
     return state
 
 

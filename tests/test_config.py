@@ -54,7 +54,8 @@ def test_grid_expands_to_the_main_grid_then_the_variant_runs() -> None:
     first_variant = runs[n_main]
     assert first_variant == Cell(*split_cell(v.cells[0]), v.methods[0], v.seeds[0], v.names[0])
     assert (
-        first_variant.run_dir == Path("runs") / v.cells[0] / v.methods[0] / v.names[0] / f"seed{v.seeds[0]}"
+        first_variant.run_dir
+        == Path("runs") / v.cells[0] / f"{v.methods[0]}@{v.names[0]}" / f"seed{v.seeds[0]}"
     )
 
 
@@ -65,7 +66,9 @@ def test_a_variant_overrides_the_run_block_after_the_task() -> None:
     assert (plain.prompt.init, vocab.prompt.init) == ("random", "vocab")
     assert vocab.variant == "init-vocab" and plain.variant is None
     assert dataclasses.replace(vocab, prompt=plain.prompt, variant=None) == plain
-    assert vocab.train.steps == 100, "the task's override still applies"
+    assert vocab.train.steps == params.run.tasks["SST-2"]["train"]["steps"] != params.run.train.steps, (
+        "the task's override still applies"
+    )
 
 
 def test_a_variant_can_set_objective_options(tmp_path: Path) -> None:
@@ -93,8 +96,8 @@ def test_task_overrides_apply_to_that_task_only() -> None:
     params = load_params(ROOT / "params.yaml")
     sst2 = resolve_run(params, Cell("fewshot-256", "SST-2", "pt2", 1))
     cb = resolve_run(params, Cell("fewglue", "CB", "pt2", 1))
-    assert sst2.train.steps == 100 and sst2.train.eval_every == 10
-    assert cb.train.steps == 50 and cb.train.eval_every == 5
+    assert sst2.train.steps == 32 and sst2.train.eval_every == 8
+    assert cb.train.steps == 16 and cb.train.eval_every == 4
     assert sst2.train.lr == cb.train.lr == 0.01
 
 
@@ -199,7 +202,7 @@ def test_unknown_profile_is_a_one_line_error(tmp_path: Path) -> None:
     shutil.copy(ROOT / "params.yaml", path)
     before = path.read_text()
     with pytest.raises(
-        PromptTuneError, match="unknown profile 'gpu'; known: default, paper, ptp-sensitivity, smoke"
+        PromptTuneError, match="unknown profile 'gpu'; known: cpu-long, default, paper, ptp-sensitivity, smoke"
     ):
         CliRunner().invoke(app, ["profile", "gpu", "--params", str(path)], catch_exceptions=False)
     assert path.read_text() == before

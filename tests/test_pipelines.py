@@ -2,7 +2,7 @@
 
 - Both pipelines expand params.yaml to the same runs, commands and outputs (every profile).
 - End to end (marked ``e2e``): the smoke profile through ``dvc repro`` and through ``snakemake -c2`` on
-  the embedded MiniLM and the data mirror gives a report, ``dvc metrics show`` / ``dvc plots`` work,
+  the embedded MiniLM and the data mirror gives a report, ``dvc metrics show`` lists every seed,
   and the two pipelines produce identical metrics.
 """
 
@@ -22,6 +22,7 @@ import pytest
 from browser import ARTIFACTS, open_page, require_chromium
 
 from prompttune.config import expand_grid, load_params
+from prompttune.results import load_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -90,28 +91,44 @@ def snakemake_jobs(project: Path, env: dict[str, str]) -> tuple[set[str], set[st
     return commands, outputs
 
 
+RUN_FILES = ("prompt.pt", "predictions.jsonl", "config.json", "provenance.json", "metrics.json", "curve.csv")
+
+
 @pytest.mark.parametrize("profile", ["default", "paper"])
 def test_dvc_and_snakemake_expand_to_the_same_runs(tmp_path: Path, mirror: Path, profile: str) -> None:
     project, env = project_copy(tmp_path, mirror, profile)
     params = load_params(project / "params.yaml")
-    expected_runs = {str(cell.run_dir) for cell in expand_grid(params)}
+    runs = expand_grid(params)
+    groups = {cell.method_dir: cell for cell in runs}  # one DVC training stage per cell × method (× variant)
 
     stages = dvc_stages(project, env)
     train = {name for name in stages if name.startswith(("train@", "train-variant@"))}
-    assert len(train) == len(expected_runs)
+    assert len(train) == len(groups) < len(runs)
     landscapes = {name for name in stages if name.startswith("landscape@")}
     assert len(landscapes) == len(params.grid.cells) * len(params.studies.landscape.methods)
     dvc_commands = {cmd for cmd, _ in stages.values()}
     dvc_outputs = set().union(*(outs for _, outs in stages.values()))
-    metric_dirs = {str(Path(o).parent) for o in dvc_outputs if o.endswith("prompt.pt")}
-    assert metric_dirs == expected_runs
+    assert {str(d) for d in groups} <= dvc_outputs
+    assert all(cmd.endswith(" --grid-seeds") for name, (cmd, _) in stages.items() if name in train)
 
     smk_commands, smk_outputs = snakemake_jobs(project, env)
-    assert smk_commands == dvc_commands
-    # DVC declares metrics/plots separately from outs; Snakemake lists them all as outputs.
-    run_files = {f"{run}/{name}" for run in expected_runs for name in ("metrics.json", "curve.csv")}
+    if params.grid.stack_seeds:  # the same jobs as DVC's stages
+        assert smk_commands == dvc_commands
+    else:  # one job per seed instead of one per cell × method
+        per_seed = {
+            cmd.replace(" --grid-seeds", f" --seed {seed}")
+            for name, (cmd, _) in stages.items()
+            for seed in (params.grid.variants.seeds if "--variant" in cmd else params.grid.seeds)
+            if name in train
+        }
+        assert smk_commands == (dvc_commands - {stages[name][0] for name in train}) | per_seed
+    run_files = {f"{cell.run_dir}/{name}" for cell in runs for name in RUN_FILES}
+    seeds_metrics = {str(cell.seeds_metrics) for cell in groups.values()}  # written by --grid-seeds only
     metrics = {"results/summary.json", "results/mi_check/checks.json"}
-    assert smk_outputs == dvc_outputs | run_files | metrics
+    expected = (dvc_outputs - {str(d) for d in groups} - seeds_metrics) | run_files | metrics
+    if params.grid.stack_seeds:
+        expected |= seeds_metrics
+    assert smk_outputs == expected
     assert f"reports/{profile}.html" in smk_outputs
 
 
@@ -126,7 +143,11 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     params = load_params(dvc_project / "params.yaml")
     runs = expand_grid(params)
     n_methods = len(params.grid.methods)
-    assert n_methods == 10 and len(runs) == 2 * n_methods + 1 and runs[-1].run_dir.parts[-2] == "init-vocab"
+    assert (
+        n_methods == 10
+        and len(runs) == 2 * n_methods + 1
+        and runs[-1].run_dir.parts[-2] == "pt-infoprompt@init-vocab"
+    )
 
     summary = pd.read_csv(dvc_project / "results" / "summary.csv", keep_default_na=False)
     assert len(summary) == n_methods + 1
@@ -155,8 +176,9 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], dvc_project, env))
     assert "results/summary.json" in json.dumps(shown)
     assert "report" in json.dumps(shown)
-    plots_out = run([str(BIN / "dvc"), "plots", "show", "--json"], dvc_project, env)
-    assert "curve.csv" in plots_out
+    for cell in runs:  # every seed's headline, in the file DVC lists per cell × method
+        headline = json.loads((dvc_project / cell.seeds_metrics).read_text())[f"seed{cell.seed}"]
+        assert headline == load_metrics(dvc_project / cell.run_dir / "metrics.json").headline()
     status = run([str(BIN / "dvc"), "status"], dvc_project, env)
     assert "up to date" in status.lower()
     check_experiment_queue(dvc_project, env)
@@ -187,7 +209,7 @@ def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
     without touching the workspace's runs; the shared tokenisation cache ends without partial entries."""
     dvc = str(BIN / "dvc")
     methods, seeds = ["head", "pt", "pt-infoprompt"], [1, 2]
-    before = {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")}
+    before = {p: p.read_bytes() for p in (project / "runs").rglob("*metrics.json")}
     for seed in seeds:
         overrides = {
             "grid.methods": f"[{','.join(methods)}]",
@@ -212,11 +234,12 @@ def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
     for seed in seeds:
         metrics = experiments[f"seed{seed}"]["data"]["metrics"]
         for method in methods:
-            name = f"runs/fewglue.CB/{method}/seed{seed}/metrics.json"
-            serial = json.loads((project / name).read_text())
-            expected = compact(strip_timing(serial))  # `dvc exp show` leaves out nulls and empty objects
-            assert strip_timing(metrics[name]["data"]) == expected, f"{name}: queue ≠ serial"
-    assert {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")} == before
+            name = f"runs/fewglue.CB/{method}.metrics.json"
+            assert set(metrics[name]["data"]) == {f"seed{seed}"}, f"{name}: the experiment's seeds only"
+            serial = json.loads((project / name).read_text())[f"seed{seed}"]
+            expected = compact(serial)  # `dvc exp show` leaves out nulls and empty objects
+            assert metrics[name]["data"][f"seed{seed}"] == expected, f"{name} seed{seed}: queue ≠ serial"
+    assert {p: p.read_bytes() for p in (project / "runs").rglob("*metrics.json")} == before
     cache = Path(env["PROMPTTUNE_CACHE"]) / "tokens"
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
 
@@ -227,11 +250,15 @@ def test_stack_seeds_gives_one_snakemake_job_per_cell_and_method(tmp_path: Path,
     assert params.grid.stack_seeds
     commands, outputs = snakemake_jobs(project, env)
     train = sorted(c for c in commands if c.startswith("prompttune train"))
-    seeds = "".join(f" --seed {s}" for s in params.grid.seeds)
-    expected = [f"prompttune train --cell fewglue.CB --method {m}{seeds}" for m in params.grid.methods]
-    expected.append("prompttune train --cell fewglue.CB --method pt-infoprompt --seed 1 --variant init-vocab")
+    expected = [f"prompttune train --cell fewglue.CB --method {m} --grid-seeds" for m in params.grid.methods]
+    expected.append(
+        "prompttune train --cell fewglue.CB --method pt-infoprompt --variant init-vocab --grid-seeds"
+    )
     assert train == sorted(expected)
-    assert {str(cell.run_dir / "metrics.json") for cell in expand_grid(params)} <= outputs
+    runs = expand_grid(params)
+    assert {str(cell.run_dir / "metrics.json") for cell in runs} | {
+        str(c.seeds_metrics) for c in runs
+    } <= outputs
 
 
 def test_slurm_profile_dry_run_gives_one_gpu_job_per_run(tmp_path: Path, mirror: Path) -> None:

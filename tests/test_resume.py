@@ -45,8 +45,8 @@ def metrics(path: Path) -> dict:
 
 
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(project: Path) -> None:
-    state = project / "killed.resume" / "state.pt"
-    proc = train(project, "killed")
+    state = project / "out.resume" / "killed" / "state.pt"
+    proc = train(project, "out/killed")
     deadline = time.monotonic() + 240
     while not state.exists():
         assert proc.poll() is None, f"run ended before its first checkpoint: {proc.stderr.read()}"
@@ -55,23 +55,25 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(project: Pa
     time.sleep(0.3)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (project / "killed").exists(), "a killed run must not leave a folder that looks complete"
+    assert not (project / "out" / "killed").exists(), (
+        "a killed run must not leave a folder that looks complete"
+    )
 
-    resumed = train(project, "killed")
+    resumed = train(project, "out/killed")
     _, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr
     assert "resuming killed from step" in stderr
     step = int(stderr.split("from step")[1].split()[0])
     assert 10 <= step < 300 and step % 10 == 0
-    assert not state.parent.exists(), "the resume state is removed once the run is complete"
+    assert not state.parent.parent.exists(), "the resume state is removed once the run is complete"
 
-    clean = train(project, "clean")
+    clean = train(project, "out/clean")
     _, stderr = clean.communicate(timeout=600)
     assert clean.returncode == 0 and "resuming" not in stderr
-    assert metrics(project / "killed" / "metrics.json") == metrics(project / "clean" / "metrics.json")
+    assert metrics(project / "out/killed/metrics.json") == metrics(project / "out/clean/metrics.json")
     for name in ("predictions.jsonl", "curve.csv"):
-        killed_text = (project / "killed" / name).read_text()
-        clean_text = (project / "clean" / name).read_text()
+        killed_text = (project / "out/killed" / name).read_text()
+        clean_text = (project / "out/clean" / name).read_text()
         if name == "curve.csv":  # the last column is elapsed time
             killed_text = "\n".join(line.rsplit(",", 1)[0] for line in killed_text.splitlines())
             clean_text = "\n".join(line.rsplit(",", 1)[0] for line in clean_text.splitlines())
@@ -79,15 +81,15 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(project: Pa
 
 
 def test_a_resume_state_of_another_configuration_is_ignored(project: Path) -> None:
-    first = train(project, "run")
-    state = project / "run.resume" / "state.pt"
+    first = train(project, "out/run")
+    state = project / "out.resume" / "run" / "state.pt"
     while not state.exists() and first.poll() is None:
         time.sleep(0.05)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     text = (project / "params.yaml").read_text().replace("lr: 0.01", "lr: 0.02")
     (project / "params.yaml").write_text(text)
-    again = train(project, "run")
+    again = train(project, "out/run")
     _, stderr = again.communicate(timeout=600)
     assert again.returncode == 0
     assert "belongs to another configuration; starting afresh" in stderr

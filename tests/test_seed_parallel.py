@@ -102,10 +102,10 @@ def test_a_diverging_seed_fails_alone(tiny_backbone: str, cb_data: Path, tmp_pat
     assert saved["status"] == "failed" and saved["report"] is None
 
 
-def test_several_seeds_share_one_resume_state_next_to_their_folders(tmp_path: Path) -> None:
+def test_several_seeds_share_one_resume_state_beside_their_method_folder(tmp_path: Path) -> None:
     dirs = [tmp_path / "pt" / f"seed{s}" for s in SEEDS]
-    assert resume_file(dirs) == tmp_path / "pt" / "seed1+2+3.resume" / "state.pt"
-    assert resume_file(dirs[:1]) == tmp_path / "pt" / "seed1.resume" / "state.pt"
+    assert resume_file(dirs) == tmp_path / "pt.resume" / "seed1+2+3" / "state.pt"
+    assert resume_file(dirs[:1]) == tmp_path / "pt.resume" / "seed1" / "state.pt"
 
 
 def test_configs_that_differ_beyond_the_seed_are_refused(
