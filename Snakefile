@@ -9,7 +9,8 @@ STUDIES = config["studies"]
 PROFILE = config.get("profile") or "custom"
 RUN = "runs/{cell}/{method}/seed{seed}"
 VARIANT_RUN = "runs/{cell}/{method}@{variant}/seed{seed}"
-LANDSCAPES = expand("results/landscape/{cell}/{method}", cell=GRID["cells"], method=STUDIES["landscape"]["methods"])
+LANDSCAPE = STUDIES["landscape"]
+LANDSCAPES = expand("results/landscape/{cell}/{method}", cell=LANDSCAPE["cells"], method=LANDSCAPE["methods"])
 
 
 rule all:

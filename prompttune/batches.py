@@ -81,17 +81,42 @@ def eval_batches(
         yield collate(features[start : start + batch_size], tokenizer, multiple_choice)
 
 
+def length(feature: Features) -> int:
+    """Tokens of an example, over all its choices."""
+    return sum(len(sequence["input_ids"]) for sequence in feature.sequences)
+
+
 def train_order(
-    features: Sequence[Features], batch_size: int, generator: torch.Generator, start_step: int = 0
+    features: Sequence[Features],
+    batch_size: int,
+    generator: torch.Generator,
+    start_step: int = 0,
+    group_by_length: int = 0,
 ) -> Iterator[list[Features]]:
     """The training batches' examples: endless shuffled epochs (last partial batch dropped), the order
     depending only on ``generator`` (seeded by the run seed). ``start_step`` skips that many batches,
-    so a resumed run sees exactly the batches an uninterrupted one would."""
+    so a resumed run sees exactly the batches an uninterrupted one would.
+
+    ``group_by_length = G > 0`` (choice; the idea of transformers' ``group_by_length``): each epoch's
+    shuffled order is cut into windows of G batches, each window sorted by length (longest first, ties
+    in shuffled order) and cut into batches, and the epoch's batches are then shuffled. Every example
+    is still seen once per epoch; a batch holds examples of similar length, so it pads less."""
     size = min(batch_size, len(features))
     step = 0
     while True:
         order = torch.randperm(len(features), generator=generator).tolist()
-        for start in range(0, len(order) - size + 1, size):
+        order = order[: len(order) - len(order) % size]
+        if group_by_length:
+            window = group_by_length * size
+            order = [
+                i
+                for start in range(0, len(order), window)
+                for i in sorted(order[start : start + window], key=lambda i: -length(features[i]))
+            ]
+        batches = [order[start : start + size] for start in range(0, len(order), size)]
+        if group_by_length:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        for batch in batches:
             step += 1
             if step > start_step:
-                yield [features[i] for i in order[start : start + size]]
+                yield [features[i] for i in batch]

@@ -159,8 +159,10 @@ def landscape(
 
     loaded = load_params(params)
     study = loaded.studies.landscape
-    if method not in study.methods:
-        raise PromptTuneError(f"{params}: studies.landscape.methods has no {method!r}")
+    if cell not in study.cells or method not in study.methods:
+        raise PromptTuneError(
+            f"{params}: studies.landscape covers cells {study.cells} × methods {study.methods}"
+        )
     runs = [Cell(*split_cell(cell), method, seed).run_dir for seed in study.seeds]
     out = out or Path("results/landscape") / cell / method
     surfaces = landscape_for_method(runs, data or Path("data") / cell, out, study)

@@ -94,6 +94,13 @@ class TrainConfig:
         metadata={"help": "save a resume state every N steps (0: never)"},
     )
     max_length: int = field(default=128, metadata={"help": "max tokens of the input text (prompts extra)"})
+    group_by_length: int = field(
+        default=0,
+        metadata={
+            "help": "G > 0: training batches formed from length-sorted windows of G batches of each "
+            "epoch's shuffled order, in shuffled order (less padding); 0: plain shuffled batches"
+        },
+    )
     backbone_dropout: bool = field(
         default=False, metadata={"help": "frozen backbone's dropout active in training (P-tuning v2: on)"}
     )
@@ -111,6 +118,7 @@ class TrainConfig:
         _check(self.eval_every >= 1, "eval_every must be ≥ 1")
         _check(self.checkpoint_every >= 0, "checkpoint_every must be ≥ 0")
         _check(self.max_length >= 8, "max_length must be ≥ 8")
+        _check(self.group_by_length >= 0, "group_by_length must be ≥ 0")
 
 
 @dataclass(frozen=True)
@@ -180,8 +188,9 @@ class GridSection:
 
 @dataclass(frozen=True)
 class LandscapeStudy:
-    """PTP-4: loss surfaces of finished main-grid runs (methods × seeds, every cell); see landscape.py."""
+    """PTP-4: loss surfaces of finished main-grid runs (cells × methods × seeds); see landscape.py."""
 
+    cells: list[str] = field(default_factory=list, metadata={"help": "a subset of grid.cells"})
     methods: list[str] = field(default_factory=list, metadata={"help": "a subset of grid.methods"})
     seeds: list[int] = field(default_factory=list, metadata={"help": "a subset of grid.seeds"})
     radius: float = field(default=0.2, metadata={"help": "grid half-width, in rms(E)·√(coordinates)"})
@@ -190,7 +199,7 @@ class LandscapeStudy:
     n_examples: int = field(default=16, metadata={"help": "first N examples of the report split"})
 
     def __post_init__(self) -> None:
-        _check_axes(self, ("methods", "seeds"), allow_empty=False)
+        _check_axes(self, ("cells", "methods", "seeds"), allow_empty=False)
         _check(self.radius > 0, "radius must be > 0")
         _check(self.points >= 3 and self.points % 2 == 1, "points must be odd and ≥ 3")
         _check(0 < self.rho <= self.radius, "rho must be in (0, radius]")
@@ -419,6 +428,7 @@ def _validate(grid: GridSection, run: RunSection, studies: StudiesSection) -> No
     for name, values, allowed in (
         ("grid.variants.cells", grid.variants.cells, grid.cells),
         ("grid.variants.names", grid.variants.names, list(run.variants)),
+        ("studies.landscape.cells", studies.landscape.cells, grid.cells),
         ("studies.landscape.methods", studies.landscape.methods, grid.methods),
         ("studies.landscape.seeds", studies.landscape.seeds, grid.seeds),
         ("studies.mi_check.cell", [studies.mi_check.cell], grid.cells),

@@ -154,7 +154,7 @@ def landscapes(params: Params, runs: pd.DataFrame, root: Path) -> list[dict[str,
     sharpness mean ± std over seeds."""
     study = params.studies.landscape
     out = []
-    for cell in params.grid.cells:
+    for cell in study.cells:
         paths = [
             root / LANDSCAPES / cell / m / f"seed{study.seeds[0]}" / "surface.json" for m in study.methods
         ]

@@ -30,7 +30,7 @@ import torch
 
 from prompttune.backbone import load_backbone
 from prompttune.bases import BASES
-from prompttune.batches import Batch, Features, collate, eval_batches, train_order
+from prompttune.batches import Batch, Features, collate, eval_batches, length, train_order
 from prompttune.config import RunConfig
 from prompttune.data import verify
 from prompttune.io import atomic_directory, atomic_write_bytes
@@ -76,9 +76,7 @@ def predict(
     are batched by length (longest first) so that each batch pads little (choice)."""
     was_training = model.training
     model.eval()
-    order = sorted(
-        range(len(features)), key=lambda i: -sum(len(s["input_ids"]) for s in features[i].sequences)
-    )
+    order = sorted(range(len(features)), key=lambda i: -length(features[i]))
     preds = [0] * len(features)
     multiple_choice = model.task.kind == "multiple_choice"
     batches = eval_batches([features[i] for i in order], tokenizer, batch_size, multiple_choice)
@@ -277,7 +275,11 @@ def train_seeds(configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequenc
     start = min(run.step for run in runs)
     orders = [
         train_order(
-            train_features, first.train.batch_size, torch.Generator().manual_seed(run.config.seed), start
+            train_features,
+            first.train.batch_size,
+            torch.Generator().manual_seed(run.config.seed),
+            start,
+            first.train.group_by_length,
         )
         for run in runs
     ]

@@ -40,7 +40,9 @@ def small_grid(data: dict) -> None:
         "seeds": [1, 2, 3],
         "variants": {"cells": ["fewglue.CB"], "methods": ["pt"], "names": ["init-vocab"], "seeds": [1, 2]},
     }
-    data["studies"]["landscape"].update(methods=["pt"], seeds=[1, 2])
+    data["studies"]["landscape"].update(
+        cells=["fewglue.CB", "fewshot-256.SST-2"], methods=["pt"], seeds=[1, 2]
+    )
 
 
 def split(name: str, score: float) -> SplitResult:

@@ -202,7 +202,8 @@ def test_unknown_profile_is_a_one_line_error(tmp_path: Path) -> None:
     shutil.copy(ROOT / "params.yaml", path)
     before = path.read_text()
     with pytest.raises(
-        PromptTuneError, match="unknown profile 'gpu'; known: cpu-long, default, paper, ptp-sensitivity, smoke"
+        PromptTuneError,
+        match="unknown profile 'gpu'; known: cpu-long, default, paper, ptp-sensitivity, smoke",
     ):
         CliRunner().invoke(app, ["profile", "gpu", "--params", str(path)], catch_exceptions=False)
     assert path.read_text() == before

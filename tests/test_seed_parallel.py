@@ -36,8 +36,15 @@ def curve_rows(run_dir: Path) -> list[list[float]]:
 
 
 @pytest.mark.parametrize(
-    ("method", "stacked"),
-    [("head", True), ("pt", True), ("pt2", True), ("pt-ptp-rn-emb", False), ("pt-infoprompt", False)],
+    ("method", "stacked", "group"),
+    [
+        ("head", True, 0),
+        ("pt", True, 0),
+        ("pt2", True, 0),
+        ("pt2", True, 2),  # length-grouped batches
+        ("pt-ptp-rn-emb", False, 0),
+        ("pt-infoprompt", False, 0),
+    ],
 )
 def test_seeds_in_one_process_equal_separate_runs(
     tiny_backbone: str,
@@ -46,6 +53,7 @@ def test_seeds_in_one_process_equal_separate_runs(
     monkeypatch: pytest.MonkeyPatch,
     method: str,
     stacked: bool,
+    group: int,
 ) -> None:
     calls = []
     forward = model_module.StackedModel.forward
@@ -54,7 +62,10 @@ def test_seeds_in_one_process_equal_separate_runs(
         "forward",
         lambda self, *a, **k: calls.append(len(self.models)) or forward(self, *a, **k),
     )
-    configs = [tiny_config(tiny_backbone, method, seed, backbone_dropout=False) for seed in SEEDS]
+    configs = [
+        tiny_config(tiny_backbone, method, seed, backbone_dropout=False, group_by_length=group)
+        for seed in SEEDS
+    ]
     together = train_seeds(configs, cb_data, [tmp_path / "together" / f"seed{s}" for s in SEEDS])
     assert calls == ([len(SEEDS)] * configs[0].train.steps if stacked else [])
     for config, joint in zip(configs, together, strict=True):
