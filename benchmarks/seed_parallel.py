@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backbone", default="minilm")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument(
+        "--mode", default="stacked", choices=["stacked", "turns", "auto"], help="seed_parallel"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     return parser.parse_args()
 
@@ -71,6 +74,7 @@ def main() -> None:
                 precision=args.precision,
                 device=args.device,
                 checkpoint_every=0,
+                seed_parallel=args.mode,
             ),
         )
         for seed in range(1, args.seeds + 1)
@@ -97,7 +101,10 @@ def main() -> None:
     rate_alone = examples / sum(m.train_time_s for m in alone)
     ratio = rate_together / rate_alone
     with_start = (alone_wall + args.seeds * start) / (together_wall + start)
-    print(f"device {together[0].device}, threads {torch.get_num_threads()}, {args.method}, S = {args.seeds}")
+    print(
+        f"device {together[0].device}, threads {torch.get_num_threads()}, "
+        f"{args.method} ({args.mode}), S = {args.seeds}"
+    )
     print(f"training: together {rate_together:.1f} ex/s, one by one {rate_alone:.1f} ex/s, ratio {ratio:.2f}")
     print(f"in-process wall: together {together_wall:.1f} s, one by one {alone_wall:.1f} s")
     print(f"process start (imports + backbone): {start:.1f} s, once together, {args.seeds}x separately")

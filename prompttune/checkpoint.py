@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prompttune.backbone import load_backbone
 from prompttune.config import RunConfig, build
@@ -26,17 +26,29 @@ class LoadedRun:
     tokenizer: PreTrainedTokenizerBase
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
-    """Rebuild the model of ``run_dir`` (``config.json`` + ``prompt.pt``) in evaluation mode."""
+def read_config(run_dir: str | Path) -> RunConfig:
+    """A finished run's resolved config (``config.json``)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise PromptTuneError(f"{path}: missing; is {run_dir} a finished run?")
+    return build(RunConfig, json.loads(path.read_text(encoding="utf-8")), str(path))
+
+
+def load_run(
+    run_dir: str | Path,
+    device: str | torch.device = "cpu",
+    backbone: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
+) -> LoadedRun:
+    """Rebuild the model of ``run_dir`` (``config.json`` + ``prompt.pt``) in evaluation mode; on
+    ``backbone`` (model, tokenizer) when given (several runs of one backbone share it, frozen)."""
     run_dir = Path(run_dir)
-    config_path, state_path = run_dir / "config.json", run_dir / "prompt.pt"
-    for path in (config_path, state_path):
-        if not path.is_file():
-            raise PromptTuneError(f"{path}: missing; is {run_dir} a finished run?")
-    config = build(RunConfig, json.loads(config_path.read_text(encoding="utf-8")), str(config_path))
+    config = read_config(run_dir)
+    state_path = run_dir / "prompt.pt"
+    if not state_path.is_file():
+        raise PromptTuneError(f"{state_path}: missing; is {run_dir} a finished run?")
     task = get_task(config.task)
-    backbone, tokenizer = load_backbone(config.backbone)
-    model = PromptModel.build(config, backbone, tokenizer, task)
+    weights, tokenizer = backbone or load_backbone(config.backbone)
+    model = PromptModel.build(config, weights, tokenizer, task)
     objective = build_objective(config.objective, config.objective_options, model)
     state = torch.load(state_path, map_location="cpu")
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}

@@ -104,6 +104,15 @@ class TrainConfig:
     backbone_dropout: bool = field(
         default=False, metadata={"help": "frozen backbone's dropout active in training (P-tuning v2: on)"}
     )
+    seed_parallel: Literal["auto", "stacked", "turns"] = field(
+        default="auto",
+        metadata={
+            "help": "seeds trained in one process: stacked = one backbone pass over every seed's batch "
+            "(stackable objectives, dropout off), turns = one seed after another; auto: stacked on a "
+            "GPU, turns on a CPU (whose cores one seed's batch already fills; stacking pads every seed's "
+            "batch to the longest)"
+        },
+    )
     precision: Literal["fp32", "bf16"] = field(default="fp32", metadata={"help": "bf16: autocast"})
     device: str = field(default="auto", metadata={"help": "auto: cuda when available, else cpu"})
 

@@ -31,10 +31,13 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from prompttune.backbone import load_backbone
 from prompttune.batches import Batch, collate
-from prompttune.checkpoint import load_run
+from prompttune.checkpoint import load_run, read_config
 from prompttune.config import LandscapeStudy
+from prompttune.errors import PromptTuneError
 from prompttune.io import atomic_write_bytes, atomic_write_json
 from prompttune.model import PromptModel
 from prompttune.objectives.ptp import embedding_rms
@@ -203,12 +206,13 @@ def landscape_for_run(
     rho: float,
     n_examples: int = 32,
     seed: int = 0,
+    backbone: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
 ) -> dict:
     """Surface and sharpness of a finished run on the first ``n_examples`` of its report split;
     writes ``out_dir/surface.json`` and ``out_dir/surface.png`` atomically; returns the surface.
     ``seed`` draws r̂; it is the same for every run (not the run's seed), so runs on the same batch
-    share the random direction's draw."""
-    run = load_run(run_dir)
+    share the random direction's draw. ``backbone``: the run's backbone, already loaded."""
+    run = load_run(run_dir, backbone=backbone)
     config = run.config
     device = resolve_device(config.train.device)
     model = run.model.to(device)
@@ -246,6 +250,12 @@ def landscape_for_method(
     """The study for one (cell, method): every seed's run on the same inputs, directions' draw and
     scale; ``out_dir/seed<N>/surface.{json,png}`` per run and ``out_dir/surfaces.png`` with all of them
     on one colour scale."""
+    names = {read_config(run_dir).backbone for run_dir in run_dirs}
+    if len(names) != 1:
+        raise PromptTuneError(
+            f"{out_dir}: the runs {[str(d) for d in run_dirs]} use backbones {sorted(names)}"
+        )
+    backbone = load_backbone(names.pop())  # loaded once, shared by every seed's (frozen) model
     surfaces = []
     for run_dir in run_dirs:
         surfaces.append(
@@ -257,6 +267,7 @@ def landscape_for_method(
                 points=study.points,
                 rho=study.rho,
                 n_examples=study.n_examples,
+                backbone=backbone,
             )
         )
     plot_surfaces([out_dir / run_dir.name / "surface.json" for run_dir in run_dirs], out_dir / "surfaces.png")

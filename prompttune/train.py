@@ -217,9 +217,10 @@ def train_seeds(configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequenc
     """Train several seeds of one grid cell in one process (configs equal but for the seed): the
     backbone, data and tokenisation are shared; each seed keeps its own prompt, head, optimiser,
     data order and RNG, so every seed ends exactly as a run of its own would (up to floating-point
-    summation order when stacked). Seed-parallel (``stacked``): with a ``stackable`` objective and
-    backbone dropout off, one backbone pass takes every seed's batch; otherwise the seeds take
-    turns, each step under its own RNG state. Each run folder is written atomically."""
+    summation order when stacked). Seed-parallel (``stacked``): with a ``stackable`` objective,
+    backbone dropout off and ``train.seed_parallel`` stacked (auto: on a GPU), one backbone pass takes
+    every seed's batch; otherwise the seeds take turns, each step under its own RNG state. Each run
+    folder is written atomically."""
     started = time.perf_counter()
     first = configs[0]
     if any(dataclasses.replace(c, seed=first.seed) != first for c in configs) or len(configs) != len(
@@ -244,8 +245,12 @@ def train_seeds(configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequenc
     steps = number_of_steps(first, len(train_features))
     warmup = round(first.train.warmup_ratio * steps)
     eval_args = (tokenizer, first.train.eval_batch_size, device, first.train.precision)
+    mode = first.train.seed_parallel
     stacked = (
-        len(configs) > 1 and OBJECTIVES.get(first.objective).stackable and not first.train.backbone_dropout
+        len(configs) > 1
+        and OBJECTIVES.get(first.objective).stackable
+        and not first.train.backbone_dropout
+        and (mode == "stacked" or (mode == "auto" and device.type != "cpu"))
     )
 
     def evaluate_select(run: SeedRun) -> float:

@@ -97,7 +97,7 @@ def test_task_overrides_apply_to_that_task_only() -> None:
     sst2 = resolve_run(params, Cell("fewshot-256", "SST-2", "pt2", 1))
     cb = resolve_run(params, Cell("fewglue", "CB", "pt2", 1))
     assert sst2.train.steps == 32 and sst2.train.eval_every == 8
-    assert cb.train.steps == 16 and cb.train.eval_every == 4
+    assert cb.train.steps == 24 and cb.train.eval_every == 6 and cb.train.batch_size == 8
     assert sst2.train.lr == cb.train.lr == 0.01
 
 

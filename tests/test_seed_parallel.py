@@ -63,7 +63,14 @@ def test_seeds_in_one_process_equal_separate_runs(
         lambda self, *a, **k: calls.append(len(self.models)) or forward(self, *a, **k),
     )
     configs = [
-        tiny_config(tiny_backbone, method, seed, backbone_dropout=False, group_by_length=group)
+        tiny_config(
+            tiny_backbone,
+            method,
+            seed,
+            backbone_dropout=False,
+            group_by_length=group,
+            seed_parallel="stacked" if stacked else "auto",
+        )
         for seed in SEEDS
     ]
     together = train_seeds(configs, cb_data, [tmp_path / "together" / f"seed{s}" for s in SEEDS])
@@ -89,10 +96,33 @@ def test_seeds_in_one_process_equal_separate_runs(
     assert not torch.equal(seed_prompts[0][key], seed_prompts[1][key]), "each seed keeps its own parameters"
 
 
+def test_auto_takes_turns_on_a_cpu_bit_identical_to_separate_runs(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    forward = model_module.StackedModel.forward
+    monkeypatch.setattr(
+        model_module.StackedModel, "forward", lambda self, *a, **k: calls.append(1) or forward(self, *a, **k)
+    )
+    configs = [tiny_config(tiny_backbone, "pt", seed, backbone_dropout=False) for seed in SEEDS[:2]]
+    assert configs[0].train.seed_parallel == "auto"
+    together = train_seeds(configs, cb_data, [tmp_path / f"together{c.seed}" for c in configs])
+    assert calls == [], "a stackable objective on a CPU is not stacked under auto"
+    for config, joint in zip(configs, together, strict=True):
+        alone = train_run(config, cb_data, tmp_path / f"alone{config.seed}")
+        assert timeless(joint.to_dict()) == timeless(alone.to_dict())
+        a = torch.load(tmp_path / f"alone{config.seed}" / "prompt.pt")["model"]
+        b = torch.load(tmp_path / f"together{config.seed}" / "prompt.pt")["model"]
+        assert all(torch.equal(a[key], b[key]) for key in a)
+
+
 def test_a_diverging_seed_fails_alone(tiny_backbone: str, cb_data: Path, tmp_path: Path) -> None:
     """Seed 2 gets an exploding learning rate (a variant of the config would be another cell, so the
     configs are made to differ only by seed and the rate is raised on seed 2's optimiser)."""
-    configs = [tiny_config(tiny_backbone, "pt", seed, backbone_dropout=False) for seed in SEEDS]
+    configs = [
+        tiny_config(tiny_backbone, "pt", seed, backbone_dropout=False, seed_parallel="stacked")
+        for seed in SEEDS
+    ]
     real_adamw = torch.optim.AdamW
 
     def adamw(params, lr, weight_decay):  # the second optimiser built belongs to seed 2
