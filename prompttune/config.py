@@ -114,6 +114,13 @@ class TrainConfig:
         },
     )
     precision: Literal["fp32", "bf16"] = field(default="fp32", metadata={"help": "bf16: autocast"})
+    compile: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.compile the frozen backbone (dynamic shapes): a GPU option; on a 2-core CPU the "
+            "first step paid 27 s of compilation and later steps were no faster (benchmarks/README.md)"
+        },
+    )
     device: str = field(default="auto", metadata={"help": "auto: cuda when available, else cpu"})
 
     def __post_init__(self) -> None:

@@ -235,6 +235,8 @@ def train_seeds(configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequenc
     data_sha = verify(data_root, splits.files)
     backbone, tokenizer = load_backbone(first.backbone)
     backbone.to(device)
+    if first.train.compile:
+        backbone.compile(dynamic=True)
 
     max_length = first.train.max_length
     train_features = encode_cached(splits.train, task, tokenizer, max_length)

@@ -122,6 +122,24 @@ def test_same_seed_gives_identical_metrics_and_another_seed_does_not(
     assert not torch.equal(a["model"][key], c["model"][key])
 
 
+def test_a_compiled_backbone_trains_as_the_eager_one(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(tiny_backbone, "pt2", steps=4, eval_every=2)
+    eager = train_run(config, cb_data, tmp_path / "eager")
+    compiled = train_run(
+        dataclasses.replace(config, train=dataclasses.replace(config.train, compile=True)),
+        cb_data,
+        tmp_path / "compiled",
+    )
+    assert compiled.status == eager.status != "failed"
+    a, b = torch.load(tmp_path / "eager" / "prompt.pt"), torch.load(tmp_path / "compiled" / "prompt.pt")
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        torch.testing.assert_close(b["model"][key], a["model"][key], rtol=1e-4, atol=1e-5)
+    assert compiled.select == eager.select and compiled.report == eager.report
+
+
 def test_non_finite_loss_marks_the_run_failed(tiny_backbone: str, cb_data: Path, tmp_path: Path) -> None:
     metrics = train_run(tiny_config(tiny_backbone, lr=1e30, max_grad_norm=1e30), cb_data, tmp_path / "run")
     assert metrics.status == "failed" and "non-finite loss" in metrics.reason
