@@ -64,8 +64,10 @@ def train(
     seed = (loaded.grid.variants.seeds if variant else loaded.grid.seeds) if grid_seeds else seed
     if len(set(seed)) != len(seed):
         raise PromptTuneError(f"--seed: repeated seed in {seed}")
-    if out is not None and len(seed) > 1:
-        raise PromptTuneError("--out names one run folder; it cannot be used with several seeds")
+    if out is not None and (len(seed) > 1 or grid_seeds):
+        raise PromptTuneError(
+            "--out names one run folder; it cannot be used with several seeds or --grid-seeds"
+        )
     setting, task = split_cell(cell)
     runs = [Cell(setting=setting, task=task, method=method, seed=s, variant=variant) for s in seed]
     configs = [resolve_run(loaded, run) for run in runs]

@@ -51,6 +51,32 @@ def test_a_good_run_exits_zero(project: Path) -> None:
     assert (project / "runs/fewglue.CB/pt2/seed1/metrics.json").is_file()
 
 
+def test_grid_seeds_trains_every_grid_seed_and_writes_their_headlines(project: Path) -> None:
+    proc = prompttune(["train", "--cell", "fewglue.CB", "--method", "head", "--grid-seeds"], project)
+    assert proc.returncode == 0, proc.stderr
+    headlines = json.loads((project / "runs/fewglue.CB/head.metrics.json").read_text())
+    assert list(headlines) == ["seed1", "seed2"]  # the smoke profile's grid.seeds
+    for name, headline in headlines.items():
+        run = json.loads((project / "runs/fewglue.CB/head" / name / "metrics.json").read_text())
+        assert headline["status"] == run["status"] and headline["report"]["score"] == run["report"]["score"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--seed", "1", "--grid-seeds"],
+        [],
+        ["--grid-seeds", "--out", "elsewhere"],
+        ["--seed", "1", "--seed", "2", "--out", "elsewhere"],
+        ["--seed", "1", "--seed", "1"],
+    ],
+)
+def test_seed_flags_that_do_not_go_together_fail_clearly(project: Path, args: list[str]) -> None:
+    proc = prompttune(["train", "--cell", "fewglue.CB", "--method", "head", *args], project)
+    assert_one_line_error(proc, "seed")
+    assert not (project / "runs").exists() and not (project / "elsewhere").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
