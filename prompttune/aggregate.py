@@ -8,7 +8,6 @@ Only runs with status ``ok`` enter means; failed and collapsed runs are counted 
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,11 @@ def read_curve(path: Path) -> pd.DataFrame:
 def run_sharpness(params: Params, cell: Cell, root: Path) -> float:
     """The run's sharpness from the landscape study, nan when the study does not cover the run."""
     study = params.studies.landscape
-    if cell.variant or (cell.cell, cell.method, cell.seed) not in itertools.product(
-        study.cells, study.methods, study.seeds
+    if (
+        cell.variant
+        or cell.cell not in study.cells
+        or cell.method not in study.methods
+        or cell.seed not in study.seeds
     ):
         return float("nan")
     path = root / LANDSCAPES / cell.cell / cell.method / f"seed{cell.seed}" / "surface.json"

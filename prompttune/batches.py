@@ -102,6 +102,7 @@ def train_order(
     in shuffled order) and cut into batches, and the epoch's batches are then shuffled. Every example
     is still seen once per epoch; a batch holds examples of similar length, so it pads less."""
     size = min(batch_size, len(features))
+    lengths = [length(feature) for feature in features] if group_by_length else []
     step = 0
     while True:
         order = torch.randperm(len(features), generator=generator).tolist()
@@ -111,7 +112,7 @@ def train_order(
             order = [
                 i
                 for start in range(0, len(order), window)
-                for i in sorted(order[start : start + window], key=lambda i: -length(features[i]))
+                for i in sorted(order[start : start + window], key=lambda j: -lengths[j])
             ]
         batches = [order[start : start + size] for start in range(0, len(order), size)]
         if group_by_length:
