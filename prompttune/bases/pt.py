@@ -7,6 +7,11 @@ token types are then not passed to the backbone (its default, all zeros), as PEF
 prompt tuning drops them — so an export to PEFT gives the same hidden states (prompttune/export.py).
 Either way ``input_mask`` marks only the input's own tokens: mean pooling skips the prompt and ``cls``
 pooling reads the input's first token wherever it sits.
+
+Positions (choice, what the backbone itself does with a prompted ``input_ids``): the prompt vectors
+are tokens like any other, so the sequence with the prompt is numbered by the backbone's own rule,
+handed over as explicit ``position_ids`` (``prompttune.backbone.Positions``: BERT and ALBERT from 0,
+RoBERTa from ``padding_idx + 1`` skipping pads). Sequences longer than the position table are refused.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from prompttune.backbone import Positions
 from prompttune.bases.base import BASES, BackboneInputs, PromptBase, init_token_ids
 from prompttune.config import PromptConfig
 from prompttune.tasks.base import Task
@@ -33,35 +39,33 @@ class ShallowPrompt(PromptBase):
             std = config.init_std if config.init_std is not None else table.pow(2).mean().sqrt().item()
             init = torch.randn(config.length, table.shape[1]) * std
         else:
-            init = table[init_token_ids(config, tokenizer, task)].clone()
+            init = table[init_token_ids(config, tokenizer, task).to(table.device)].clone()
         self.prompt = nn.Parameter(init.float())
-        self.max_positions: int | None = getattr(backbone.config, "max_position_embeddings", None)
+        self.positions = Positions.of(backbone.config)
 
     def forward(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
     ) -> BackboneInputs:
         n_seq, length, _ = inputs_embeds.shape
         n = self.prompt.shape[0]
-        if self.max_positions is not None and length + n > self.max_positions:
-            raise ValueError(
-                f"input length {length} + prompt {n} exceeds the backbone's {self.max_positions}"
-            )
+        self.positions.check(length + n, f"input length {length} + prompt {n}")
         prompt = self.prompt.to(inputs_embeds.dtype).unsqueeze(0).expand(n_seq, -1, -1)
         ones = attention_mask.new_ones(n_seq, n)
+        types = None  # token types: none with the prompt at the start (the backbone's zeros), see above
         if self.config.position == "start":
             embeds = torch.cat([prompt, inputs_embeds], dim=1)
             mask = torch.cat([ones, attention_mask], dim=1)
             input_mask = torch.cat([ones * 0, attention_mask], dim=1).bool()
-            return BackboneInputs(
-                kwargs={"inputs_embeds": embeds, "attention_mask": mask}, input_mask=input_mask
-            )
-        embeds = torch.cat([inputs_embeds[:, :1], prompt, inputs_embeds[:, 1:]], dim=1)
-        mask = torch.cat([attention_mask[:, :1], ones, attention_mask[:, 1:]], dim=1)
-        kwargs = {"inputs_embeds": embeds, "attention_mask": mask}
-        if token_type_ids is not None:
-            zeros = token_type_ids.new_zeros(n_seq, n)
-            kwargs["token_type_ids"] = torch.cat([token_type_ids[:, :1], zeros, token_type_ids[:, 1:]], dim=1)
-        input_mask = torch.cat([attention_mask[:, :1], ones * 0, attention_mask[:, 1:]], dim=1).bool()
+        else:
+            embeds = torch.cat([inputs_embeds[:, :1], prompt, inputs_embeds[:, 1:]], dim=1)
+            mask = torch.cat([attention_mask[:, :1], ones, attention_mask[:, 1:]], dim=1)
+            input_mask = torch.cat([attention_mask[:, :1], ones * 0, attention_mask[:, 1:]], dim=1).bool()
+            if token_type_ids is not None:
+                zeros = token_type_ids.new_zeros(n_seq, n)
+                types = torch.cat([token_type_ids[:, :1], zeros, token_type_ids[:, 1:]], dim=1)
+        kwargs = {"inputs_embeds": embeds, "attention_mask": mask, "position_ids": self.positions.ids(mask)}
+        if types is not None:
+            kwargs["token_type_ids"] = types
         return BackboneInputs(kwargs=kwargs, input_mask=input_mask)
 
     def prompt_vectors(self) -> torch.Tensor:

@@ -6,7 +6,11 @@ prefixes of length ``n`` in every attention layer, handed to the backbone as a p
 - Init ``random``: N(0, init_std²), init_std default 1.0 (code: ``nn.Embedding``'s default). Choice:
   ``vocab`` / ``text`` take the keys and values the frozen backbone itself computes, layer by layer,
   for the chosen tokens — the deep analogue of initialising a shallow prompt from word embeddings.
-- The backbone places the input after the prefix (its position ids shift by ``n``, as in P-tuning v2).
+- The input sits after the prefix: its position ids shift by ``n``, as P-tuning v2's backbones do when
+  handed ``input_ids`` and an ``n``-long cache. They are passed explicitly (``Positions``; BERT
+  ``n, n + 1, …``, RoBERTa ``padding_idx + n + 1, …`` skipping pads), since transformers ignores the
+  cache length when given ``inputs_embeds`` (RoBERTa), and input plus prefix must fit the position
+  table.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.cache_utils import DynamicCache
 
+from prompttune.backbone import Positions
 from prompttune.bases.base import BASES, BackboneInputs, PromptBase, init_token_ids
 from prompttune.config import PromptConfig
 from prompttune.tasks.base import Task
@@ -29,11 +34,13 @@ def _shape(backbone: PreTrainedModel) -> tuple[int, int, int]:
 
 @torch.no_grad()
 def backbone_key_values(backbone: PreTrainedModel, input_ids: torch.Tensor) -> torch.Tensor:
-    """Keys and values every layer of the frozen backbone computes for ``input_ids``: (L, 2, n, d)."""
+    """Keys and values every layer of the frozen backbone computes for ``input_ids`` (moved to the
+    backbone's device): (L, 2, n, d)."""
     cache = DynamicCache(config=backbone.config)
     was_training = backbone.training
     backbone.eval()
-    backbone(input_ids=input_ids.unsqueeze(0), past_key_values=cache)
+    device = next(backbone.parameters()).device
+    backbone(input_ids=input_ids.to(device).unsqueeze(0), past_key_values=cache)
     backbone.train(was_training)
     layers = [torch.stack([layer.keys[0], layer.values[0]]) for layer in cache.layers]  # (2, H, n, dh)
     return torch.stack(layers).permute(0, 1, 3, 2, 4).flatten(3)
@@ -49,6 +56,7 @@ class DeepPrompt(PromptBase):
         super().__init__(config, backbone, tokenizer, task)
         self.layers, self.heads, self.head_dim = _shape(backbone)
         self.cache_config = backbone.config
+        self.positions = Positions.of(backbone.config)
         n, d = config.length, self.heads * self.head_dim
         if config.init == "random":
             std = config.init_std if config.init_std is not None else 1.0
@@ -57,7 +65,8 @@ class DeepPrompt(PromptBase):
         else:
             ids = init_token_ids(config, tokenizer, task)
             prefix = backbone_key_values(backbone, ids).float()
-            embedding = backbone.get_input_embeddings().weight.detach()[ids].float().clone()
+            table = backbone.get_input_embeddings().weight.detach()
+            embedding = table[ids.to(table.device)].float().clone()
         if config.reparam:
             self.embedding = nn.Parameter(embedding)
             self.mlp = nn.Sequential(
@@ -78,9 +87,10 @@ class DeepPrompt(PromptBase):
     def forward(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
     ) -> BackboneInputs:
-        n_seq = inputs_embeds.shape[0]
+        n_seq, length, _ = inputs_embeds.shape
         kv = self.key_values().to(inputs_embeds.dtype)
         n = kv.shape[2]
+        self.positions.check(length + n, f"input length {length} + prefix {n}")
         kv = kv.view(self.layers, 2, n, self.heads, self.head_dim).transpose(2, 3)  # (L, 2, H, n, dh)
         cache = DynamicCache(config=self.cache_config)
         for layer in range(self.layers):
@@ -88,7 +98,12 @@ class DeepPrompt(PromptBase):
             values = kv[layer, 1].unsqueeze(0).expand(n_seq, -1, -1, -1)
             cache.update(keys, values, layer)
         mask = torch.cat([attention_mask.new_ones(n_seq, n), attention_mask], dim=1)
-        kwargs = {"inputs_embeds": inputs_embeds, "attention_mask": mask, "past_key_values": cache}
+        kwargs = {
+            "inputs_embeds": inputs_embeds,
+            "attention_mask": mask,
+            "past_key_values": cache,
+            "position_ids": self.positions.ids(attention_mask, start=n),
+        }
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         return BackboneInputs(kwargs=kwargs, input_mask=attention_mask.bool())
