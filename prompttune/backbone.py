@@ -7,7 +7,9 @@ The prompt bases work on three architectures (``config.model_type``), each descr
 - positions: BERT and ALBERT number every position from 0, padding included; RoBERTa (fairseq's
   ``make_positions``) numbers the non-pad tokens from ``padding_idx + 1`` and gives pads
   ``padding_idx``, so its table of ``max_position_embeddings`` rows holds ``padding_idx + 1`` fewer
-  tokens.
+  tokens;
+- width: ALBERT's word embeddings are ``embedding_size`` wide and reach the hidden size through
+  ``encoder.embedding_hidden_mapping_in``; the others' already are hidden-wide.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from transformers import (
     AutoModel,
     AutoTokenizer,
@@ -71,12 +74,15 @@ class Architecture:
     """What the prompt bases need to know about one backbone architecture (see the module docstring)."""
 
     padding_positions: bool  # RoBERTa: positions count non-pad tokens from padding_idx + 1
+    embedding_to_hidden: str | None  # dotted path of the map from word embeddings to the hidden size
 
 
 ARCHITECTURES = {
-    "bert": Architecture(padding_positions=False),
-    "roberta": Architecture(padding_positions=True),
-    "albert": Architecture(padding_positions=False),
+    "bert": Architecture(padding_positions=False, embedding_to_hidden=None),
+    "roberta": Architecture(padding_positions=True, embedding_to_hidden=None),
+    "albert": Architecture(
+        padding_positions=False, embedding_to_hidden="encoder.embedding_hidden_mapping_in"
+    ),
 }
 
 
@@ -136,3 +142,10 @@ class Positions:
         """Refuse a sequence of ``tokens`` positions that the position table cannot hold."""
         if tokens > self.capacity:
             raise ValueError(f"{what} = {tokens} positions exceed the backbone's {self.capacity}")
+
+
+def embedding_to_hidden(backbone: PreTrainedModel) -> nn.Module:
+    """The backbone's own map from word-embedding space to the hidden size (ALBERT's
+    ``encoder.embedding_hidden_mapping_in``), or the identity where word embeddings are hidden-wide."""
+    path = architecture(backbone.config).embedding_to_hidden
+    return backbone.get_submodule(path) if path is not None else nn.Identity()

@@ -4,6 +4,11 @@ Classification: one logit per class from the pooled representation. Multiple cho
 every (context, choice) pair is one sequence scored by a 1-logit head; a softmax across the choices
 of an example (METHODS.md). The objective asks the model for logits; it may pass its own input
 embeddings (perturbations) or switch the prompt off (representations without prompt).
+
+Head init ``label_words`` (InfoPrompt code): each class's row is its label words' mean word embedding,
+taken to the hidden size by the backbone's own embedding→hidden map where word embeddings are narrower
+(ALBERT's ``encoder.embedding_hidden_mapping_in``, bias included; choice: the same map the backbone
+applies to every input token, before its first layer; the identity elsewhere).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.cache_utils import Cache, DynamicCache
 
+from prompttune.backbone import embedding_to_hidden
 from prompttune.bases import BASES, PromptBase
 from prompttune.bases.base import BackboneInputs, plain_inputs
 from prompttune.batches import Batch
@@ -32,7 +38,8 @@ class ModelOutput:
 def label_word_rows(
     embeddings: torch.Tensor, tokenizer: PreTrainedTokenizerBase, words: tuple[str, ...]
 ) -> torch.Tensor:
-    """Mean word embedding of each label word's sub-tokens (head init ``label_words``; InfoPrompt code)."""
+    """Mean word embedding of each label word's sub-tokens (head init ``label_words``; InfoPrompt code),
+    in the embedding table's own width."""
     rows = []
     for word in words:
         ids = tokenizer(word, add_special_tokens=False)["input_ids"]
@@ -66,7 +73,8 @@ class PromptModel(nn.Module):
         if head.init == "label_words" and task.kind == "classification":
             with torch.no_grad():
                 table = backbone.get_input_embeddings().weight
-                self.head.weight.copy_(label_word_rows(table, tokenizer, task.label_words))
+                rows = label_word_rows(table, tokenizer, task.label_words)
+                self.head.weight.copy_(embedding_to_hidden(backbone)(rows))
 
     @classmethod
     def build(

@@ -12,6 +12,10 @@ Positions (choice, what the backbone itself does with a prompted ``input_ids``):
 are tokens like any other, so the sequence with the prompt is numbered by the backbone's own rule,
 handed over as explicit ``position_ids`` (``prompttune.backbone.Positions``: BERT and ALBERT from 0,
 RoBERTa from ``padding_idx + 1`` skipping pads). Sequences longer than the position table are refused.
+
+The prompt lives in the word-embedding space (ALBERT: ``embedding_size`` wide); ``prompt_vectors``
+maps it to the hidden size through the backbone's own embedding→hidden map (choice; the identity on
+BERT and RoBERTa).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from prompttune.backbone import Positions
+from prompttune.backbone import Positions, embedding_to_hidden
 from prompttune.bases.base import BASES, BackboneInputs, PromptBase, init_token_ids
 from prompttune.config import PromptConfig
 from prompttune.tasks.base import Task
@@ -42,6 +46,7 @@ class ShallowPrompt(PromptBase):
             init = table[init_token_ids(config, tokenizer, task).to(table.device)].clone()
         self.prompt = nn.Parameter(init.float())
         self.positions = Positions.of(backbone.config)
+        self.to_hidden = embedding_to_hidden(backbone)  # the backbone's own (frozen) module
 
     def forward(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
@@ -69,4 +74,5 @@ class ShallowPrompt(PromptBase):
         return BackboneInputs(kwargs=kwargs, input_mask=input_mask)
 
     def prompt_vectors(self) -> torch.Tensor:
-        return self.prompt
+        """The prompt in the hidden space: ``to_hidden(prompt)`` (the prompt itself on BERT/RoBERTa)."""
+        return self.to_hidden(self.prompt)
