@@ -8,6 +8,8 @@ The prompt bases work on three architectures (``config.model_type``), each descr
   ``make_positions``) numbers the non-pad tokens from ``padding_idx + 1`` and gives pads
   ``padding_idx``, so its table of ``max_position_embeddings`` rows holds ``padding_idx + 1`` fewer
   tokens;
+- deep prompts: BERT's and RoBERTa's attention take a key/value cache (P-tuning v2's prefix);
+  ALBERT's does not (its layers are shared, and transformers drops an unknown ``past_key_values``);
 - width: ALBERT's word embeddings are ``embedding_size`` wide and reach the hidden size through
   ``encoder.embedding_hidden_mapping_in``; the others' already are hidden-wide.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import (
+    AutoConfig,
     AutoModel,
     AutoTokenizer,
     PretrainedConfig,
@@ -44,6 +47,17 @@ def resolve_backbone(name: str) -> str:
             )
         return str(Path(spec.origin).parent / "model")
     return name
+
+
+def backbone_config(name: str) -> PretrainedConfig:
+    """The backbone's configuration alone (no weights): what ``check_support`` needs at config load."""
+    source = resolve_backbone(name)
+    try:
+        return AutoConfig.from_pretrained(source)
+    except OSError as exc:
+        raise PromptTuneError(
+            f"backbone {name!r}: cannot load its config from {source} ({str(exc).splitlines()[0]})"
+        ) from exc
 
 
 def load_backbone(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -74,14 +88,17 @@ class Architecture:
     """What the prompt bases need to know about one backbone architecture (see the module docstring)."""
 
     padding_positions: bool  # RoBERTa: positions count non-pad tokens from padding_idx + 1
+    key_value_cache: bool  # its attention takes past_key_values (pt2's prefix reaches every layer)
     embedding_to_hidden: str | None  # dotted path of the map from word embeddings to the hidden size
 
 
 ARCHITECTURES = {
-    "bert": Architecture(padding_positions=False, embedding_to_hidden=None),
-    "roberta": Architecture(padding_positions=True, embedding_to_hidden=None),
+    "bert": Architecture(padding_positions=False, key_value_cache=True, embedding_to_hidden=None),
+    "roberta": Architecture(padding_positions=True, key_value_cache=True, embedding_to_hidden=None),
     "albert": Architecture(
-        padding_positions=False, embedding_to_hidden="encoder.embedding_hidden_mapping_in"
+        padding_positions=False,
+        key_value_cache=False,
+        embedding_to_hidden="encoder.embedding_hidden_mapping_in",
     ),
 }
 

@@ -1,16 +1,18 @@
-"""The prompt-base interface and its registry."""
+"""The prompt-base interface, its registry, and which (backbone, base, objective) combinations run."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+from prompttune.backbone import ARCHITECTURES, architecture, backbone_label
 from prompttune.config import PromptConfig
+from prompttune.errors import PromptTuneError
 from prompttune.registry import Registry
 from prompttune.tasks.base import Task
 
@@ -24,15 +26,27 @@ class BackboneInputs:
 
 
 class PromptBase(nn.Module, ABC):
-    """A prompt architecture. Subclasses set ``name`` and implement ``forward``."""
+    """A prompt architecture. Subclasses set ``name`` and implement ``forward``; ``has_prompt`` says
+    whether ``prompt_vectors`` gives one, ``unsupported`` which backbones it refuses (at build too)."""
 
     name: str = ""
+    has_prompt: ClassVar[bool] = True
 
     def __init__(
         self, config: PromptConfig, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task
     ) -> None:
         super().__init__()
+        reason = self.unsupported(backbone.config)
+        if reason is not None:
+            raise PromptTuneError(f"backbone {backbone_label(backbone.config)}: base {self.name!r}: {reason}")
         self.config = config
+
+    @classmethod
+    def unsupported(cls, backbone_config: PretrainedConfig) -> str | None:
+        """Why this base cannot run on the backbone (one clause), or ``None``; unknown architectures are
+        refused."""
+        architecture(backbone_config)
+        return None
 
     @abstractmethod
     def forward(
@@ -45,6 +59,42 @@ class PromptBase(nn.Module, ABC):
 
 
 BASES: Registry[type[PromptBase]] = Registry("prompt base")
+
+# What objectives need of a base and a backbone (the objectives do not declare it themselves):
+PROMPT_OBJECTIVES = frozenset({"infoprompt", "infoprompt-head", "infoprompt-rep"})  # read prompt_vectors()
+WORD_EMBEDDING_OBJECTIVES = frozenset({"infoprompt", "infoprompt-head"})  # L_head scores e(x_j) vs the head
+
+
+def _reason(base: str, objective: str, backbone_config: PretrainedConfig) -> str | None:
+    """Why ``objective`` on ``base`` cannot run on the backbone (one clause), or ``None``.
+
+    Choice: InfoPrompt's ``L_head`` scores the word embeddings of the input against the hidden-wide
+    head rows (objectives/infoprompt.py); where word embeddings are narrower (ALBERT) that needs the
+    backbone's embedding→hidden map on them, which the objective does not apply, so it is refused."""
+    if backbone_config.model_type not in ARCHITECTURES:
+        known = ", ".join(sorted(ARCHITECTURES))
+        return f"model type {backbone_config.model_type!r} is not supported; known: {known}"
+    base_class = BASES.get(base)
+    reason = base_class.unsupported(backbone_config)
+    if reason is not None:
+        return reason
+    if objective in PROMPT_OBJECTIVES and not base_class.has_prompt:
+        return f"the objective needs a prompt and base {base!r} has none (use pt or pt2)"
+    if objective in WORD_EMBEDDING_OBJECTIVES and architecture(backbone_config).embedding_to_hidden:
+        return (
+            f"its head loss compares {backbone_config.embedding_size}-wide word embeddings with the "
+            f"{backbone_config.hidden_size}-wide head (infoprompt-rep runs)"
+        )
+    return None
+
+
+def check_support(base: str, objective: str, backbone_config: PretrainedConfig) -> None:
+    """Refuse, before any work, a combination that would crash or train wrong: a one-line
+    ``PromptTuneError`` naming the backbone, the base and the objective (called at config load)."""
+    reason = _reason(base, objective, backbone_config)
+    if reason is not None:
+        label = backbone_label(backbone_config)
+        raise PromptTuneError(f"backbone {label}: base {base!r} with objective {objective!r}: {reason}")
 
 
 def plain_inputs(

@@ -10,6 +10,7 @@ from prompttune.bases.base import BASES, BackboneInputs, PromptBase, plain_input
 @BASES.register("head")
 class HeadOnly(PromptBase):
     name = "head"
+    has_prompt = False
 
     def forward(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None

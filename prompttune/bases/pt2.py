@@ -11,16 +11,18 @@ prefixes of length ``n`` in every attention layer, handed to the backbone as a p
   ``n, n + 1, …``, RoBERTa ``padding_idx + n + 1, …`` skipping pads), since transformers ignores the
   cache length when given ``inputs_embeds`` (RoBERTa), and input plus prefix must fit the position
   table.
+- Backbones whose attention takes no key/value cache (ALBERT) are refused: transformers would drop
+  the prefix without a word (``unsupported``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.cache_utils import DynamicCache
 
-from prompttune.backbone import Positions
+from prompttune.backbone import Positions, architecture
 from prompttune.bases.base import BASES, BackboneInputs, PromptBase, init_token_ids
 from prompttune.config import PromptConfig
 from prompttune.tasks.base import Task
@@ -49,6 +51,15 @@ def backbone_key_values(backbone: PreTrainedModel, input_ids: torch.Tensor) -> t
 @BASES.register("pt2")
 class DeepPrompt(PromptBase):
     name = "pt2"
+
+    @classmethod
+    def unsupported(cls, backbone_config: PretrainedConfig) -> str | None:
+        if not architecture(backbone_config).key_value_cache:
+            return (
+                f"P-tuning v2's prefix needs attention that takes a key/value cache; "
+                f"{backbone_config.model_type}'s takes none (the prefix would be dropped silently)"
+            )
+        return None
 
     def __init__(
         self, config: PromptConfig, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task
