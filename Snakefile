@@ -1,21 +1,30 @@
-# The grid of params.yaml as a Snakemake workflow: the same DAG, files and `prompttune` commands as
-# dvc.yaml. Local: `snakemake -c2`. Cluster: `snakemake --profile pipelines/profiles/slurm`.
+# The grid of params.yaml as a Snakemake workflow: the same DAG, files and `prompttune` commands as dvc.yaml.
+# Local: `snakemake -c2`. Cluster: `snakemake --profile pipelines/profiles/slurm`. What runs is Snakemake's own
+# config — params.yaml, then any `--configfile other.yaml` and `--config key=value` on top — resolved here with
+# prompttune's validation and written to configs/ as `prompttune configure` does (a file only when its content
+# changes), so every job reads its own resolved config and a training job reruns exactly when that changed.
+from pathlib import Path
+
+from prompttune import paths
+from prompttune.config import params_from_dict
+from prompttune.errors import PromptTuneError
+from prompttune.pipeline import configure, records
+
 configfile: "params.yaml"
 
-
-GRID = config["grid"]
-VARIANTS = GRID["variants"]
-STUDIES = config["studies"]
-PROFILE = config.get("profile") or "custom"
-RUN = "runs/{cell}/{method}/seed{seed}"
-VARIANT_RUN = "runs/{cell}/{method}@{variant}/seed{seed}"
-LANDSCAPE = STUDIES["landscape"]
-LANDSCAPES = expand("results/landscape/{cell}/{method}", cell=LANDSCAPE["cells"], method=LANDSCAPE["methods"])
+try:
+    PARAMS = params_from_dict(config, Path("params.yaml"))
+    configure(PARAMS)
+except PromptTuneError as exc:
+    raise SystemExit(f"error: snakemake config: {exc}")
+_, STAGES, LANDSCAPES = records(PARAMS)  # training stages with their seeds; the landscapes' (cell, method)
+PROFILE = PARAMS.profile or "custom"
+STACK = PARAMS.grid.stack_seeds
 
 
 rule all:
     input:
-        f"reports/{PROFILE}.html",
+        str(paths.report(PROFILE)),
 
 
 include: "pipelines/grid.smk"

@@ -1,101 +1,128 @@
-# Rules of the Snakefile (GRID, PROFILE and RUN come from it).
-RUN_OUTPUTS = ["prompt.pt", "predictions.jsonl", "config.json", "provenance.json", "metrics.json", "curve.csv"]
-TRAIN = "prompttune train --cell {wildcards.cell} --method {wildcards.method}"
+# Rules of the Snakefile (PARAMS, STAGES, LANDSCAPES, PROFILE and STACK come from it): the same jobs as dvc.yaml's
+# stages, with the same outputs; with grid.stack_seeds false, one training job per seed instead. Each rule's code inputs
+# are the ones dvc.yaml declares for the same stage (one list, checked against the import closure by
+# tests/test_pipelines.py), so an edit to the code a job imports reruns it in both pipelines.
+import yaml
+
+RUN_FILES = ["prompt.pt", "predictions.jsonl", "config.json", "provenance.json", "metrics.json", "curve.csv"]
+DVC_STAGES = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
 
 
-def run_outputs(pattern, seeds):
-    """A training job's files: one seed's, or with grid.stack_seeds every seed's of the cell × method and
-    their headline metrics (``<method folder>.metrics.json``), as DVC's stage writes them."""
-    if not GRID.get("stack_seeds"):
-        return [f"{pattern}/{name}" for name in RUN_OUTPUTS]
-    runs = [f"{pattern.replace('{seed}', str(seed))}/{name}" for seed in seeds for name in RUN_OUTPUTS]
-    return [*runs, pattern.removesuffix("/seed{seed}") + ".metrics.json"]
-
-
-SEED_FLAGS = " --grid-seeds" if GRID.get("stack_seeds") else " --seed {wildcards.seed}"
-
-
-wildcard_constraints:
-    cell=r"[^/]+",
-    method=r"[^/@]+",
-    variant=r"[^/]+",
-    seed=r"\d+",
+def code(stage):
+    """The project's files dvc.yaml declares for ``stage`` (folders expanded: Snakemake reads file times)."""
+    deps = DVC_STAGES[stage].get("do", DVC_STAGES[stage])["deps"]
+    files = []
+    for dep in (Path(d) for d in deps if d.startswith("prompttune")):
+        files += sorted(str(f) for f in dep.rglob("*") if f.is_file() and "__pycache__" not in f.parts) if dep.is_dir() else [str(dep)]
+    return files
 
 
 rule fetch:
+    input:
+        code("fetch"),
     output:
         directory("data/{cell}"),
+    wildcard_constraints:
+        cell=r"[^/]+",
     shell:
         "prompttune fetch --cell {wildcards.cell} --dest {output}"
 
 
-rule train:
-    input:
-        "data/{cell}",
-    output:
-        run_outputs(RUN, GRID["seeds"]),
-    shell:
-        TRAIN + SEED_FLAGS
+STAGE_OF = {(stage.cell, paths.method_dir(stage).name): stage for stage in STAGES}  # runs/<cell>/<name>
 
 
-rule train_variant:
-    input:
-        "data/{cell}",
-    output:
-        run_outputs(VARIANT_RUN, VARIANTS["seeds"]),
-    shell:
-        TRAIN + " --variant {wildcards.variant}" + SEED_FLAGS
+def stage_config(w):
+    return str(paths.stage_config(STAGE_OF[w.cell, w.name]))
+
+
+if STACK:  # one job per stage, every seed in one process, as DVC's stages
+
+    rule train:
+        input:
+            config=stage_config,
+            data="data/{cell}",
+            code=code("train"),
+        output:
+            directory("runs/{cell}/{name}"),
+            "metrics/{cell}/{name}.json",
+            "metrics/curves/{cell}/{name}.csv",
+        wildcard_constraints:
+            cell=r"[^/]+",
+            name=r"[^/]+",
+        shell:
+            "prompttune train --config {input.config}"
+
+    RUN_INPUTS = {stage: [str(paths.method_dir(stage))] for stage in STAGES}
+
+else:  # one job per seed, for a cluster to spread
+
+    rule train:
+        input:
+            config=stage_config,
+            data="data/{cell}",
+            code=code("train"),
+        output:
+            [f"runs/{{cell}}/{{name}}/seed{{seed}}/{name}" for name in RUN_FILES],
+        wildcard_constraints:
+            cell=r"[^/]+",
+            name=r"[^/]+",
+            seed=r"\d+",
+        shell:
+            "prompttune train --config {input.config} --seed {wildcards.seed}"
+
+    RUN_INPUTS = {stage: [f"{paths.run_dir(stage, seed)}/metrics.json" for seed in seeds] for stage, seeds in STAGES.items()}
 
 
 rule landscape:
     input:
-        "data/{cell}",
-        expand(f"{RUN}/prompt.pt", cell="{cell}", method="{method}", seed=STUDIES["landscape"]["seeds"]),
+        config="configs/landscape/{cell}/{method}.json",
+        data="data/{cell}",
+        runs=lambda w: RUN_INPUTS[STAGE_OF[w.cell, w.method]],
+        code=code("landscape"),
     output:
         directory("results/landscape/{cell}/{method}"),
+    wildcard_constraints:
+        cell=r"[^/]+",
+        method=r"[^/]+",
     shell:
-        "prompttune landscape --cell {wildcards.cell} --method {wildcards.method}"
+        "prompttune landscape --config {input.config}"
 
 
 rule mi_check:
     input:
-        f"data/{STUDIES['mi_check']['cell']}",
+        config=str(paths.MI_CHECK_CONFIG),
+        data=f"data/{PARAMS.studies.mi_check.cell}",
+        code=code("mi-check"),
     output:
-        "results/mi_check/checks.json",
-        "results/mi_check/synthetic.png",
-        "results/mi_check/real.png",
+        directory(str(paths.MI_CHECK_DIR)),
     shell:
         "prompttune mi-check"
 
 
 rule aggregate:
     input:
-        expand(f"{RUN}/metrics.json", cell=GRID["cells"], method=GRID["methods"], seed=GRID["seeds"]),
-        expand(
-            f"{VARIANT_RUN}/metrics.json",
-            cell=VARIANTS["cells"],
-            method=VARIANTS["methods"],
-            variant=VARIANTS["names"],
-            seed=VARIANTS["seeds"],
-        ),
-        LANDSCAPES,
+        str(paths.GRID_RECORD),
+        [f for files in RUN_INPUTS.values() for f in files],
+        [str(paths.landscape_dir(cell, method)) for cell, method in LANDSCAPES],
+        code("aggregate"),
     output:
         "results/runs.csv",
         "results/curves.csv",
         "results/summary.csv",
-        "results/summary.json",
     shell:
         "prompttune aggregate --out results"
 
 
 rule report:
     input:
+        str(paths.GRID_RECORD),
         "results/runs.csv",
         "results/curves.csv",
-        "results/summary.csv",
-        "results/mi_check/checks.json",
-        LANDSCAPES,
+        str(paths.MI_CHECK_DIR),
+        [str(paths.landscape_dir(cell, method)) for cell, method in LANDSCAPES],
+        code("report"),
     output:
-        f"reports/{PROFILE}.html",
+        "results/claims.csv",
+        str(paths.report(PROFILE)),
     shell:
-        "prompttune report --out {output}"
+        "prompttune report --out {output[1]}"

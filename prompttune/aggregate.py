@@ -1,28 +1,26 @@
-"""Collect the grid's runs into tables: one row per run (with its steps-to-90 % and, where the
-landscape study covered it, its sharpness), the selection curves in long form, and mean ± std per
-setting × task × method × variant.
+"""Collect the grid's runs from their records into tables: one typed row per run (``results.RunRow``, with
+its sharpness where the landscape study covered it), the selection curves in long form, and per setting ×
+task × method × variant the mean ± sd of the report score.
 
-Only runs with status ``ok`` enter means; failed and collapsed runs are counted (``n_ok`` of
-``n_runs``) and listed. Scores are reported in percent. Standard deviations use ddof = 1.
+The grid is read from ``configs/grid.json`` and each run from its own ``metrics.json`` (which embeds the
+config it ran), never from params.yaml. Runs that ``failed`` are counted and listed but enter no mean;
+``collapsed`` runs are results and count. Scores are in points. Standard deviations use ddof = 1.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from prompttune.config import Cell, Params, expand_grid
+from prompttune import paths
 from prompttune.errors import PromptTuneError
-from prompttune.io import atomic_write_json, atomic_write_text
-from prompttune.results import load_metrics
-from prompttune.stats import steps_to_fraction
+from prompttune.io import atomic_write_text, read_json
+from prompttune.pipeline import GridRecord
+from prompttune.results import RunRow, load_metrics, run_row, runs_frame
 
-LANDSCAPES = Path("results/landscape")
-
-RUN_COLUMNS = ["setting", "task", "method", "seed", "status", "reason", "select_score", "report_score"]
+CURVE_COLUMNS = ["setting", "task", "method", "variant", "seed", "step", "select_score", "train_loss"]
 
 
 def read_curve(path: Path) -> pd.DataFrame:
@@ -30,122 +28,84 @@ def read_curve(path: Path) -> pd.DataFrame:
         curve = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         raise PromptTuneError(f"{path}: cannot read ({exc})") from exc
-    if not {"step", "select_score"} <= set(curve.columns):
-        raise PromptTuneError(f"{path}: expected columns step and select_score")
+    if not {"step", "select_score", "train_loss"} <= set(curve.columns):
+        raise PromptTuneError(f"{path}: expected columns step, select_score and train_loss")
     return curve
 
 
-def run_sharpness(params: Params, cell: Cell, root: Path) -> float:
-    """The run's sharpness from the landscape study, nan when the study does not cover the run."""
-    study = params.studies.landscape
-    if (
-        cell.variant
-        or cell.cell not in study.cells
-        or cell.method not in study.methods
-        or cell.seed not in study.seeds
-    ):
-        return float("nan")
-    path = root / LANDSCAPES / cell.cell / cell.method / f"seed{cell.seed}" / "surface.json"
+def run_sharpness(
+    grid: GridRecord, cell: str, method: str, variant: str | None, seed: int, root: Path
+) -> float:
+    """The run's calibrated sharpness from the landscape study, nan when the study does not cover it."""
+    study = grid.landscape
+    if variant or cell not in study["cells"] or method not in study["methods"] or seed not in study["seeds"]:
+        return math.nan
+    path = root / paths.landscape_dir(cell, method) / f"seed{seed}" / "surface.json"
     if not path.is_file():
-        raise PromptTuneError(f"{path}: missing; run `prompttune landscape` for {cell.cell} {cell.method}")
+        raise PromptTuneError(f"{path}: missing; run `prompttune landscape` for {cell} {method}")
     return float(read_json(path)["sharpness"])
 
 
-def run_tables(params: Params, root: Path = Path(".")) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_tables(grid: GridRecord, root: Path = Path(".")) -> tuple[list[RunRow], pd.DataFrame]:
     """One row per run of the grid (every run must exist: a missing one is an error), and every run's
-    selection curve (long form)."""
-    rows: list[dict[str, Any]] = []
+    selection curve in points (long form)."""
+    rows: list[RunRow] = []
     curves: list[pd.DataFrame] = []
-    for cell in expand_grid(params):
-        path = root / cell.run_dir / "metrics.json"
+    for stage, seed, run_dir in grid.run_dirs():
+        path = root / run_dir / "metrics.json"
         if not path.is_file():
-            raise PromptTuneError(f"{path}: missing; run `prompttune train` for this cell first")
+            raise PromptTuneError(f"{path}: missing; train stage {stage.key} first")
         m = load_metrics(path)
-        curve = read_curve(root / cell.run_dir / "curve.csv")
+        sharp = run_sharpness(grid, stage.cell, stage.method, stage.variant, seed, root)
+        rows.append(run_row(m, run_dir, sharp))
+        curve = read_curve(root / run_dir / "curve.csv")
+        c = m.config
         curves.append(
-            curve[["step", "select_score"]].assign(
-                setting=m.setting, task=m.task, method=m.method, variant=m.variant or "", seed=m.seed
+            curve[["step", "train_loss"]].assign(
+                select_score=100 * curve["select_score"],
+                setting=c.setting,
+                task=c.task,
+                method=c.method,
+                variant=c.variant or "",
+                seed=c.seed,
             )
         )
-        row: dict[str, Any] = {
-            "setting": m.setting,
-            "task": m.task,
-            "task_version": m.task_version,
-            "method": m.method,
-            "base": m.base,
-            "objective": m.objective,
-            "variant": m.variant or "",
-            "prompt_init": m.prompt_init,
-            "seed": m.seed,
-            "status": m.status,
-            "reason": m.reason or "",
-            "select_split": m.select.name if m.select else "",
-            "select_score": 100 * m.select.score if m.select else float("nan"),
-            "report_split": m.report.name if m.report else "",
-            "report_score": 100 * m.report.score if m.report else float("nan"),
-            "majority_score": 100 * m.report.majority_score if m.report else float("nan"),
-            "selected_step": m.selected_step,
-            "steps": m.steps,
-            "steps_to_90": steps_to_fraction(curve["step"].tolist(), curve["select_score"].tolist(), 0.9),
-            "sharpness": run_sharpness(params, cell, root),
-            "trainable_params": m.trainable_params,
-            "wall_time_s": m.wall_time_s,
-            "train_examples_per_s": m.train_examples_per_s,
-            "peak_memory_mb": m.peak_memory_mb,
-            "backbone": m.backbone,
-        }
-        if m.report:
-            row.update({f"report_{k}": 100 * v for k, v in m.report.metrics.items()})
-        rows.append(row)
-    curve_columns = ["setting", "task", "method", "variant", "seed", "step", "select_score"]
-    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)[curve_columns]
+    return rows, pd.concat(curves, ignore_index=True)[CURVE_COLUMNS]
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per setting × task × method × variant, over the ``ok`` runs: mean and std (ddof = 1) of the
-    report score, mean steps-to-90 % and mean sharpness."""
+    """Per setting × task × method × variant, over the runs that did not fail: mean and sd (ddof = 1) of
+    the report score, and how many runs there are, failed, collapsed and converged."""
     keys = ["setting", "task", "method", "variant"]
-    ok = runs[runs["status"] == "ok"]
-    stats = ok.groupby(keys, sort=False).agg(
+    usable = runs[runs["status"] != "failed"]
+    stats = usable.groupby(keys, sort=False).agg(
         mean=("report_score", "mean"),
-        std=("report_score", "std"),
-        n_ok=("report_score", "count"),
-        steps_to_90=("steps_to_90", "mean"),
+        sd=("report_score", "std"),
+        n=("report_score", "count"),
+        converged=("converged", "sum"),
+        steps_to_gain=("steps_to_gain", "mean"),
         sharpness=("sharpness", "mean"),
     )
     counts = runs.groupby(keys, sort=False).agg(
-        n_runs=("seed", "count"),
+        runs=("seed", "count"),
+        failed=("status", lambda s: int((s == "failed").sum())),
+        collapsed=("status", lambda s: int((s == "collapsed").sum())),
         majority_score=("majority_score", "first"),
         report_split=("report_split", "first"),
         wall_time_s=("wall_time_s", "mean"),
         trainable_params=("trainable_params", "first"),
     )
     table = counts.join(stats, how="left").reset_index()
-    table["n_ok"] = table["n_ok"].fillna(0).astype(int)
+    for column in ("n", "converged"):
+        table[column] = table[column].fillna(0).astype(int)
     return table
 
 
-def write_aggregate(params: Params, out_dir: Path, root: Path = Path(".")) -> pd.DataFrame:
-    runs, curves = run_tables(params, root)
+def write_aggregate(grid: GridRecord, out_dir: Path, root: Path = Path(".")) -> pd.DataFrame:
+    rows, curves = run_tables(grid, root)
+    runs = runs_frame(rows)
     summary = summary_table(runs)
     atomic_write_text(out_dir / "runs.csv", runs.to_csv(index=False))
     atomic_write_text(out_dir / "curves.csv", curves.to_csv(index=False))
     atomic_write_text(out_dir / "summary.csv", summary.to_csv(index=False))
-    nested: dict[str, Any] = {}
-    for row in summary.itertuples():
-        cell = nested.setdefault(f"{row.setting}.{row.task}", {})
-        cell[f"{row.method}/{row.variant}" if row.variant else row.method] = {
-            "mean": None if pd.isna(row.mean) else round(float(row.mean), 4),
-            "std": None if pd.isna(row.std) else round(float(row.std), 4),
-            "n_ok": int(row.n_ok),
-            "n_runs": int(row.n_runs),
-        }
-    atomic_write_json(out_dir / "summary.json", nested)
     return summary
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PromptTuneError(f"{path}: cannot read ({exc})") from exc

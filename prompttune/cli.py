@@ -1,18 +1,76 @@
-"""``prompttune``: the one command line that both pipelines (DVC and Snakemake) call."""
+"""prompttune: the one command line that both pipelines (DVC and Snakemake) call.
+
+The pipelines run: configure → fetch → train (per stage) → landscape, mi-check → aggregate → report.
+"""
 
 from __future__ import annotations
 
-import copy
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import typer
 
 from prompttune.errors import PromptTuneError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help=__doc__,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="the grid definition")
+VERBOSITY = {"level": 1}  # 0: quiet, 1: a line per evaluation, 2: and a line per training step
+
+
+def say(line: str, level: int = 1) -> None:
+    """Progress for people (stderr), at the verbosity asked for."""
+    if VERBOSITY["level"] >= level:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"prompttune {metadata.version('prompttune')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="more progress lines"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines, only results and errors"),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version"
+    ),
+) -> None:
+    """Reproducible soft prompt tuning benchmarks: PTP and InfoPrompt on SuperGLUE, FewGLUE and SST-2."""
+    if verbose and quiet:
+        raise PromptTuneError("--verbose and --quiet exclude each other")
+    VERBOSITY["level"] = 0 if quiet else 2 if verbose else 1
+
+
+@app.command()
+def configure(
+    params: Path = PARAMS,
+    check: bool = typer.Option(
+        False, "--check", help="exit 2 when pipelines/stages.yaml was stale (the DVC stage's form)"
+    ),
+) -> None:
+    """Resolve params.yaml into configs/ (one file per stage, every default explicit) and
+    pipelines/stages.yaml."""
+    from prompttune import paths
+    from prompttune.config import load_params
+    from prompttune.pipeline import configure as write
+
+    changed, stages_changed = write(load_params(params))
+    typer.echo(f"configs: {len(changed)} file(s) changed")
+    if stages_changed:
+        message = f"{paths.PIPELINE_STAGES}: the grid's stages changed and the file is rewritten"
+        if check:
+            raise PromptTuneError(f"{message}; run `dvc repro` again (DVC read the old list)")
+        say(message)
 
 
 @app.command()
@@ -21,11 +79,13 @@ def fetch(
     dest: Path | None = typer.Option(None, help="data root for the cell (default data/<cell>)"),
 ) -> None:
     """Fetch and verify the data files of one cell (offline: from $PROMPTTUNE_DATA_MIRROR)."""
-    from prompttune.config import split_cell
+    from prompttune import paths
+    from prompttune.config import check_cell, split_cell
     from prompttune.data import fetch as fetch_files
     from prompttune.splits import required_files
 
-    dest = dest or Path("data") / cell
+    check_cell(cell, "--cell")
+    dest = dest or paths.data_dir(cell)
     files = required_files(*split_cell(cell))
     manifest = fetch_files(files, dest)
     verified = sum(entry["verified"] for entry in manifest.values())
@@ -34,85 +94,105 @@ def fetch(
 
 @app.command()
 def train(
-    cell: str = typer.Option(..., help="<setting>.<task>, e.g. fewglue.CB"),
-    method: str = typer.Option(..., help="<base>[-<objective>], e.g. pt2 or pt-infoprompt"),
-    seed: list[int] | None = typer.Option(
-        None, help="training seed; repeat it to train several seeds of the cell in one process"
+    config: Path | None = typer.Option(
+        None, help="a stage config from `prompttune configure` (the pipelines' form)"
     ),
-    grid_seeds: bool = typer.Option(
-        False,
-        "--grid-seeds",
-        help="every seed of grid.seeds (grid.variants.seeds with --variant), in one process; also writes "
-        "runs/<cell>/<method>[@<variant>].metrics.json (the pipelines' form)",
-    ),
+    cell: str | None = typer.Option(None, help="<setting>.<task>, e.g. fewglue.CB (with --params)"),
+    method: str | None = typer.Option(None, help="<base>[-<objective>], e.g. pt2 or pt-infoprompt"),
     variant: str | None = typer.Option(None, help="a key of run.variants (variant runs)"),
+    seed: list[int] | None = typer.Option(
+        None, help="training seed; repeat it for several (default: the stage's)"
+    ),
     params: Path = PARAMS,
     data: Path | None = typer.Option(None, help="data root (default data/<cell>, see `prompttune fetch`)"),
     out: Path | None = typer.Option(
-        None, help="run folder, one seed only (default runs/<cell>/<method>[@<variant>]/seed<seed>)"
+        None, help="run folder, one seed only (default runs/<cell>/<method>/seed<N>)"
     ),
 ) -> None:
-    """Train and evaluate one grid cell, for one seed or several (seed-parallel where the objective
-    allows: see README, "Seed-parallel training")."""
-    from prompttune.config import Cell, load_params, resolve_run, split_cell
-    from prompttune.io import atomic_write_json
+    """Train and evaluate one stage's seeds in one process (seed-parallel where the objective allows:
+    README, "Seed-parallel training"); with every seed of the stage, also its headline metrics."""
+    import dataclasses
+
+    from prompttune import paths
+    from prompttune.config import (
+        Stage,
+        check_cell,
+        check_method,
+        load_params,
+        read_stage_config,
+        stage_config,
+    )
+    from prompttune.io import atomic_write_json, atomic_write_text
+    from prompttune.results import curves_csv, stage_headline
     from prompttune.train import train_seeds
 
-    loaded = load_params(params)
-    if grid_seeds == bool(seed):
-        raise PromptTuneError("give --seed (repeatable) or --grid-seeds, not both and not neither")
-    seed = (loaded.grid.variants.seeds if variant else loaded.grid.seeds) if grid_seeds else seed
-    if len(set(seed)) != len(seed):
-        raise PromptTuneError(f"--seed: repeated seed in {seed}")
-    if out is not None and (len(seed) > 1 or grid_seeds):
+    if (config is None) == (cell is None or method is None):
+        raise PromptTuneError("give --config FILE, or --cell and --method (with --params)")
+    if config is not None and (variant or cell or method):
         raise PromptTuneError(
-            "--out names one run folder; it cannot be used with several seeds or --grid-seeds"
+            "--config names the stage; it cannot be used with --cell, --method or --variant"
         )
-    setting, task = split_cell(cell)
-    runs = [Cell(setting=setting, task=task, method=method, seed=s, variant=variant) for s in seed]
-    configs = [resolve_run(loaded, run) for run in runs]
-    out_dirs = [out] if out is not None else [run.run_dir for run in runs]
-    results = train_seeds(configs, data or Path("data") / cell, out_dirs)
-    for run, metrics in zip(runs, results, strict=True):
+    if config is not None:
+        resolved = read_stage_config(config)
+    else:
+        check_cell(str(cell), "--cell")
+        check_method(str(method), "--method")
+        resolved = stage_config(load_params(params), Stage(str(cell), str(method), variant))
+    seeds = seed or resolved.seeds
+    if len(set(seeds)) != len(seeds):
+        raise PromptTuneError(f"--seed: repeated seed in {seeds}")
+    if out is not None and len(seeds) > 1:
+        raise PromptTuneError("--out names one run folder; give exactly one --seed with it")
+    stage = resolved.stage
+    runs = [dataclasses.replace(resolved.run, seed=s) for s in seeds]
+    out_dirs = [out] if out is not None else [paths.run_dir(stage, run.seed) for run in runs]
+    results = train_seeds(runs, data or paths.data_dir(stage.cell), out_dirs, progress=say)
+    for run_dir, metrics in zip(out_dirs, results, strict=True):
         score = f"{100 * metrics.report.score:.1f}" if metrics.report else "—"
         split = metrics.report.name if metrics.report else "report"
-        typer.echo(f"{run.run_dir}: {metrics.status}, {split} {score}")
-    if grid_seeds:
-        headlines = {f"seed{m.seed}": m.headline() for m in results}
-        atomic_write_json(runs[0].seeds_metrics, headlines)
+        typer.echo(f"{run_dir}: {metrics.status}, {split} {score}")
+    if out is None and sorted(seeds) == sorted(resolved.seeds):
+        atomic_write_json(paths.headline(stage), stage_headline(results))
+        atomic_write_text(paths.curves(stage), curves_csv(out_dirs))
 
 
 @app.command()
 def grid(params: Path = PARAMS) -> None:
-    """List the runs of the grid, one folder per line."""
-    from prompttune.config import expand_grid, load_params
+    """List the grid's training stages with their seeds, one per line."""
+    from prompttune.config import expand_stages, load_params
 
-    for run in expand_grid(load_params(params)):
-        typer.echo(str(run.run_dir))
+    for config in expand_stages(load_params(params)):
+        typer.echo(f"{config.stage.key}  seeds {' '.join(map(str, config.seeds))}")
 
 
 @app.command()
-def aggregate(params: Path = PARAMS, out: Path = typer.Option(Path("results"), help="output folder")) -> None:
-    """Tabulate the grid's runs: results/runs.csv, summary.csv, summary.json."""
+def aggregate(
+    grid_record: Path = typer.Option(Path("configs/grid.json"), "--grid", help="from `prompttune configure`"),
+    out: Path = typer.Option(Path("results"), help="output folder"),
+) -> None:
+    """Tabulate the grid's runs from their records: results/runs.csv, curves.csv, summary.csv."""
     from prompttune.aggregate import write_aggregate
-    from prompttune.config import load_params
+    from prompttune.pipeline import read_grid_record
 
-    summary = write_aggregate(load_params(params), out)
+    summary = write_aggregate(read_grid_record(grid_record), out)
     typer.echo(f"{len(summary)} cells aggregated into {out}")
 
 
 @app.command()
 def report(
-    params: Path = PARAMS,
     results: Path = typer.Option(Path("results"), help="output of `prompttune aggregate`"),
+    grid_record: Path = typer.Option(Path("configs/grid.json"), "--grid", help="from `prompttune configure`"),
     out: Path | None = typer.Option(None, help="HTML file (default reports/<profile>.html)"),
 ) -> None:
-    """Render the self-contained HTML report."""
-    from prompttune.config import load_params
+    """Render the self-contained HTML report (and results/claims.csv)."""
+    from prompttune import paths
+    from prompttune.pipeline import read_grid_record
     from prompttune.report import render_report
 
-    loaded = load_params(params)
-    path = render_report(loaded, results, out or Path("reports") / f"{loaded.profile or 'custom'}.html")
+    record = read_grid_record(grid_record)
+    if not (results / "runs.csv").is_file():
+        raise PromptTuneError(f"{results / 'runs.csv'}: not found; run `prompttune aggregate` first")
+    path = render_report(record, results, out or paths.report(record.profile))
     typer.echo(str(path.resolve()))
 
 
@@ -120,13 +200,16 @@ def report(
 def profile(
     name: str = typer.Argument(..., help="a key of `profiles` in params.yaml"), params: Path = PARAMS
 ) -> None:
-    """Make profile NAME the active grid: copy its grid and run blocks into place (comments kept)."""
+    """Make profile NAME the active grid: copy its grid, run and studies blocks into place (comments
+    kept), then configure."""
+    import copy
     import io
 
     from ruamel.yaml import YAML
 
     from prompttune.config import load_params
     from prompttune.io import atomic_write_text
+    from prompttune.pipeline import configure as write
 
     loaded = load_params(params)
     if name not in loaded.profiles:
@@ -142,64 +225,51 @@ def profile(
     buffer = io.StringIO()
     yaml.dump(doc, buffer)
     atomic_write_text(params, buffer.getvalue())
-    load_params(params)
+    write(load_params(params), params.parent)
     typer.echo(f"{params}: active profile is now {name!r}")
 
 
 @app.command()
 def landscape(
-    cell: str = typer.Option(..., help="<setting>.<task> of the grid"),
-    method: str = typer.Option(..., help="a method of studies.landscape.methods"),
-    params: Path = PARAMS,
+    config: Path = typer.Option(..., help="configs/landscape/<cell>/<method>.json (`prompttune configure`)"),
     data: Path | None = typer.Option(None, help="data root of the cell (default data/<cell>)"),
-    out: Path | None = typer.Option(None, help="output folder (default results/landscape/<cell>/<method>)"),
 ) -> None:
-    """PTP's loss landscape of one (cell, method), every seed of studies.landscape: per seed
-    surface.json (with sharpness) and surface.png, and surfaces.png on one colour scale."""
-    from prompttune.config import Cell, load_params, split_cell
+    """PTP's loss landscape of one (cell, method), every seed of the study: per seed surface.json (with
+    sharpness) and surface.png, and surfaces.png on one colour scale."""
+    from prompttune import paths
+    from prompttune.io import read_json
     from prompttune.landscape import landscape_for_method
 
-    loaded = load_params(params)
-    study = loaded.studies.landscape
-    if cell not in study.cells or method not in study.methods:
-        raise PromptTuneError(
-            f"{params}: studies.landscape covers cells {study.cells} × methods {study.methods}"
-        )
-    runs = [Cell(*split_cell(cell), method, seed).run_dir for seed in study.seeds]
-    out = out or Path("results/landscape") / cell / method
-    surfaces = landscape_for_method(runs, data or Path("data") / cell, out, study)
+    spec = read_json(config)
+    surfaces = landscape_for_method(spec, data or paths.data_dir(spec["cell"]))
     values = ", ".join(f"{s['sharpness']:.4f}" for s in surfaces)
-    typer.echo(f"{out}: sharpness (rho {study.rho}) per seed: {values}")
+    typer.echo(f"{spec['out']}: calibrated sharpness (rho {spec['rho']}) per seed: {values}")
 
 
 @app.command("mi-check")
 def mi_check(
-    params: Path = PARAMS,
-    data: Path | None = typer.Option(None, help="data root of studies.mi_check.cell (default data/<cell>)"),
-    synthetic_only: bool = typer.Option(False, help="skip the real-model part"),
+    config: Path = typer.Option(Path("configs/mi_check.json"), help="from `prompttune configure`"),
+    data: Path | None = typer.Option(None, help="data root of the study's cell (default data/<cell>)"),
+    synthetic_only: bool = typer.Option(
+        False, help="skip the real-model part (the verdict is then inconclusive)"
+    ),
     out: Path = typer.Option(Path("results/mi_check"), help="output folder"),
-    quick: bool = typer.Option(False, help="as studies.mi_check.quick: a reduced check (tests)"),
 ) -> None:
-    """InfoPrompt's gradient-descent claim, checked empirically as studies.mi_check says (backbone:
-    run.backbone): checks.json, synthetic.png, real.png. Checks that do not come out as expected are
-    results (the report gives the verdict), not errors."""
-    from prompttune.config import load_params
+    """InfoPrompt's gradient-descent claim, checked empirically and falsifiably (mi_check.py):
+    checks.json, synthetic.png, real.png. Checks that fail are results (the report gives the verdict)."""
+    from prompttune import paths
+    from prompttune.io import read_json
     from prompttune.mi_check import verify
 
-    loaded = load_params(params)
-    study = loaded.studies.mi_check
-    data_root = None if synthetic_only else data or Path("data") / study.cell
-    result = verify(
-        out,
-        data_root,
-        backbone=loaded.run.backbone,
-        seeds=tuple(study.seeds),
-        steps=study.steps,
-        quick=quick or study.quick,
+    spec = read_json(config)
+    data_root = None if synthetic_only else data or paths.data_dir(spec["cell"])
+    result = verify(out, data_root, spec)
+    checks = [c for c in result["checks"] if c["role"] == "check"]
+    controls = [c for c in result["checks"] if c["role"] == "control"]
+    typer.echo(
+        f"{out}: {sum(c['passed'] for c in checks)} of {len(checks)} checks passed, "
+        f"{sum(not c['passed'] for c in controls)} of {len(controls)} negative controls failed"
     )
-    checks = result["checks"]
-    as_expected = sum(check["passed"] == check["expected"] for check in checks)
-    typer.echo(f"{out}: {as_expected} of {len(checks)} checks came out as expected")
 
 
 @app.command("export-peft")

@@ -1,18 +1,21 @@
-"""Typed, self-validating configuration: params.yaml → grid → one resolved ``RunConfig`` per cell.
+"""Typed, self-validating configuration: params.yaml → the grid's stages → one resolved ``RunConfig`` per run.
 
-params.yaml has four parts: ``grid`` (which runs: the main cells × methods × seeds, plus optional
-variant runs), ``run`` (how every run trains, with per-task overrides and named variants),
-``studies`` (the loss-landscape and MI-convergence studies) and ``profiles`` (named presets of the
-three; ``prompttune profile NAME`` copies one into place). DVC and Snakemake both read ``grid`` and
-``studies``; ``prompttune`` reads all of it. Every key is
-checked against the dataclasses below: an unknown key, a wrong type or an out-of-range value is a
-one-line error naming the file and the key.
+params.yaml has four parts: ``grid`` (which runs: named blocks of cells × methods × seeds, each block
+optionally crossed with named variants), ``run`` (how every run trains, with overrides per setting, per
+task, per cell and per named variant, and every objective's options), ``studies`` (the loss-landscape and
+MI-convergence studies) and ``profiles`` (named presets of the three; ``prompttune profile NAME`` copies
+one into place). Everything is checked when the file is loaded, before any work: unknown keys, wrong
+types, out-of-range values, unknown task, setting, cell, method, objective and variant names, and every
+objective's options (typed by the objective's own config class), each a one-line error naming the file
+and the key. ``prompttune configure`` then writes each stage's resolved config — every default explicit —
+and the pipelines train from those files, never from params.yaml.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import re
 import types
 import typing
@@ -25,6 +28,7 @@ import yaml
 from prompttune.errors import PromptTuneError
 
 DEFAULT_PARAMS = Path("params.yaml")
+NAME = r"[A-Za-z0-9._-]+"
 
 
 def _check(condition: bool, message: str) -> None:
@@ -76,11 +80,14 @@ class HeadConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and evaluation (AdamW, linear warm-up then linear decay, gradient clipping)."""
+    """Optimisation, evaluation and the convergence rule (AdamW, linear warm-up then linear decay to the
+    step cap, gradient clipping; the selection split is evaluated every ``eval_every`` steps)."""
 
-    steps: int = field(default=100, metadata={"help": "optimiser steps (ignored when epochs is set)"})
+    steps: int = field(
+        default=100, metadata={"help": "step cap: optimiser steps at most (ignored when epochs is set)"}
+    )
     epochs: float | None = field(
-        default=None, metadata={"help": "if set: steps = ceil(epochs·n_train/batch)"}
+        default=None, metadata={"help": "if set, the step cap is ceil(epochs·n_train/batch)"}
     )
     batch_size: int = 16
     lr: float = 1e-2
@@ -88,6 +95,24 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     max_grad_norm: float = 1.0
     eval_every: int = field(default=25, metadata={"help": "evaluate on the selection split every N steps"})
+    eval_every_epochs: float | None = field(
+        default=None,
+        metadata={"help": "if set, eval_every = max(1, round(eval_every_epochs·n_train/batch)) (per epoch)"},
+    )
+    patience: int = field(
+        default=5,
+        metadata={
+            "help": "convergence rule (choice): a run has converged once its best selection score has not "
+            "improved by more than min_delta for `patience` evaluations in a row; reaching the step cap "
+            "first means not converged"
+        },
+    )
+    min_delta: float = field(
+        default=0.0, metadata={"help": "improvement of the selection score (fraction) that resets patience"}
+    )
+    early_stopping: bool = field(
+        default=True, metadata={"help": "stop a run once it has converged (the selection split decides)"}
+    )
     eval_batch_size: int = 64
     checkpoint_every: int = field(
         default=25,
@@ -113,7 +138,14 @@ class TrainConfig:
             "batch to the longest)"
         },
     )
-    precision: Literal["fp32", "bf16"] = field(default="fp32", metadata={"help": "bf16: autocast"})
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto",
+        metadata={
+            "help": "auto: bf16 where the device computes it natively (a GPU with bf16, a CPU whose oneDNN "
+            "and ATen kernels use AVX-512 BF16/AMX), fp16 with a gradient scaler on a GPU without bf16, "
+            "fp32 otherwise; each run records what it used and why"
+        },
+    )
     compile: bool = field(
         default=False,
         metadata={
@@ -132,14 +164,30 @@ class TrainConfig:
         _check(0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)")
         _check(self.max_grad_norm > 0, "max_grad_norm must be > 0")
         _check(self.eval_every >= 1, "eval_every must be ≥ 1")
+        _check(self.eval_every_epochs is None or self.eval_every_epochs > 0, "eval_every_epochs must be > 0")
+        _check(self.patience >= 1, "patience must be ≥ 1")
+        _check(self.min_delta >= 0, "min_delta must be ≥ 0")
         _check(self.checkpoint_every >= 0, "checkpoint_every must be ≥ 0")
         _check(self.max_length >= 8, "max_length must be ≥ 8")
         _check(self.group_by_length >= 0, "group_by_length must be ≥ 0")
 
 
 @dataclass(frozen=True)
+class Overrides:
+    """What a setting, task, cell or variant may override of the ``run`` block (deep-merged)."""
+
+    backbone: str | None = None
+    data_seed: int | None = None
+    prompt: dict[str, Any] = field(default_factory=dict)
+    head: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    objectives: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunSection:
-    """The ``run`` block of params.yaml: shared by every cell, with per-task overrides."""
+    """The ``run`` block of params.yaml: shared by every run, then overridden per setting, per task, per
+    cell and per variant, in that order."""
 
     backbone: str = field(default="minilm", metadata={"help": "minilm (embedded), a hub id or a local path"})
     data_seed: int = field(default=13, metadata={"help": "seeds data sampling, apart from the training seed"})
@@ -147,48 +195,41 @@ class RunSection:
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     objectives: dict[str, dict[str, Any]] = field(
-        default_factory=dict, metadata={"help": "options per objective name, checked by its config"}
+        default_factory=dict, metadata={"help": "options per objective name, typed by its config class"}
     )
-    tasks: dict[str, dict[str, Any]] = field(
-        default_factory=dict, metadata={"help": "per-task overrides of backbone/prompt/head/train"}
-    )
-    variants: dict[str, dict[str, Any]] = field(
+    settings: dict[str, Overrides] = field(default_factory=dict, metadata={"help": "per setting"})
+    tasks: dict[str, Overrides] = field(default_factory=dict, metadata={"help": "per task"})
+    cells: dict[str, Overrides] = field(default_factory=dict, metadata={"help": "per <setting>.<task>"})
+    variants: dict[str, Overrides] = field(
         default_factory=dict,
-        metadata={"help": "named overrides of this block (e.g. prompt init, PTP's σ) for grid.variants"},
+        metadata={"help": "named overrides (e.g. prompt init, PTP's σ) for variant runs"},
     )
-
-
-def _check_axes(section: Any, names: tuple[str, ...], allow_empty: bool) -> None:
-    for name in names:
-        values = getattr(section, name)
-        _check(allow_empty or len(values) > 0, f"{name} must not be empty")
-        _check(len(set(values)) == len(values), f"{name} has duplicates")
 
 
 @dataclass(frozen=True)
-class VariantGrid:
-    """``grid.variants``: cells × methods × variant names (keys of ``run.variants``) × seeds — runs that
-    change one thing against the main grid (IP-3's prompt init, PTP's sensitivity sweep). Any empty
-    list: no variant runs."""
+class GridBlock:
+    """One block of the grid: cells × methods × seeds, each run once per variant when ``variants`` is
+    given (keys of ``run.variants``: runs that change one thing against the main runs), else main runs."""
 
-    cells: list[str] = field(default_factory=list)
-    methods: list[str] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
+    cells: list[str]
+    methods: list[str]
+    variants: list[str] = field(default_factory=list)
+    seeds: list[int] | None = field(default=None, metadata={"help": "default: grid.seeds"})
 
     def __post_init__(self) -> None:
-        _check_axes(self, ("cells", "methods", "names", "seeds"), allow_empty=True)
+        for name in ("cells", "methods", "variants", "seeds"):
+            values = getattr(self, name) or []
+            _check(name in ("variants", "seeds") or len(values) > 0, f"{name} must not be empty")
+            _check(len(set(values)) == len(values), f"{name} has duplicates")
+        _check(self.seeds is None or len(self.seeds) > 0, "seeds must not be empty")
 
 
 @dataclass(frozen=True)
 class GridSection:
-    """The ``grid`` block: cells (``<setting>.<task>``) × methods (``<base>[-<objective>]``) × seeds, and
-    the variant runs."""
+    """The ``grid`` block: named blocks and the seeds they default to."""
 
-    cells: list[str]
-    methods: list[str]
     seeds: list[int]
-    variants: VariantGrid
+    blocks: dict[str, GridBlock]
     stack_seeds: bool = field(
         default=False,
         metadata={
@@ -199,23 +240,30 @@ class GridSection:
     )
 
     def __post_init__(self) -> None:
-        _check_axes(self, ("cells", "methods", "seeds"), allow_empty=False)
+        _check(len(self.seeds) > 0, "seeds must not be empty")
+        _check(len(set(self.seeds)) == len(self.seeds), "seeds has duplicates")
+        _check(len(self.blocks) > 0, "blocks must not be empty")
 
 
 @dataclass(frozen=True)
 class LandscapeStudy:
     """PTP-4: loss surfaces of finished main-grid runs (cells × methods × seeds); see landscape.py."""
 
-    cells: list[str] = field(default_factory=list, metadata={"help": "a subset of grid.cells"})
-    methods: list[str] = field(default_factory=list, metadata={"help": "a subset of grid.methods"})
-    seeds: list[int] = field(default_factory=list, metadata={"help": "a subset of grid.seeds"})
+    cells: list[str] = field(default_factory=list, metadata={"help": "cells of the grid"})
+    methods: list[str] = field(
+        default_factory=list, metadata={"help": "methods; each studied in the cells that train it"}
+    )
+    seeds: list[int] = field(default_factory=list, metadata={"help": "seeds those methods train"})
     radius: float = field(default=0.2, metadata={"help": "grid half-width, in rms(E)·√(coordinates)"})
     points: int = field(default=41, metadata={"help": "grid points per axis, odd (METHODS.md: 41)"})
     rho: float = field(default=0.1, metadata={"help": "sharpness radius, ≤ radius"})
-    n_examples: int = field(default=16, metadata={"help": "first N examples of the report split"})
+    n_examples: int = field(default=32, metadata={"help": "first N examples of the report split"})
 
     def __post_init__(self) -> None:
-        _check_axes(self, ("cells", "methods", "seeds"), allow_empty=False)
+        for name in ("cells", "methods", "seeds"):
+            values = getattr(self, name)
+            _check(len(values) > 0, f"{name} must not be empty")
+            _check(len(set(values)) == len(values), f"{name} has duplicates")
         _check(self.radius > 0, "radius must be > 0")
         _check(self.points >= 3 and self.points % 2 == 1, "points must be odd and ≥ 3")
         _check(0 < self.rho <= self.radius, "rho must be in (0, radius]")
@@ -227,23 +275,32 @@ class MiCheckStudy:
     """IP-5: the empirical check of InfoPrompt's gradient-descent claim; see mi_check.py."""
 
     cell: str = field(
-        default="fewglue.CB", metadata={"help": "grid cell whose training set the real part uses"}
+        default="fewglue.CB",
+        metadata={"help": "grid cell: GD runs on its training split, held-out checks on its selection split"},
     )
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3], metadata={"help": "real-model seeds"})
     steps: int = field(default=60, metadata={"help": "full-batch GD steps of the real-model part"})
     quick: bool = field(default=False, metadata={"help": "one synthetic problem, 8 real examples (tests)"})
 
     def __post_init__(self) -> None:
-        _check_axes(self, ("seeds",), allow_empty=False)
+        _check(len(self.seeds) > 0 and len(set(self.seeds)) == len(self.seeds), "seeds: non-empty, unique")
         _check(self.steps >= 2, "steps must be ≥ 2")
 
 
 @dataclass(frozen=True)
 class StudiesSection:
-    """The ``studies`` block."""
+    """The ``studies`` block (both pipelines run both studies)."""
 
-    landscape: LandscapeStudy = field(default_factory=LandscapeStudy)
-    mi_check: MiCheckStudy = field(default_factory=MiCheckStudy)
+    landscape: LandscapeStudy
+    mi_check: MiCheckStudy
+
+
+@dataclass(frozen=True)
+class Profile:
+    description: str
+    grid: dict[str, Any]
+    run: dict[str, Any]
+    studies: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -252,47 +309,44 @@ class Params:
     grid: GridSection
     run: RunSection
     studies: StudiesSection
-    profiles: dict[str, dict[str, Any]]
+    profiles: dict[str, Profile]
     path: Path
 
+    @property
+    def description(self) -> str:
+        preset = self.profiles.get(self.profile)
+        return preset.description if preset else ""
 
-VARIANT_SEP = "@"  # runs/<cell>/<method>@<variant>/seed<N>
+
+# --- the grid's runs and stages -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One run of the grid: (setting, task, method, seed), and the variant for variant runs."""
+@dataclass(frozen=True, order=True)
+class Stage:
+    """One training stage: a cell × method (× variant), every seed of it in one process."""
 
-    setting: str
-    task: str
+    cell: str
     method: str
-    seed: int
     variant: str | None = None
 
     @property
-    def cell(self) -> str:
-        return f"{self.setting}.{self.task}"
+    def setting(self) -> str:
+        return split_cell(self.cell)[0]
 
     @property
-    def method_dir(self) -> Path:
-        """``runs/<cell>/<method>``, or ``runs/<cell>/<method>@<variant>`` for a variant run: the folder
-        of the seeds' run folders (one DVC output per cell × method, so variants live beside it)."""
-        name = f"{self.method}{VARIANT_SEP}{self.variant}" if self.variant else self.method
-        return Path("runs") / self.cell / name
+    def task(self) -> str:
+        return split_cell(self.cell)[1]
 
     @property
-    def run_dir(self) -> Path:
-        return self.method_dir / f"seed{self.seed}"
-
-    @property
-    def seeds_metrics(self) -> Path:
-        """``<method_dir>.metrics.json``: every seed's headline metrics, written by ``train --grid-seeds``."""
-        return self.method_dir.with_name(self.method_dir.name + ".metrics.json")
+    def key(self) -> str:
+        """The stage's name in both pipelines: ``<cell>/<method>[/<variant>]``."""
+        return f"{self.cell}/{self.method}" + (f"/{self.variant}" if self.variant else "")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one run needs, resolved; written next to its outputs as ``config.json``."""
+    """Everything one run needs, resolved, every default explicit (objective options included); written
+    next to its outputs as ``config.json`` and embedded in ``metrics.json``."""
 
     setting: str
     task: str
@@ -314,8 +368,31 @@ class RunConfig:
     def objective(self) -> str:
         return split_method(self.method)[1]
 
+    @property
+    def stage(self) -> Stage:
+        return Stage(f"{self.setting}.{self.task}", self.method, self.variant)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """A training stage resolved: its seeds and the run config they share (``run.seed`` is the first
+    seed; ``runs`` gives every seed's). ``prompttune configure`` writes it to ``configs/train/<key>.json``."""
+
+    seeds: list[int]
+    run: RunConfig
+
+    @property
+    def stage(self) -> Stage:
+        return self.run.stage
+
+    def runs(self) -> list[RunConfig]:
+        return [dataclasses.replace(self.run, seed=seed) for seed in self.seeds]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage.key, "seeds": self.seeds, "run": self.run.to_dict()}
 
 
 def split_cell(cell: str) -> tuple[str, str]:
@@ -367,11 +444,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise PromptTuneError(f"{key}: expected a mapping, got {type(value).__name__}")
-        return copy.deepcopy(value)
+        _, value_type = typing.get_args(tp)
+        if value_type is Any:
+            return copy.deepcopy(value)
+        return {str(k): _coerce(v, value_type, f"{key}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise PromptTuneError(f"{key}: expected a mapping, got {type(value).__name__}")
         return build(tp, value, key)
+    if tp is Any:
+        return copy.deepcopy(value)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise PromptTuneError(f"{key}: expected a number, got {value!r}")
@@ -392,14 +474,22 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def build(cls: type, data: dict[str, Any], key: str) -> Any:
-    """Build dataclass ``cls`` from ``data``; every problem is a ``PromptTuneError`` naming ``key``."""
+    """Build dataclass ``cls`` from ``data``; every problem is a ``PromptTuneError`` naming ``key``. A field
+    that the class fixes (``init=False``, e.g. an ablation's zero weight) may appear with its fixed value,
+    as ``dataclasses.asdict`` writes it."""
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    for name in data:
-        if name not in known:
-            raise PromptTuneError(f"{key}.{name}: unknown key; known: {', '.join(sorted(known))}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name, value in data.items():
+        f = fields.get(name)
+        if f is None:
+            known = ", ".join(sorted(n for n, f in fields.items() if f.init))
+            raise PromptTuneError(f"{key}.{name}: unknown key; known: {known}")
+        if not f.init and value != f.default:
+            raise PromptTuneError(f"{key}.{name}: fixed at {f.default!r} by {cls.__name__}")
     kwargs = {}
-    for f in dataclasses.fields(cls):
+    for f in fields.values():
+        if not f.init:
+            continue
         if f.name in data:
             kwargs[f.name] = _coerce(data[f.name], hints[f.name], f"{key}.{f.name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -437,111 +527,298 @@ def read_yaml(path: Path) -> dict[str, Any]:
 SECTIONS = {"grid": GridSection, "run": RunSection, "studies": StudiesSection}
 
 
-def _validate(grid: GridSection, run: RunSection, studies: StudiesSection) -> None:
-    """Cross-section checks: what the pipelines reference must exist."""
-    for cell in grid.cells + grid.variants.cells:
-        split_cell(cell)
-    for name, values, allowed in (
-        ("grid.variants.cells", grid.variants.cells, grid.cells),
-        ("grid.variants.names", grid.variants.names, list(run.variants)),
-        ("studies.landscape.cells", studies.landscape.cells, grid.cells),
-        ("studies.landscape.methods", studies.landscape.methods, grid.methods),
-        ("studies.landscape.seeds", studies.landscape.seeds, grid.seeds),
-        ("studies.mi_check.cell", [studies.mi_check.cell], grid.cells),
-    ):
-        for value in values:
-            if value not in allowed:
-                raise PromptTuneError(f"{name}: {value!r} is not in {', '.join(map(str, allowed)) or '[]'}")
-    base = {k: v for k, v in dataclasses.asdict(run).items() if k not in ("tasks", "variants")}
-    for name, override in run.variants.items():
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+def _known(name: str, values: typing.Iterable[str]) -> str:
+    return f"{name}; known: {', '.join(sorted(values)) or 'none'}"
+
+
+def check_method(method: str, key: str) -> None:
+    """A method names a registered base and objective."""
+    from prompttune.bases import BASES
+    from prompttune.objectives import OBJECTIVES
+
+    base, objective = split_method(method)
+    if base not in BASES:
+        raise PromptTuneError(f"{key}: {method!r}: unknown prompt base {_known(repr(base), BASES.names())}")
+    if objective not in OBJECTIVES:
+        raise PromptTuneError(
+            f"{key}: {method!r}: unknown objective {_known(repr(objective), OBJECTIVES.names())}"
+        )
+
+
+@functools.cache
+def _local_backbone_config(name: str) -> Any:
+    """The backbone's config when it is on this machine (embedded, a local folder or the hub cache), else
+    None: a hub id that is not cached is checked when the run loads it."""
+    from prompttune.backbone import backbone_config, resolve_backbone
+
+    if not Path(resolve_backbone(name)).exists():
+        try:
+            from transformers import AutoConfig
+
+            return AutoConfig.from_pretrained(name, local_files_only=True)
+        except OSError:
+            return None
+    return backbone_config(name)
+
+
+def check_backbone(backbone: str, method: str, key: str) -> None:
+    """The backbone runs the method's base and objective (``bases.base.check_support``), where its config
+    is on this machine."""
+    from prompttune.bases.base import check_support
+
+    backbone_config = _local_backbone_config(backbone)
+    if backbone_config is not None:
+        try:
+            check_support(*split_method(method), backbone_config)
+        except PromptTuneError as exc:
+            raise PromptTuneError(f"{key}: {exc}") from exc
+
+
+def check_cell(cell: str, key: str) -> None:
+    """A cell names a known setting and task (``<setting>.<task>``)."""
+    from prompttune.splits import parse_setting
+    from prompttune.tasks import get_task
+
+    try:
+        setting, task = split_cell(cell)
+        parse_setting(setting)
+        get_task(task)
+    except PromptTuneError as exc:
+        raise PromptTuneError(f"{key}: {exc}") from exc
+
+
+def _check_names(run: RunSection) -> None:
+    """Every name a ``run`` override is keyed by exists, and every objective's options are valid."""
+    from prompttune.objectives import OBJECTIVES
+    from prompttune.splits import parse_setting
+    from prompttune.tasks import TASKS
+
+    for setting in run.settings:
+        try:
+            parse_setting(setting)
+        except PromptTuneError as exc:
+            raise PromptTuneError(f"run.settings.{setting}: {exc}") from exc
+    for task in run.tasks:
+        if task not in TASKS:
+            raise PromptTuneError(f"run.tasks.{task}: unknown task {_known(repr(task), TASKS.names())}")
+    for cell in run.cells:
+        check_cell(cell, f"run.cells.{cell}")
+    for name in run.variants:
+        if not re.fullmatch(NAME, name):
             raise PromptTuneError(
                 f"run.variants.{name}: a variant name may use letters, digits, '.', '_', '-'"
             )
-        build(RunSection, deep_merge(base, override), f"run.variants.{name}")
-    for name, override in run.tasks.items():
-        build(RunSection, deep_merge(base, override), f"run.tasks.{name}")
+    base = {
+        k: v
+        for k, v in dataclasses.asdict(run).items()
+        if k not in ("settings", "tasks", "cells", "variants")
+    }
+    for kind in ("settings", "tasks", "cells", "variants"):
+        for name, overrides in getattr(run, kind).items():
+            build(RunSection, deep_merge(base, _set_fields(overrides)), f"run.{kind}.{name}")
+    scopes = [("run", run.objectives)] + [
+        (f"run.{kind}.{name}", overrides.objectives)
+        for kind in ("settings", "tasks", "cells", "variants")
+        for name, overrides in getattr(run, kind).items()
+    ]
+    for prefix, objectives in scopes:
+        for name, options in objectives.items():
+            if name not in OBJECTIVES:
+                raise PromptTuneError(
+                    f"{prefix}.objectives.{name}: unknown objective {_known(repr(name), OBJECTIVES.names())}"
+                )
+            build(OBJECTIVES.get(name).config_class, options, f"{prefix}.objectives.{name}")
+
+
+def _validate(grid: GridSection, run: RunSection, studies: StudiesSection) -> None:
+    """Cross-section checks: every name exists, every stage resolves, the studies cover trained runs."""
+    _check_names(run)
+    stages: dict[Stage, str] = {}
+    for block_name, block in grid.blocks.items():
+        key = f"grid.blocks.{block_name}"
+        if not re.fullmatch(NAME, block_name):
+            raise PromptTuneError(f"{key}: a block name may use letters, digits, '.', '_', '-'")
+        for cell in block.cells:
+            check_cell(cell, f"{key}.cells")
+        for method in block.methods:
+            check_method(method, f"{key}.methods")
+        for variant in block.variants:
+            if variant not in run.variants:
+                raise PromptTuneError(f"{key}.variants: {_known(repr(variant), run.variants)} (run.variants)")
+        for stage in _block_stages(block):
+            if stage in stages:
+                raise PromptTuneError(f"{key}: {stage.key} is also in grid.blocks.{stages[stage]}")
+            stages[stage] = block_name
+    for stage in stages:
+        merged = _merged_run(run, stage, f"grid.blocks.{stages[stage]}")
+        check_backbone(merged.backbone, stage.method, f"grid.blocks.{stages[stage]}: {stage.key}")
+    main = {
+        (s.cell, s.method): _block_seeds(grid, grid.blocks[b]) for s, b in stages.items() if not s.variant
+    }
+    study = studies.landscape
+    covered = landscape_pairs(study, main)
+    for name, values, index in (("methods", study.methods, 1), ("cells", study.cells, 0)):
+        for value in values:
+            if not any(pair[index] == value for pair in covered):
+                raise PromptTuneError(
+                    f"studies.landscape.{name}: the grid trains no main run of {value} there"
+                )
+    for cell, method in covered:
+        missing = sorted(set(study.seeds) - set(main[cell, method]))
+        if missing:
+            raise PromptTuneError(f"studies.landscape.seeds: {cell}/{method} has no seed {missing[0]}")
+    cells = {s.cell for s in stages}
+    if studies.mi_check.cell not in cells:
+        raise PromptTuneError(f"studies.mi_check.cell: {_known(repr(studies.mi_check.cell), cells)}")
+
+
+def landscape_pairs(
+    study: LandscapeStudy, trained: typing.Container[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The (cell, method) pairs the landscape study covers: its cells × methods where the grid trains a
+    main run of that method in that cell."""
+    return [(cell, method) for cell in study.cells for method in study.methods if (cell, method) in trained]
+
+
+def _block_stages(block: GridBlock) -> list[Stage]:
+    return [
+        Stage(cell, method, variant)
+        for cell in block.cells
+        for method in block.methods
+        for variant in (block.variants or [None])
+    ]
+
+
+def _block_seeds(grid: GridSection, block: GridBlock) -> list[int]:
+    return block.seeds if block.seeds is not None else grid.seeds
+
+
+def _build_profile(name: str, preset: Any) -> Profile:
+    if not isinstance(preset, dict) or set(preset) != {"description", *SECTIONS}:
+        raise PromptTuneError(
+            f"profiles.{name}: expected a mapping with exactly description, grid, run and studies"
+        )
+    sections = [build(cls, preset[key], f"profiles.{name}.{key}") for key, cls in SECTIONS.items()]
+    try:
+        _validate(*sections)
+    except PromptTuneError as exc:
+        raise PromptTuneError(f"profiles.{name}: {exc}") from exc
+    return Profile(str(preset["description"]), preset["grid"], preset["run"], preset["studies"])
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     """Read and validate params.yaml (grid, run, studies, profiles); errors name ``<file>: <key>``."""
     path = Path(path)
-    data = read_yaml(path)
     try:
-        for key in SECTIONS:
-            if key not in data:
-                raise PromptTuneError(f"{key}: missing required key")
-        unknown = set(data) - {"profile", "profiles", *SECTIONS}
-        if unknown:
-            known = ", ".join(sorted({"profile", "profiles", *SECTIONS}))
-            raise PromptTuneError(f"{sorted(unknown)[0]}: unknown key; known: {known}")
-        profiles = data.get("profiles") or {}
-        for name, preset in profiles.items():
-            if not isinstance(preset, dict) or set(preset) != {"description", *SECTIONS}:
-                raise PromptTuneError(
-                    f"profiles.{name}: expected a mapping with exactly description, grid, run and studies"
-                )
-            _validate(*(build(cls, preset[key], f"profiles.{name}.{key}") for key, cls in SECTIONS.items()))
-        sections = [build(cls, data[key], key) for key, cls in SECTIONS.items()]
-        _validate(*sections)
+        return params_from_dict(read_yaml(path), path)
     except PromptTuneError as exc:
         raise PromptTuneError(f"{path}: {exc}") from exc
+
+
+def params_from_dict(data: dict[str, Any], path: Path) -> Params:
+    """``load_params`` of an already-read mapping (Snakemake hands its merged ``config``)."""
+    for key in SECTIONS:
+        if key not in data:
+            raise PromptTuneError(f"{key}: missing required key")
+    unknown = set(data) - {"profile", "profiles", *SECTIONS}
+    if unknown:
+        raise PromptTuneError(
+            _known(f"{sorted(unknown)[0]}: unknown key", {"profile", "profiles", *SECTIONS})
+        )
+    profiles = {name: _build_profile(name, preset) for name, preset in (data.get("profiles") or {}).items()}
+    sections = [build(cls, data[key], key) for key, cls in SECTIONS.items()]
+    _validate(*sections)
     grid, run, studies = sections
-    return Params(
-        profile=str(data.get("profile", "")),
-        grid=grid,
-        run=run,
-        studies=studies,
-        profiles=profiles,
-        path=path,
-    )
+    profile = str(data.get("profile") or "")
+    if profile and profile not in profiles:
+        raise PromptTuneError(f"profile: {_known(repr(profile), profiles)}")
+    return Params(profile=profile, grid=grid, run=run, studies=studies, profiles=profiles, path=path)
 
 
-def expand_grid(params: Params) -> list[Cell]:
-    """The runs of the grid in a fixed order: the main grid (cells, then methods, then seeds), then the
-    variant runs (cells, methods, variant names, seeds)."""
-    grid, variants = params.grid, params.grid.variants
-    runs = [
-        Cell(*split_cell(cell), method, seed)
-        for cell in grid.cells
-        for method in grid.methods
-        for seed in grid.seeds
+def expand_stages(params: Params) -> list[StageConfig]:
+    """Every training stage of the grid, resolved, in block order (cells, methods, variants)."""
+    return [
+        StageConfig(seeds=list(seeds), run=resolve_run(params, stage, seeds[0]))
+        for block in params.grid.blocks.values()
+        for seeds in [_block_seeds(params.grid, block)]
+        for stage in _block_stages(block)
     ]
-    runs += [
-        Cell(*split_cell(cell), method, seed, variant)
-        for cell in variants.cells
-        for method in variants.methods
-        for variant in variants.names
-        for seed in variants.seeds
+
+
+def _merged_run(run: RunSection, stage: Stage, key: str) -> RunSection:
+    """The ``run`` block with the stage's setting, task, cell and variant overrides applied, validated."""
+    base = {
+        name: value
+        for name, value in dataclasses.asdict(run).items()
+        if name not in ("settings", "tasks", "cells", "variants")
+    }
+    layers = [
+        (f"run.settings.{stage.setting}", run.settings.get(stage.setting)),
+        (f"run.tasks.{stage.task}", run.tasks.get(stage.task)),
+        (f"run.cells.{stage.cell}", run.cells.get(stage.cell)),
+        (f"run.variants.{stage.variant}", run.variants.get(stage.variant) if stage.variant else None),
     ]
-    return runs
+    for _, overrides in layers:
+        if overrides is not None:
+            base = deep_merge(base, _set_fields(overrides))
+    applied = ", ".join(name for name, overrides in layers if overrides is not None) or "run"
+    return build(RunSection, base, f"{key} {stage.key} ({applied})")
 
 
-def resolve_run(params: Params, cell: Cell) -> RunConfig:
-    """The shared ``run`` block, then the task's overrides, then the variant's, validated for one run."""
-    run = dataclasses.asdict(params.run)
-    tasks, variants = run.pop("tasks"), run.pop("variants")
-    if cell.variant is not None and cell.variant not in variants:
-        known = ", ".join(sorted(variants)) or "none"
-        raise PromptTuneError(f"{params.path}: run.variants.{cell.variant}: unknown variant; known: {known}")
-    key = f"run.variants.{cell.variant}" if cell.variant else f"run.tasks.{cell.task}"
-    merged_dict = deep_merge(run, tasks.get(cell.task, {}))
-    if cell.variant:
-        merged_dict = deep_merge(merged_dict, variants[cell.variant])
+def _set_fields(overrides: Overrides) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(overrides).items() if v not in (None, {})}
+
+
+def resolve_run(params: Params, stage: Stage, seed: int) -> RunConfig:
+    """One run's config: ``run``, then the setting's, task's, cell's and variant's overrides; the
+    objective's options with every default explicit."""
+    from prompttune.objectives import OBJECTIVES
+
     try:
-        merged = build(RunSection, merged_dict, key)
+        merged = _merged_run(params.run, stage, "run")
+        objective = split_method(stage.method)[1]
+        options = build(
+            OBJECTIVES.get(objective).config_class,
+            merged.objectives.get(objective, {}),
+            f"run.objectives.{objective}",
+        )
     except PromptTuneError as exc:
         raise PromptTuneError(f"{params.path}: {exc}") from exc
     return RunConfig(
-        setting=cell.setting,
-        task=cell.task,
-        method=cell.method,
-        seed=cell.seed,
-        variant=cell.variant,
+        setting=stage.setting,
+        task=stage.task,
+        method=stage.method,
+        seed=seed,
+        variant=stage.variant,
         data_seed=merged.data_seed,
         backbone=merged.backbone,
         prompt=merged.prompt,
         head=merged.head,
         train=merged.train,
-        objective_options=dict(merged.objectives.get(split_method(cell.method)[1], {})),
+        objective_options=dataclasses.asdict(options),
     )
+
+
+def stage_config(params: Params, stage: Stage) -> StageConfig:
+    """The stage's resolved config, for a stage of the grid; any other is a one-line error."""
+    for config in expand_stages(params):
+        if config.stage == stage:
+            return config
+    raise PromptTuneError(f"{params.path}: the grid has no stage {stage.key}; `prompttune grid` lists them")
+
+
+def read_stage_config(path: str | Path) -> StageConfig:
+    """A stage config written by ``prompttune configure`` (``configs/train/<key>.json``)."""
+    import json
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        seeds, run = data["seeds"], data["run"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PromptTuneError(f"{path}: not a stage config ({exc}); run `prompttune configure`") from exc
+    config = StageConfig(
+        seeds=_coerce(seeds, list[int], f"{path}: seeds"), run=build(RunConfig, run, f"{path}: run")
+    )
+    check_method(config.run.method, f"{path}: run.method")
+    return config

@@ -52,14 +52,14 @@ def export_peft(run_dir: Path, out_dir: Path) -> Path:
 
     model = loaded.model
     backbone = model.backbone
-    prompt = model.base.prompt_vectors().detach()
+    prompt = model.base.prompt.detach()  # in the input space (prompt_vectors() is hidden-wide on ALBERT)
     source = resolve_backbone(config.backbone)
     if Path(source).exists():
         source = str(Path(source).resolve())
     peft_config = PromptTuningConfig(
         task_type=TaskType.FEATURE_EXTRACTION,
         num_virtual_tokens=prompt.shape[0],
-        token_dim=backbone.config.hidden_size,
+        token_dim=prompt.shape[1],
         num_transformer_submodules=1,
         num_attention_heads=backbone.config.num_attention_heads,
         num_layers=backbone.config.num_hidden_layers,

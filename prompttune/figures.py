@@ -1,5 +1,5 @@
-"""The report's figures, drawn with matplotlib (Agg) and inlined as ``data:`` URIs so the page needs no
-other file and no network."""
+"""The report's figures, drawn with matplotlib and inlined as SVG ``data:`` URIs so the page needs no other
+file and no network. Scores are in points."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def data_uri(data: bytes, kind: str = "image/png") -> str:
+    return f"data:{kind};base64," + base64.b64encode(data).decode("ascii")
 
 
-def figure_uri(fig: Figure) -> str:
+def svg(fig: Figure) -> str:
+    """A figure as an SVG ``data:`` URI (scales without blur; text stays text)."""
     buffer = io.BytesIO()
     FigureCanvasAgg(fig)
-    fig.savefig(buffer, format="png", dpi=90)
-    return data_uri(buffer.getvalue())
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    return data_uri(buffer.getvalue(), "image/svg+xml")
 
 
 def file_uri(path: Path) -> str:
@@ -34,47 +35,46 @@ def _task_axes(n: int, width: float, height: float) -> tuple[Figure, list]:
 
 
 def seed_strip(runs: pd.DataFrame, setting: str) -> str:
-    """Every ok run's report score per method (one point per seed) with the mean, one panel per task."""
-    ok = runs[(runs["setting"] == setting) & (runs["status"] == "ok") & (runs["variant"] == "")]
-    tasks = list(dict.fromkeys(ok["task"]))
-    methods = list(dict.fromkeys(ok["method"]))
-    fig, axes = _task_axes(len(tasks), max(4.0, 0.55 * len(methods) + 1), 3.6)
+    """Every usable run's report score per method (one point per seed; collapsed runs in red) with the
+    mean, one panel per task."""
+    usable = runs[(runs["setting"] == setting) & (runs["status"] != "failed") & (runs["variant"] == "")]
+    tasks = list(dict.fromkeys(usable["task"]))
+    fig, axes = _task_axes(len(tasks), max(4.0, 0.55 * len(usable["method"].unique()) + 1), 3.6)
     for ax, task in zip(axes, tasks, strict=True):
+        sub = usable[usable["task"] == task]
+        methods = list(dict.fromkeys(sub["method"]))
         for x, method in enumerate(methods):
-            scores = ok[(ok["task"] == task) & (ok["method"] == method)]["report_score"].to_numpy()
-            jitter = np.linspace(-0.12, 0.12, len(scores)) if len(scores) > 1 else np.zeros(len(scores))
-            ax.scatter(x + jitter, scores, s=14, color="C0", alpha=0.8, zorder=2)
+            group = sub[sub["method"] == method]
+            scores = group["report_score"].to_numpy()
+            jitter = np.linspace(-0.15, 0.15, len(scores)) if len(scores) > 1 else np.zeros(len(scores))
+            colours = np.where(group["status"] == "collapsed", "C3", "C0")
+            ax.scatter(x + jitter, scores, s=14, c=colours, alpha=0.8, zorder=2)
             if len(scores):
-                ax.hlines(scores.mean(), x - 0.3, x + 0.3, color="C3", linewidth=1.5, zorder=3)
+                ax.hlines(scores.mean(), x - 0.3, x + 0.3, color="black", linewidth=1.5, zorder=3)
         ax.set_xticks(range(len(methods)), methods, rotation=60, ha="right", fontsize=8)
         ax.set_title(f"{setting}.{task}", fontsize=10)
-        ax.set_ylabel("report score (%)")
+        ax.set_ylabel("report score (points)")
         ax.grid(axis="y", alpha=0.3)
-    return figure_uri(fig)
+    return svg(fig)
 
 
-def convergence(curves: pd.DataFrame, setting: str, methods: list[str]) -> str:
-    """Selection-split score vs step: mean over seeds with a min–max band, one panel per task."""
-    sub = curves[(curves["setting"] == setting) & (curves["variant"] == "") & curves["method"].isin(methods)]
+def convergence(curves: pd.DataFrame, setting: str) -> str:
+    """Selection-split score vs step: the mean over seeds per method (seeds that stopped early drop out
+    of the mean), one panel per task, the legend outside the data."""
+    sub = curves[(curves["setting"] == setting) & (curves["variant"] == "")]
     tasks = list(dict.fromkeys(sub["task"]))
-    fig, axes = _task_axes(len(tasks), 5.0, 3.6)
+    fig, axes = _task_axes(len(tasks), 6.0, 3.8)
     for ax, task in zip(axes, tasks, strict=True):
-        for i, method in enumerate(methods):
-            per_step = sub[(sub["task"] == task) & (sub["method"] == method)].groupby("step")["select_score"]
-            if per_step.ngroups == 0:
-                continue
-            steps = per_step.mean().index.to_numpy()
-            ax.plot(steps, 100 * per_step.mean().to_numpy(), color=f"C{i % 10}", label=method, linewidth=1.2)
-            ax.fill_between(
-                steps,
-                100 * per_step.min().to_numpy(),
-                100 * per_step.max().to_numpy(),
-                color=f"C{i % 10}",
-                alpha=0.15,
+        rows = sub[sub["task"] == task]
+        for i, method in enumerate(dict.fromkeys(rows["method"])):
+            per_step = rows[rows["method"] == method].groupby("step")["select_score"].mean()
+            style = "-" if i < 10 else "--"
+            ax.plot(
+                per_step.index, per_step.to_numpy(), style, color=f"C{i % 10}", label=method, linewidth=1.3
             )
         ax.set_title(f"{setting}.{task}", fontsize=10)
         ax.set_xlabel("step")
-        ax.set_ylabel("selection score (%)")
+        ax.set_ylabel("selection score (points)")
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=7, loc="lower right")
-    return figure_uri(fig)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return svg(fig)

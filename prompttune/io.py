@@ -54,6 +54,14 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file; a missing or malformed one is a one-line error naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PromptTuneError(f"{path}: cannot read ({exc})") from exc
+
+
 def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line of a JSON-lines file; a bad line raises
     ``PromptTuneError('<file>:<line>: ...')``."""

@@ -4,16 +4,23 @@ PTP; x = along the gradient, y = along an orthogonal direction, z = cross-entrop
 Choices (METHODS.md):
 
 - inputs: the first ``n_examples`` examples of the run's report split, one batch, model in evaluation
-  mode, fp32; the loss is the mean cross-entropy over that batch (``L`` below);
-- directions: ``ĝ = ∇_{e(x)} L`` restricted to the input text tokens (the positions PTP perturbs)
+  mode, fp32; the loss is the mean cross-entropy over that batch;
+- **temperature-calibrated** (choice): a head's scale sets the loss's curvature (a head scaled by
+  0.01 / 1 / 10 / 100 had raw sharpness 0.000 / 0.0004 / 0.034 / 0.82), so raw sharpness rewards a
+  timid head. The logits are divided by the temperature ``T`` that minimises the centre's cross-entropy
+  (searched in [0.01, 100] × the rms of the centre's logits), and every loss below is the calibrated
+  one, ``CE(z / T)``: scaling the head scales ``z`` and ``T`` alike and changes nothing;
+- directions: ``ĝ = ∇_{e(x)} CE(z/T)`` restricted to the input text tokens (the positions PTP perturbs)
   and normalised over the whole tensor; ``r̂`` a Gaussian direction (seeded) on the same positions,
   made orthogonal to ``ĝ`` and normalised;
-- surface: ``L(e(x) + u·(a·ĝ + b·r̂))`` on a ``points × points`` grid, ``a, b ∈ [−radius, radius]``;
+- surface: ``CE(z(e(x) + u·(a·ĝ + b·r̂)) / T)`` on a ``points × points`` grid, ``a, b ∈ [−radius,
+  radius]``; the raw (uncalibrated) surface is kept beside it;
 - unit: ``u = rms(E)·√n`` with ``n`` the number of perturbed coordinates (text tokens × hidden
   size), so at (a, b) the perturbation's root-mean-square per perturbed coordinate is
   ``√(a² + b²)·rms(E)`` — the unit of PTP's σ and ε, independent of batch and sequence lengths and
   the same for every method;
-- sharpness at ρ: the mean of ``L − L(centre)`` over the grid points with ``√(a² + b²) ≤ ρ``.
+- sharpness at ρ: the mean of ``L − L(centre)`` over the grid points with ``√(a² + b²) ≤ ρ``, on the
+  calibrated surface.
 """
 
 from __future__ import annotations
@@ -31,12 +38,12 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
+from scipy.optimize import minimize_scalar
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prompttune.backbone import load_backbone
 from prompttune.batches import Batch, collate
 from prompttune.checkpoint import load_run, read_config
-from prompttune.config import LandscapeStudy
 from prompttune.errors import PromptTuneError
 from prompttune.io import atomic_write_bytes, atomic_write_json
 from prompttune.model import PromptModel
@@ -47,20 +54,42 @@ from prompttune.tokens import encode_cached
 from prompttune.train import resolve_device, to_device
 
 UNIT = "rms(E)·sqrt(n_coordinates)"
+TEMPERATURE_RANGE = (1e-2, 1e2)  # × the rms of the centre's logits
 
 
-def _ce(model: PromptModel, batch: Batch, embeds: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(model(batch, inputs_embeds=embeds).logits, batch["labels"])
+def _logits(model: PromptModel, batch: Batch, embeds: torch.Tensor) -> torch.Tensor:
+    return model(batch, inputs_embeds=embeds).logits
+
+
+def _valid(logits: torch.Tensor) -> torch.Tensor:
+    """The logits that are real scores (masked-out choices of multiple choice sit at the lowest float)."""
+    return logits > torch.finfo(logits.dtype).min / 2
+
+
+def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The temperature minimising mean CE(logits / T) (bounded search on log T, in units of the logits'
+    rms, so it scales with them exactly)."""
+    valid = _valid(logits)
+    logits = logits.double().masked_fill(~valid, -math.inf)  # float64: the loss is flat near its optimum
+    scale = logits[valid].pow(2).mean().sqrt().item() or 1.0
+    low, high = (math.log(bound) for bound in TEMPERATURE_RANGE)
+
+    def loss(log_tau: float) -> float:
+        return F.cross_entropy(logits / (scale * math.exp(log_tau)), labels).item()
+
+    best = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-9})
+    return scale * math.exp(float(best.x))
 
 
 def directions(
-    model: PromptModel, batch: Batch, seed: int
+    model: PromptModel, batch: Batch, seed: int, temperature: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The clean word embeddings ``e(x)``, ``ĝ`` and ``r̂`` (unit norm, zero off the text positions,
-    orthogonal), for the model in its current mode."""
+    """The clean word embeddings ``e(x)``, ``ĝ`` (of the loss at ``temperature``) and ``r̂`` (unit norm,
+    zero off the text positions, orthogonal), for the model in its current mode."""
     mask = batch["text_mask"].unsqueeze(-1).float()
     embeds = model.embed(batch["input_ids"]).detach().float().requires_grad_(True)
-    (grad,) = torch.autograd.grad(_ce(model, batch, embeds), embeds)
+    loss = F.cross_entropy(_logits(model, batch, embeds) / temperature, batch["labels"])
+    (grad,) = torch.autograd.grad(loss, embeds)
     g_hat = grad * mask
     if not g_hat.norm() > 0:
         raise ValueError("the loss has no gradient with respect to the text embeddings of this batch")
@@ -73,33 +102,44 @@ def directions(
 
 
 def loss_surface(model: PromptModel, batch: Batch, *, radius: float, points: int = 41, seed: int = 0) -> dict:
-    """``L(e(x) + u·(a·ĝ + b·r̂))`` on the grid (module docstring). ``losses[j][i]`` is the loss at
-    ``a = axis[i]``, ``b = axis[j]``; ``points`` must be odd so the centre lies on the grid."""
+    """The calibrated loss on the grid (module docstring). ``losses[j][i]`` is the loss at ``a = axis[i]``,
+    ``b = axis[j]``; ``raw_losses`` the same without calibration; ``points`` must be odd so the centre
+    lies on the grid."""
     if radius <= 0:
         raise ValueError("radius must be > 0")
     if points < 3 or points % 2 == 0:
         raise ValueError("points must be odd and ≥ 3")
     was_training = model.training
     model.eval()
+    labels = batch["labels"]
     try:
-        embeds, g_hat, r_hat = directions(model, batch, seed)
+        with torch.no_grad():
+            centre_logits = _logits(model, batch, model.embed(batch["input_ids"]).float())
+        temperature = calibrate(centre_logits, labels)
+        embeds, g_hat, r_hat = directions(model, batch, seed, temperature)
         n_coordinates = int(batch["text_mask"].sum().item()) * embeds.shape[-1]
         rms = embedding_rms(model)
         unit = rms * math.sqrt(n_coordinates)
         half = (points - 1) // 2
         axis = [radius * (i - half) / half for i in range(points)]
         with torch.no_grad():
-            centre = _ce(model, batch, embeds).item()
-            losses = [
-                [_ce(model, batch, embeds + (a * unit) * g_hat + (b * unit) * r_hat).item() for a in axis]
+            grid = [
+                [_logits(model, batch, embeds + (a * unit) * g_hat + (b * unit) * r_hat) for a in axis]
                 for b in axis
             ]
     finally:
         model.train(was_training)
+
+    def ce(logits: torch.Tensor, t: float) -> float:
+        return F.cross_entropy(logits / t, labels).item()
+
     return {
         "axis": axis,
-        "losses": losses,
-        "centre_loss": centre,
+        "losses": [[ce(z, temperature) for z in row] for row in grid],
+        "raw_losses": [[ce(z, 1.0) for z in row] for row in grid],
+        "centre_loss": ce(centre_logits, temperature),
+        "raw_centre_loss": ce(centre_logits, 1.0),
+        "temperature": temperature,
         "radius": radius,
         "points": points,
         "seed": seed,
@@ -110,13 +150,15 @@ def loss_surface(model: PromptModel, batch: Batch, *, radius: float, points: int
     }
 
 
-def sharpness(surface: dict, rho: float) -> float:
-    """Mean loss increase over the grid points within distance ``rho`` of the centre (0 ≤ ρ ≤ radius)."""
+def sharpness(surface: dict, rho: float, raw: bool = False) -> float:
+    """Mean loss increase over the grid points within distance ``rho`` of the centre (0 ≤ ρ ≤ radius), on
+    the calibrated surface (``raw``: the uncalibrated one)."""
     if not 0 <= rho <= surface["radius"]:
         raise ValueError(f"rho must be in [0, radius = {surface['radius']}]")
-    axis, centre = surface["axis"], surface["centre_loss"]
+    prefix = "raw_" if raw else ""
+    axis, centre, losses = surface["axis"], surface[f"{prefix}centre_loss"], surface[f"{prefix}losses"]
     increases = [
-        surface["losses"][j][i] - centre
+        losses[j][i] - centre
         for j, b in enumerate(axis)
         for i, a in enumerate(axis)
         if math.hypot(a, b) <= rho * (1 + 1e-9)
@@ -132,7 +174,7 @@ def _contour(ax: Any, surface: dict, levels: np.ndarray, title: str) -> Any:
     ax.plot([0], [0], marker="+", color="white")
     if "rho" in surface:
         ax.add_patch(Circle((0, 0), surface["rho"], fill=False, color="white", linestyle="--", linewidth=0.8))
-    ax.set_xlabel(f"a: along ∇CE ({UNIT})")
+    ax.set_xlabel(f"a: along ∇CE(z/T) ({UNIT})")
     ax.set_ylabel("b: random, orthogonal")
     ax.set_title(title, fontsize=9)
     ax.set_aspect("equal")
@@ -143,7 +185,7 @@ def _title(surface: dict, fallback: str) -> str:
     run = surface.get("run")
     name = f"{run['task']} {run['method']} seed{run['seed']}" if run else fallback
     if "sharpness" in surface:
-        name += f"\nsharpness(ρ={surface['rho']:g}) = {surface['sharpness']:.4g}"
+        name += f"\ncalibrated sharpness(ρ={surface['rho']:g}) = {surface['sharpness']:.4g}"
     return name
 
 
@@ -164,7 +206,7 @@ def plot_surface(surface: dict, out_png: str | Path) -> None:
     """One run's surface as a filled contour plot (Agg), written atomically."""
     fig = Figure(figsize=(5, 4.5))
     ax = fig.add_subplot()
-    fig.colorbar(_contour(ax, surface, _levels([surface]), _title(surface, "")), ax=ax, label="CE")
+    fig.colorbar(_contour(ax, surface, _levels([surface]), _title(surface, "")), ax=ax, label="CE(z/T)")
     fig.tight_layout()
     _save(fig, out_png)
 
@@ -186,7 +228,7 @@ def surfaces_figure(surfaces: Sequence[dict], titles: Sequence[str]) -> Figure:
         filled = _contour(ax, surface, levels, _title(surface, title))
     for ax in axes.ravel()[len(surfaces) :]:
         ax.set_visible(False)
-    fig.colorbar(filled, ax=axes.ravel().tolist(), label="CE")
+    fig.colorbar(filled, ax=axes.ravel().tolist(), label="CE(z/T)")
     return fig
 
 
@@ -208,8 +250,8 @@ def landscape_for_run(
     seed: int = 0,
     backbone: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
 ) -> dict:
-    """Surface and sharpness of a finished run on the first ``n_examples`` of its report split;
-    writes ``out_dir/surface.json`` and ``out_dir/surface.png`` atomically; returns the surface.
+    """Surface and calibrated sharpness of a finished run on the first ``n_examples`` of its report
+    split; writes ``out_dir/surface.json`` and ``out_dir/surface.png`` atomically; returns the surface.
     ``seed`` draws r̂; it is the same for every run (not the run's seed), so runs on the same batch
     share the random direction's draw. ``backbone``: the run's backbone, already loaded."""
     run = load_run(run_dir, backbone=backbone)
@@ -225,6 +267,7 @@ def landscape_for_run(
     surface.update(
         rho=rho,
         sharpness=sharpness(surface, rho),
+        raw_sharpness=sharpness(surface, rho, raw=True),
         split=splits.report_name,
         n_examples=len(examples),
         run={
@@ -244,31 +287,30 @@ def landscape_for_run(
     return surface
 
 
-def landscape_for_method(
-    run_dirs: Sequence[Path], data_root: Path, out_dir: Path, study: LandscapeStudy
-) -> list[dict]:
-    """The study for one (cell, method): every seed's run on the same inputs, directions' draw and
-    scale; ``out_dir/seed<N>/surface.{json,png}`` per run and ``out_dir/surfaces.png`` with all of them
-    on one colour scale."""
+def landscape_for_method(spec: dict[str, Any], data_root: Path) -> list[dict]:
+    """The study for one (cell, method) as ``configs/landscape/<cell>/<method>.json`` gives it: every
+    seed's run on the same inputs, directions' draw and scale; ``<out>/seed<N>/surface.{json,png}`` per
+    run and ``<out>/surfaces.png`` with all of them on one colour scale."""
+    run_dirs = [Path(run) for run in spec["runs"]]
+    out_dir = Path(spec["out"])
     names = {read_config(run_dir).backbone for run_dir in run_dirs}
     if len(names) != 1:
         raise PromptTuneError(
             f"{out_dir}: the runs {[str(d) for d in run_dirs]} use backbones {sorted(names)}"
         )
     backbone = load_backbone(names.pop())  # loaded once, shared by every seed's (frozen) model
-    surfaces = []
-    for run_dir in run_dirs:
-        surfaces.append(
-            landscape_for_run(
-                run_dir,
-                data_root,
-                out_dir / run_dir.name,
-                radius=study.radius,
-                points=study.points,
-                rho=study.rho,
-                n_examples=study.n_examples,
-                backbone=backbone,
-            )
+    surfaces = [
+        landscape_for_run(
+            run_dir,
+            data_root,
+            out_dir / run_dir.name,
+            radius=spec["radius"],
+            points=spec["points"],
+            rho=spec["rho"],
+            n_examples=spec["n_examples"],
+            backbone=backbone,
         )
+        for run_dir in run_dirs
+    ]
     plot_surfaces([out_dir / run_dir.name / "surface.json" for run_dir in run_dirs], out_dir / "surfaces.png")
     return surfaces

@@ -37,8 +37,14 @@ def score(setting: str, backbone: str, method: str, task: str) -> tuple[float, s
     )
 
 
-def difference(paper: str, setting: str) -> str:
-    """A published average gain, formatted ("+1.94"), or "—"."""
+def difference(paper: str, setting: str, base: str) -> float | None:
+    """A published average gain (points) against ``base`` in ``setting``, if the file has one: the entry's
+    method reads "best PTP variant − <base>", so a gain measured against another base never borrows it."""
     table = paper_numbers()
-    hit = table[(table["paper"] == paper) & (table["kind"] == "difference") & (table["setting"] == setting)]
-    return f"{float(hit['value'].iloc[0]):+.2f}" if len(hit) else "—"
+    hit = table[
+        (table["paper"] == paper)
+        & (table["kind"] == "difference")
+        & (table["setting"] == setting)
+        & (table["method"] == f"best PTP variant − {base}")
+    ]
+    return float(hit["value"].iloc[0]) if len(hit) else None

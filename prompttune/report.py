@@ -1,7 +1,11 @@
-"""Render the aggregated results into one self-contained HTML page (inline CSS and PNG figures, no
-network): claims first, then results per setting, stability, convergence, landscapes, the MI checks,
-excluded runs, cost, method details and provenance. The data behind every table sits next to the page
-(results/*.csv, results/claims.csv)."""
+"""Render the aggregated results into one self-contained HTML page (inline CSS, SVG figures and a little
+script for sorting and filtering; no network): claims first, then results per setting, stability,
+convergence, landscapes, the MI checks, every run, excluded runs, cost, method details and provenance.
+
+The page reads only records: ``configs/grid.json`` (the profile and its stages), ``results/*.csv`` (the
+aggregate), each run's ``metrics.json`` / ``provenance.json`` and the studies' outputs — never
+params.yaml. The data behind every table sits next to the page (results/*.csv, results/claims.csv).
+"""
 
 from __future__ import annotations
 
@@ -9,54 +13,49 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from prompttune import figures, paper_numbers
-from prompttune.aggregate import LANDSCAPES, read_json
-from prompttune.claims import MIN_SEEDS, N_RESAMPLES, claim_rows
-from prompttune.config import Params, build, expand_grid, resolve_run, split_method
-from prompttune.io import atomic_write_text
+from prompttune import claims as claims_module
+from prompttune import figures, paper_numbers, paths
+from prompttune.claims import CLAIMS, claim_rows, claims_table
+from prompttune.io import atomic_write_text, read_json
 from prompttune.landscape import surfaces_figure
 from prompttune.objectives import OBJECTIVES
-from prompttune.stats import bootstrap_ci, variance_test
-
-MI_CHECKS = Path("results/mi_check")
-TEXT_COLUMNS = ["variant", "reason", "select_split", "report_split", "prompt_init"]
-
-
-def params_hash(params: Params) -> str:
-    """sha256 of the resolved ``grid``, ``run`` and ``studies`` blocks (what determines the results)."""
-    blob = json.dumps(
-        {name: dataclasses.asdict(getattr(params, name)) for name in ("grid", "run", "studies")},
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+from prompttune.pipeline import GridRecord
+from prompttune.results import load_metrics, read_runs
+from prompttune.stats import ALPHA, POWER, mean_interval
 
 
-def read_runs(path: Path) -> pd.DataFrame:
-    runs = pd.read_csv(path)
-    for column in TEXT_COLUMNS:
-        runs[column] = runs[column].fillna("").astype(str)
-    return runs
-
-
-def mean_std(values: pd.Series, digits: int = 1) -> str:
+def mean_sd(values: pd.Series, digits: int = 1) -> str:
     values = values.dropna()
     if values.empty:
         return "—"
-    std = f" ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else ""
-    return f"{values.mean():.{digits}f}{std}"
+    sd = f" ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else ""
+    return f"{values.mean():.{digits}f}{sd}"
 
 
-def results_tables(params: Params, runs: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per setting: method × task cells (mean ± std, n of m, 95 % CI, paper number, difference) and the
-    papers' average column (mean over tasks of the per-task means, when every task has ok runs)."""
+def _usable(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["status"] != "failed"]
+
+
+def _counts(group: pd.DataFrame) -> str:
+    usable = _usable(group)
+    collapsed = int((group["status"] == "collapsed").sum())
+    failed = len(group) - len(usable)
+    notes = [f"{count} {text}" for count, text in ((collapsed, "collapsed"), (failed, "failed")) if count]
+    return f"{len(usable)} of {len(group)}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def results_tables(runs: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per setting: method × task cells (mean ± sd over the runs that did not fail — collapsed runs count —,
+    n, the Student 95 % interval of the mean, paper number, difference) and the papers' average column."""
     tables = []
     main = runs[runs["variant"] == ""]
     for setting in dict.fromkeys(main["setting"]):
@@ -67,26 +66,33 @@ def results_tables(params: Params, runs: pd.DataFrame) -> list[dict[str, Any]]:
             cells, means = [], []
             for task in tasks:
                 group = sub[(sub["task"] == task) & (sub["method"] == method)]
-                ok = group[group["status"] == "ok"]["report_score"]
-                interval = bootstrap_ci(ok.tolist(), n_resamples=N_RESAMPLES)
-                published = paper_numbers.score(setting, params.run.backbone, method, task)
+                if group.empty:
+                    cells.append(None)
+                    means.append(math.nan)
+                    continue
+                scores = _usable(group)["report_score"]
+                low, high = mean_interval(scores.tolist())
+                published = paper_numbers.score(setting, group["backbone"].iloc[0], method, task)
                 cells.append(
                     {
-                        "score": mean_std(ok),
-                        "n": f"{len(ok)} of {len(group)}",
-                        "ci": "—"
-                        if math.isnan(interval.low)
-                        else f"[{interval.low:.1f}, {interval.high:.1f}]",
+                        "score": mean_sd(scores),
+                        "n": _counts(group),
+                        "ci": "—" if math.isnan(low) else f"[{low:.1f}, {high:.1f}]",
                         "paper": "—" if published is None else f"{published[0]:.1f}",
                         "paper_source": "" if published is None else published[1],
-                        "diff": "—" if published is None or ok.empty else f"{ok.mean() - published[0]:+.1f}",
+                        "diff": "—"
+                        if published is None or scores.empty
+                        else f"{scores.mean() - published[0]:+.1f}",
+                        "sort": "" if scores.empty else f"{scores.mean():.3f}",
                     }
                 )
-                means.append(ok.mean() if len(ok) else math.nan)
+                means.append(scores.mean() if len(scores) else math.nan)
             average = "—" if any(math.isnan(m) for m in means) else f"{np.mean(means):.1f}"
             rows.append({"method": method, "cells": cells, "average": average})
         split = {task: sub[sub["task"] == task]["report_split"].iloc[0] for task in tasks}
-        majority = {task: f"{sub[sub['task'] == task]['majority_score'].iloc[0]:.1f}" for task in tasks}
+        majority = {
+            task: f"{sub[sub['task'] == task]['majority_score'].dropna().iloc[0]:.1f}" for task in tasks
+        }
         tables.append(
             {"setting": setting, "tasks": tasks, "split": split, "majority": majority, "rows": rows}
         )
@@ -94,100 +100,107 @@ def results_tables(params: Params, runs: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def variant_rows(runs: pd.DataFrame) -> list[dict[str, Any]]:
-    """Variant runs next to the main run of the same method: mean ± std per cell × method × variant."""
+    """Variant runs next to the main run of the same method: mean ± sd per cell × method × variant."""
     rows = []
     for (setting, task, method), group in runs.groupby(["setting", "task", "method"], sort=False):
         if (group["variant"] == "").all():
             continue
         for variant, sub in group.groupby("variant", sort=False):
-            ok = sub[sub["status"] == "ok"]
             rows.append(
                 {
                     "cell": f"{setting}.{task}",
                     "method": method,
                     "variant": variant or "(main grid)",
                     "init": ", ".join(sorted(set(sub["prompt_init"]))),
-                    "score": mean_std(ok["report_score"]),
-                    "n": f"{len(ok)} of {len(sub)}",
+                    "score": mean_sd(_usable(sub)["report_score"]),
+                    "n": _counts(sub),
                 }
             )
     return rows
 
 
 def stability(runs: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per setting × task: the std across seeds of every method and a Brown–Forsythe test of equal
-    variances across all methods."""
+    """Per cell: the sd across seeds of every method's report score, collapsed runs included."""
     out = []
-    ok = runs[(runs["status"] == "ok") & (runs["variant"] == "")]
-    for (setting, task), group in ok.groupby(["setting", "task"], sort=False):
+    main = _usable(runs[runs["variant"] == ""])
+    for (setting, task), group in main.groupby(["setting", "task"], sort=False):
         by_method = {m: g["report_score"].tolist() for m, g in group.groupby("method", sort=False)}
-        test = variance_test(*by_method.values()) if len(by_method) >= 2 else None
+        collapsed = {
+            m: int((g["status"] == "collapsed").sum()) for m, g in group.groupby("method", sort=False)
+        }
         out.append(
             {
                 "cell": f"{setting}.{task}",
-                "stds": {
-                    m: (f"{np.std(v, ddof=1):.2f}" if len(v) > 1 else "—") for m, v in by_method.items()
-                },
-                "test": "—"
-                if test is None or math.isnan(test.p_value)
-                else f"F = {test.statistic:.2f}, p = {test.p_value:.3f}",
+                "rows": [
+                    {
+                        "method": m,
+                        "sd": f"{np.std(v, ddof=1):.2f}" if len(v) > 1 else "—",
+                        "n": len(v),
+                        "collapsed": collapsed[m],
+                    }
+                    for m, v in by_method.items()
+                ],
             }
         )
     return out
 
 
-def steps_table(runs: pd.DataFrame) -> list[dict[str, Any]]:
-    ok = runs[(runs["status"] == "ok") & (runs["variant"] == "")]
+def convergence_rows(runs: pd.DataFrame) -> list[dict[str, Any]]:
+    main = _usable(runs[runs["variant"] == ""])
     return [
         {
             "cell": f"{s}.{t}",
             "method": m,
-            "steps": mean_std(g["steps_to_90"], 0),
-            "total": int(g["steps"].max()),
+            "steps_to_gain": mean_sd(g["steps_to_gain"], 0),
+            "learned": f"{int(g['learned'].sum())} of {len(g)}",
+            "converged": f"{int(g['converged'].sum())} of {len(g)}",
+            "steps": mean_sd(g["steps"].astype(float), 0),
+            "cap": int(g["step_cap"].max()),
         }
-        for (s, t, m), g in ok.groupby(["setting", "task", "method"], sort=False)
+        for (s, t, m), g in main.groupby(["setting", "task", "method"], sort=False)
     ]
 
 
-def landscapes(params: Params, runs: pd.DataFrame, root: Path) -> list[dict[str, Any]]:
-    """Per cell: the first landscape seed's surface of every studied method on one colour scale, and
-    sharpness mean ± std over seeds."""
-    study = params.studies.landscape
+def landscapes(grid: GridRecord, runs: pd.DataFrame, root: Path) -> list[dict[str, Any]]:
+    """Per cell: the first landscape seed's surface of every studied method on one colour scale, and the
+    calibrated sharpness mean ± sd over seeds."""
+    study = grid.landscape
     out = []
-    for cell in study.cells:
-        paths = [
-            root / LANDSCAPES / cell / m / f"seed{study.seeds[0]}" / "surface.json" for m in study.methods
-        ]
-        if not all(path.is_file() for path in paths):
+    for cell in study["cells"]:
+        methods = [m for m in study["methods"] if (root / paths.landscape_dir(cell, m)).is_dir()]
+        if not methods:
             continue
-        surfaces = [read_json(path) for path in paths]
+        surfaces = [
+            read_json(root / paths.landscape_dir(cell, m) / f"seed{study['seeds'][0]}" / "surface.json")
+            for m in methods
+        ]
         setting, task = cell.split(".", 1)
         sub = runs[(runs["setting"] == setting) & (runs["task"] == task) & (runs["variant"] == "")]
         sharp = [
-            {"method": m, "sharpness": mean_std(sub[sub["method"] == m]["sharpness"], 4)}
-            for m in study.methods
+            {"method": m, "sharpness": mean_sd(sub[sub["method"] == m]["sharpness"], 4)} for m in methods
         ]
-        figure = figures.figure_uri(surfaces_figure(surfaces, list(study.methods)))
-        out.append({"cell": cell, "figure": figure, "sharpness": sharp})
+        out.append(
+            {"cell": cell, "figure": figures.svg(surfaces_figure(surfaces, methods)), "sharpness": sharp}
+        )
     return out
 
 
 def mi_section(root: Path) -> dict[str, Any] | None:
-    path = root / MI_CHECKS / "checks.json"
+    path = root / paths.MI_CHECK_DIR / "checks.json"
     if not path.is_file():
         return None
     result = read_json(path)
     images = [
         figures.file_uri(p)
-        for p in (root / MI_CHECKS / n for n in ("synthetic.png", "real.png"))
+        for p in (root / paths.MI_CHECK_DIR / n for n in ("synthetic.png", "real.png"))
         if p.is_file()
     ]
     checks = [
         {
             "name": c["name"],
-            "expected": "pass" if c["expected"] else "fail",
+            "role": c["role"],
             "outcome": "pass" if c["passed"] else "fail",
-            "as_expected": c["passed"] == c["expected"],
+            "as_expected": c["passed"] == (c["role"] == "check"),
             "measured": json.dumps(c.get("measured", {}), default=str),
         }
         for c in result["checks"]
@@ -196,103 +209,161 @@ def mi_section(root: Path) -> dict[str, Any] | None:
 
 
 def cost_rows(runs: pd.DataFrame) -> list[dict[str, Any]]:
-    ok = runs[runs["variant"] == ""]
+    main = runs[runs["variant"] == ""]
     return [
         {
             "cell": f"{s}.{t}",
             "method": m,
             "params": f"{int(g['trainable_params'].iloc[0]):,}",
-            "wall": mean_std(g["wall_time_s"], 0),
-            "throughput": mean_std(g["train_examples_per_s"], 1),
+            "wall": mean_sd(g["wall_time_s"], 0),
+            "throughput": mean_sd(g["train_examples_per_s"], 1),
             "memory": f"{g['peak_memory_mb'].max():.0f}",
+            "precision": ", ".join(sorted(set(g["precision"]))),
         }
-        for (s, t, m), g in ok.groupby(["setting", "task", "method"], sort=False)
+        for (s, t, m), g in main.groupby(["setting", "task", "method"], sort=False)
     ]
 
 
-def _fields(obj: Any, prefix: str) -> list[dict[str, str]]:
-    return [
-        {"key": f"{prefix}.{f.name}", "value": str(getattr(obj, f.name)), "help": f.metadata.get("help", "")}
-        for f in dataclasses.fields(obj)
-        if f.init
-    ]
+def _flat(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(f"{prefix}.{key}", item).items()}
+    return {prefix: value}
 
 
-def method_details(params: Params) -> list[dict[str, str]]:
-    """Every setting a run of this profile used (the first run's resolved config; per-task overrides are
-    in params.yaml), every objective's options, the studies and the statistics."""
-    first = resolve_run(params, expand_grid(params)[0])
+def _help(key: str, objective: str) -> str:
+    """The meaning of a config key, from the dataclass field's help (objective options from the
+    objective's config class)."""
+    from prompttune import config as config_module
+
+    section, _, name = key.partition(".")
+    classes = {
+        "prompt": config_module.PromptConfig,
+        "head": config_module.HeadConfig,
+        "train": config_module.TrainConfig,
+    }
+    cls = OBJECTIVES.get(objective).config_class if section == "objective_options" else classes.get(section)
+    if cls is None:
+        return ""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f.metadata.get("help", "")
+    return ""
+
+
+def method_details(grid: GridRecord, root: Path) -> dict[str, Any]:
+    """Every setting each stage ran with, from its runs' own records (``metrics.json`` embeds the resolved
+    config): keys every stage shares once, the others per stage."""
+    stage_configs = {}
+    for stage in grid.stages:
+        config = load_metrics(root / stage.dir / f"seed{stage.seeds[0]}" / "metrics.json").config
+        flat = _flat("", dataclasses.asdict(config))
+        for identity in (".setting", ".task", ".method", ".seed", ".variant"):
+            flat.pop(identity)
+        stage_configs[stage.key] = ({k.lstrip("."): v for k, v in flat.items()}, config.objective)
+    keys = sorted({k for flat, _ in stage_configs.values() for k in flat})
+    shared, differing = [], []
+    for key in keys:
+        values = {stage: flat.get(key, "—") for stage, (flat, _) in stage_configs.items()}
+        objective = next((obj for flat, obj in stage_configs.values() if key in flat), "ce")
+        row = {"key": key, "help": _help(key, objective)}
+        if len({json.dumps(v, default=str) for v in values.values()}) == 1 and not key.startswith(
+            "objective_options"
+        ):
+            shared.append({**row, "value": str(next(iter(values.values())))})
+        else:
+            differing.append({**row, "values": {stage: str(v) for stage, v in values.items()}})
+    return {"shared": shared, "differing": differing, "stages": list(stage_configs)}
+
+
+def statistics_details() -> list[dict[str, str]]:
     rows = [
+        {"key": "α per side", "value": f"{ALPHA:g}", "help": "each false verdict at most this often"},
+        {"key": "power", "value": f"{POWER:.0%}", "help": "the 'detectable' and 'seeds needed' columns"},
         {
-            "key": "run.backbone",
-            "value": first.backbone,
-            "help": "frozen; only prompts, head and objective train",
-        }
-    ]
-    for obj, prefix in ((first.prompt, "prompt"), (first.head, "head"), (first.train, "train")):
-        rows += _fields(obj, prefix)
-    objectives = sorted({split_method(cell.method)[1] for cell in expand_grid(params)})
-    for name in objectives:
-        config_class = OBJECTIVES.get(name).config_class
-        options = params.run.objectives.get(name, {})
-        rows += _fields(build(config_class, options, f"run.objectives.{name}"), f"objectives.{name}")
-    rows += _fields(params.studies.landscape, "studies.landscape")
-    rows += _fields(params.studies.mi_check, "studies.mi_check")
-    rows += [
-        {
-            "key": "claims.ci",
-            "value": f"95 % percentile bootstrap, {N_RESAMPLES} resamples, seed 0",
-            "help": "choice",
+            "key": "best PTP variant",
+            "value": "highest mean selection-split score",
+            "help": "picked from k variants, so its rows test at α/k (Bonferroni)",
         },
-        {
-            "key": "claims.min_seeds",
-            "value": str(MIN_SEEDS),
-            "help": "fewer paired seeds: inconclusive (choice)",
-        },
-        {"key": "claims.best_variant", "value": "highest mean selection-split score", "help": "choice"},
     ]
+    for claim in CLAIMS.values():
+        if not math.isnan(claim.reference):
+            unit = claims_module.RELATIVE.get(claim.id, "points")
+            rows.append(
+                {
+                    "key": f"reference effect {claim.id}",
+                    "value": f"{claim.reference:g} ({unit})",
+                    "help": claim.reference_source,
+                }
+            )
     return rows
 
 
-def render_report(params: Params, results_dir: Path, out_path: Path, root: Path = Path(".")) -> Path:
+def params_hash(grid_path: Path) -> str:
+    return hashlib.sha256(grid_path.read_bytes()).hexdigest() if grid_path.is_file() else "unknown"
+
+
+def run_table(runs: pd.DataFrame, out_path: Path, root: Path) -> list[dict[str, Any]]:
+    """Every run, for the page's per-seed view, with a link to its folder relative to the page."""
+    base = out_path.resolve().parent
+    rows = []
+    for row in runs.itertuples():
+        rows.append(
+            {
+                "cell": f"{row.setting}.{row.task}",
+                "method": row.method,
+                "variant": row.variant,
+                "seed": row.seed,
+                "status": row.status,
+                "converged": "yes" if row.converged else "no",
+                "select": "—" if math.isnan(row.select_score) else f"{row.select_score:.1f}",
+                "report": "—" if math.isnan(row.report_score) else f"{row.report_score:.1f}",
+                "step": "—" if math.isnan(row.selected_step) else f"{int(row.selected_step)}",
+                "steps": row.steps,
+                "link": os.path.relpath((root / row.run_dir).resolve(), base),
+            }
+        )
+    return rows
+
+
+def render_report(grid: GridRecord, results_dir: Path, out_path: Path, root: Path = Path(".")) -> Path:
     runs = read_runs(results_dir / "runs.csv")
-    curves = pd.read_csv(results_dir / "curves.csv").fillna({"variant": ""})
+    curves = pd.read_csv(results_dir / "curves.csv", keep_default_na=False, na_values={"train_loss": [""]})
     mi = mi_section(root)
-    claims = claim_rows(runs, mi["result"] if mi else None)
-    atomic_write_text(
-        results_dir / "claims.csv", pd.DataFrame([dataclasses.asdict(c) for c in claims]).to_csv(index=False)
-    )
-    first = expand_grid(params)[0]
-    prov = read_json(root / first.run_dir / "provenance.json")
+    rows = claim_rows(runs, mi["result"] if mi else None)
+    atomic_write_text(results_dir / "claims.csv", claims_table(rows).to_csv(index=False))
+    first = grid.stages[0]
+    prov = read_json(root / first.dir / f"seed{first.seeds[0]}" / "provenance.json")
     data_sha: dict[str, str] = {}
-    for cell in expand_grid(params):
-        data_sha.update(read_json(root / cell.run_dir / "provenance.json")["data_sha256"])
+    for stage in grid.stages:
+        data_sha.update(
+            read_json(root / stage.dir / f"seed{stage.seeds[0]}" / "provenance.json")["data_sha256"]
+        )
     settings = list(dict.fromkeys(runs["setting"]))
-    main_methods = list(dict.fromkeys(runs[runs["variant"] == ""]["method"]))
     env = Environment(
-        loader=PackageLoader("prompttune", "templates"),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
+        loader=PackageLoader("prompttune", "templates"), autoescape=True, undefined=StrictUndefined
     )
     html = env.get_template("report.html.j2").render(
-        profile=params.profile or "custom",
-        description=params.profiles.get(params.profile, {}).get("description", ""),
-        params_hash=params_hash(params),
+        profile=grid.profile or "custom",
+        description=grid.description,
+        params_hash=params_hash(root / paths.GRID_RECORD),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        backbone=params.run.backbone,
-        seeds=params.grid.seeds,
-        claims=claims,
-        results=results_tables(params, runs),
+        backbones=", ".join(sorted(set(runs["backbone"]))),
+        seeds=", ".join(str(n) for n in sorted({len(stage.seeds) for stage in grid.stages})),
+        claims=rows,
+        results=results_tables(runs),
         variants=variant_rows(runs),
         strips=[{"setting": s, "figure": figures.seed_strip(runs, s)} for s in settings],
         stability=stability(runs),
-        curves=[{"setting": s, "figure": figures.convergence(curves, s, main_methods)} for s in settings],
-        steps=steps_table(runs),
-        landscapes=landscapes(params, runs, root),
+        curves=[{"setting": s, "figure": figures.convergence(curves, s)} for s in settings],
+        convergence=convergence_rows(runs),
+        landscapes=landscapes(grid, runs, root),
         mi=mi,
-        problems=runs[runs["status"] != "ok"].to_dict("records"),
+        runs=run_table(runs, out_path, root),
+        failed=runs[runs["status"] == "failed"].to_dict("records"),
+        collapsed=runs[runs["status"] == "collapsed"].to_dict("records"),
         cost=cost_rows(runs),
-        details=method_details(params),
+        details=method_details(grid, root),
+        statistics=statistics_details(),
         provenance=prov,
         data_sha=sorted(data_sha.items()),
     )

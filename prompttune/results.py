@@ -1,27 +1,30 @@
-"""The results contract: a typed, versioned ``metrics.json`` per run, and its provenance.
+"""The results contract: a typed, versioned ``metrics.json`` per run (with the resolved config it ran), the
+typed rows of ``results/runs.csv`` built from it, and provenance.
 
-The aggregate, the report and the tests read runs only through ``load_metrics``; a file with another
-schema version or missing keys is refused with a one-line error.
+The aggregate, the claims, the report and the tests read runs only through ``load_metrics`` and
+``read_runs``; a file of another schema version, or with missing or extra keys, is refused with a
+one-line error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
+import pandas as pd
 
-from prompttune.config import build
+from prompttune.config import RunConfig, build
 from prompttune.errors import PromptTuneError
 
-SCHEMA_VERSION = 2  # 2: variant and prompt_init
+SCHEMA_VERSION = 3  # 3: the resolved config, objective family, convergence, precision and its reason
 Status = Literal["ok", "failed", "collapsed"]
 
 
@@ -38,64 +41,233 @@ class SplitResult:
 
 
 @dataclass(frozen=True)
+class ObjectiveInfo:
+    """What the run's objective declares (``Objective.family`` / ``ablation_of``): claims pick arms by it."""
+
+    name: str
+    family: str
+    ablation_of: str | None
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """The convergence rule's verdict on the selection curve (see prompttune/convergence.py)."""
+
+    rule: str
+    converged: bool
+    step: int | None  # the evaluation step at which the rule was met
+    learned: bool  # best selection score above both the untrained score and the majority class
+    steps_to_gain: float  # steps to 90 % of the gain over the untrained score; the step cap if not learned
+
+
+@dataclass(frozen=True)
+class Precision:
+    used: Literal["fp32", "bf16", "fp16"]
+    reason: str
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """The run's splits: sizes, examples dropped because their text is in a later split, truncations."""
+
+    sizes: dict[str, int]
+    removed_overlap: dict[str, int]
+    truncated: dict[str, int]
+
+
+@dataclass(frozen=True)
 class RunMetrics:
     schema_version: int
     status: Status
     reason: str | None
+    config: RunConfig
+    objective: ObjectiveInfo
+    task_version: int
+    device: str
+    precision: Precision
+    select: SplitResult | None
+    report: SplitResult | None
+    selected_step: int | None
+    steps: int  # optimiser steps trained
+    step_cap: int
+    eval_every: int
+    convergence: Convergence | None  # None for a failed run
+    data: DataInfo
+    trainable_params: int
+    wall_time_s: float
+    train_time_s: float
+    train_examples_per_s: float
+    peak_memory_mb: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_metrics(path: str | Path) -> RunMetrics:
+    """Read a run's ``metrics.json``, checking its schema (version 2 files are refused: they lack the
+    resolved config, so they cannot say what they ran)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PromptTuneError(f"{path}: cannot read metrics ({exc})") from exc
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        hint = "; it predates the resolved config in metrics.json: train it again" if version == 2 else ""
+        raise PromptTuneError(f"{path}: schema_version {version!r}, expected {SCHEMA_VERSION}{hint}")
+    try:
+        return build(RunMetrics, data, "metrics")
+    except PromptTuneError as exc:
+        raise PromptTuneError(f"{path}: {exc}") from exc
+
+
+def stage_headline(results: list[RunMetrics]) -> dict[str, Any]:
+    """A stage's headline metrics (``metrics/<cell>/<method>.json``, what ``dvc metrics show`` and
+    ``dvc exp show`` list), in points: the report and selection scores' mean and sd over the runs that
+    did not fail, and how many runs there are, failed, collapsed and converged."""
+    usable = [m for m in results if m.report is not None and m.select is not None]
+
+    def stats(values: list[float]) -> dict[str, float | None]:
+        if not values:
+            return {"mean": None, "sd": None}
+        mean = sum(values) / len(values)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+        return {"mean": round(mean, 2), "sd": None if sd is None else round(sd, 2)}
+
+    return {
+        "report": stats([100 * m.report.score for m in usable]),  # type: ignore[union-attr]
+        "select": stats([100 * m.select.score for m in usable]),  # type: ignore[union-attr]
+        "runs": len(results),
+        "failed": sum(m.status == "failed" for m in results),
+        "collapsed": sum(m.status == "collapsed" for m in results),
+        "converged": sum(bool(m.convergence and m.convergence.converged) for m in results),
+    }
+
+
+def curves_csv(run_dirs: list[Path]) -> str:
+    """A stage's learning curves for ``dvc plots``: per step, the mean selection score (points) and
+    training loss over the seeds evaluated at that step."""
+    frames = [pd.read_csv(Path(d) / "curve.csv") for d in run_dirs]
+    curve = pd.concat(frames).groupby("step", as_index=False)[["select_score", "train_loss"]].mean()
+    curve["select_score"] = (100 * curve["select_score"]).round(3)
+    return curve.to_csv(index=False, float_format="%.6g")
+
+
+# --- results/runs.csv ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of ``results/runs.csv``: a run's identity, status and the numbers claims and report use.
+    Scores are in points (percent of the task's metric); nan where a failed run has none."""
+
     setting: str
     task: str
     task_version: int
     method: str
     base: str
     objective: str
-    seed: int
-    variant: str | None  # the key of run.variants for variant runs
+    family: str
+    ablation_of: str  # "" when the objective ablates nothing
+    variant: str  # "" for main runs
     prompt_init: str
-    data_seed: int
+    seed: int
     backbone: str
-    backbone_dropout: bool
     precision: str
-    device: str
-    select: SplitResult | None
-    report: SplitResult | None
-    selected_step: int | None
+    status: str
+    reason: str
+    converged: bool
+    learned: bool
+    select_split: str
+    select_score: float
+    report_split: str
+    report_score: float
+    majority_score: float
+    report_metrics: str  # JSON: every metric of the report split, in points
+    selected_step: float
     steps: int
-    n_train: int
+    step_cap: int
+    steps_to_gain: float
+    sharpness: float
     trainable_params: int
     wall_time_s: float
-    train_time_s: float
     train_examples_per_s: float
     peak_memory_mb: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def headline(self) -> dict[str, Any]:
-        """Status, selected step, and the selection and report splits' scores: one seed's entry in
-        ``<method>.metrics.json``, the file ``dvc metrics show`` and ``dvc exp show`` list."""
-        out: dict[str, Any] = {"status": self.status, "selected_step": self.selected_step}
-        for key, split in (("select", self.select), ("report", self.report)):
-            if split is not None:
-                out[key] = {"split": split.name, "score": split.score, **split.metrics}
-        return out
+    run_dir: str
 
 
-def load_metrics(path: str | Path) -> RunMetrics:
-    """Read a run's ``metrics.json``, checking its schema."""
+RUN_COLUMNS = [f.name for f in dataclasses.fields(RunRow)]
+
+
+def run_row(m: RunMetrics, run_dir: Path, sharpness: float = math.nan) -> RunRow:
+    c = m.config
+    points = {k: 100 * v for k, v in m.report.metrics.items()} if m.report else {}
+    conv = m.convergence
+    return RunRow(
+        setting=c.setting,
+        task=c.task,
+        task_version=m.task_version,
+        method=c.method,
+        base=c.base,
+        objective=c.objective,
+        family=m.objective.family,
+        ablation_of=m.objective.ablation_of or "",
+        variant=c.variant or "",
+        prompt_init=c.prompt.init,
+        seed=c.seed,
+        backbone=c.backbone,
+        precision=m.precision.used,
+        status=m.status,
+        reason=m.reason or "",
+        converged=bool(conv and conv.converged),
+        learned=bool(conv and conv.learned),
+        select_split=m.select.name if m.select else "",
+        select_score=100 * m.select.score if m.select else math.nan,
+        report_split=m.report.name if m.report else "",
+        report_score=100 * m.report.score if m.report else math.nan,
+        majority_score=100 * m.report.majority_score if m.report else math.nan,
+        report_metrics=json.dumps(points, sort_keys=True),
+        selected_step=math.nan if m.selected_step is None else float(m.selected_step),
+        steps=m.steps,
+        step_cap=m.step_cap,
+        steps_to_gain=conv.steps_to_gain if conv else math.nan,
+        sharpness=sharpness,
+        trainable_params=m.trainable_params,
+        wall_time_s=m.wall_time_s,
+        train_examples_per_s=m.train_examples_per_s,
+        peak_memory_mb=m.peak_memory_mb,
+        run_dir=str(run_dir),
+    )
+
+
+def runs_frame(rows: list[RunRow]) -> pd.DataFrame:
+    return pd.DataFrame([dataclasses.asdict(row) for row in rows], columns=RUN_COLUMNS)
+
+
+def read_runs(path: str | Path) -> pd.DataFrame:
+    """``results/runs.csv`` with its declared columns and types; anything else is a one-line error."""
     path = Path(path)
+    kinds = {
+        f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in dataclasses.fields(RunRow)
+    }
+    dtypes = {
+        name: {"str": object, "int": "int64", "float": "float64", "bool": bool}[kind]
+        for name, kind in kinds.items()
+    }
+    missing = {name: ["", "nan"] for name, kind in kinds.items() if kind == "float"}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PromptTuneError(f"{path}: cannot read metrics ({exc})") from exc
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise PromptTuneError(
-            f"{path}: schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}"
-        )
-    try:
-        return build(RunMetrics, data, "metrics")
-    except PromptTuneError as exc:
-        raise PromptTuneError(f"{path}: {exc}") from exc
+        header = pd.read_csv(path, nrows=0).columns.tolist()
+        if header != RUN_COLUMNS:
+            lost = [c for c in RUN_COLUMNS if c not in header]
+            extra = [c for c in header if c not in RUN_COLUMNS]
+            raise PromptTuneError(f"{path}: columns differ from the schema (missing {lost}, extra {extra})")
+        runs = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=missing)
+    except (OSError, ValueError, TypeError) as exc:
+        raise PromptTuneError(f"{path}: does not match the runs schema ({exc})") from exc
+    return runs
+
+
+# --- provenance ---------------------------------------------------------------------------------------
 
 
 def _git_revision() -> str:
@@ -127,28 +299,38 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def cpu_info() -> dict[str, str]:
+    """The CPU's model name and flags (``/proc/cpuinfo``, as ``lscpu`` prints them)."""
+    info = {"model": platform.processor() or "unknown", "flags": ""}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                info["model"] = value.strip()
+            elif key.strip() in ("flags", "Features") and not info["flags"]:
+                info["flags"] = value.strip()
+    except OSError:
+        pass
+    return info
+
+
 def hardware() -> dict[str, Any]:
+    import torch
+
+    cpu = cpu_info()
     info: dict[str, Any] = {
         "machine": platform.machine(),
-        "processor": _cpu_model(),
+        "processor": cpu["model"],
+        "cpu_flags": cpu["flags"],
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def provenance(data_files: dict[str, str]) -> dict[str, Any]:

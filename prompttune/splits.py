@@ -6,11 +6,18 @@
 | superglue   | full train minus a seeded 10 %         | that held-out 10 % ("heldout") | val    |
 | fewshot-k   | k drawn from the full train set        | dev32, else 32 more drawn      | val    |
 
+Disjoint by content (choice): an example's content is its text fields (lower-cased, whitespace
+collapsed); the official files overlap (FewGLUE_32dev's rows are rows of the SuperGLUE training set,
+GLUE's SST-2 training set repeats sentences), so before anything is drawn, examples whose content is in
+the report split are removed from the selection and training pools, and those whose content is in the
+selection split from the training pool. ``Splits.removed_overlap`` counts them; every run records it.
+
 Sampling (project choice) is over units: a MultiRC question (its ``group``, all answer options
-together) or a single example elsewhere, so one question never straddles train and select. Units
-are sorted by name and shuffled with ``random.Random(data_seed)``, so a split depends on the data
-seed alone, never on the training seed or on global random state. For ``fewshot-k``, ``k`` counts
-units (questions for MultiRC). Within a split, examples keep their file order.
+together) or one content elsewhere — a text the full training file repeats is one unit, drawn once (its
+first occurrence) — so neither a question nor a repeated text ever straddles train and select. Units
+are sorted by name and shuffled with ``random.Random(data_seed)``, so a split depends on the data seed
+alone, never on the training seed or on global random state. For ``fewshot-k``, ``k`` counts units
+(questions for MultiRC). Within a split, examples keep their file order.
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ class Splits:
     select_name: str
     report_name: str
     files: list[str]  # relative data files used, in the order train, select, report
+    removed_overlap: dict[
+        str, int
+    ]  # dropped for their content: in a later split ("train", "select"), repeats
 
     def require_labels(self) -> None:
         """Training, selection and the report need every example labelled; the first that is not is
@@ -111,8 +121,35 @@ def _read(data_root: Path, task: Task, source: str) -> list[Example]:
     return examples
 
 
+def content(example: Example) -> tuple[str, ...]:
+    """What an example says: its text fields, lower-cased, whitespace collapsed (choice)."""
+    texts = [example.text_a, example.text_b or "", *example.choices]
+    return tuple(" ".join(text.lower().split()) for text in texts)
+
+
 def _unit(example: Example) -> str:
-    return example.group if example.group is not None else example.guid
+    return example.group if example.group is not None else repr(content(example))
+
+
+def _without(examples: list[Example], *later: list[Example]) -> tuple[list[Example], int]:
+    """``examples`` minus those whose content is in any of the ``later`` splits, and how many went."""
+    taken = {content(example) for split in later for example in split}
+    kept = [example for example in examples if content(example) not in taken]
+    return kept, len(examples) - len(kept)
+
+
+def _once(examples: list[Example]) -> tuple[list[Example], int]:
+    """The first occurrence of each repeated text (MultiRC's answer options are kept: their question
+    groups them), and how many repeats went."""
+    seen: set[tuple[str, ...]] = set()
+    kept = []
+    for example in examples:
+        key = content(example)
+        if example.group is None and key in seen:
+            continue
+        seen.add(key)
+        kept.append(example)
+    return kept, len(examples) - len(kept)
 
 
 def _draw(examples: list[Example], counts: list[int], data_seed: int, path: Path) -> list[list[Example]]:
@@ -121,7 +158,9 @@ def _draw(examples: list[Example], counts: list[int], data_seed: int, path: Path
     units = sorted({_unit(example) for example in examples})
     if sum(counts) > len(units):
         wanted = " + ".join(map(str, counts))
-        raise PromptTuneError(f"{path}: cannot draw {wanted} examples, the file has {len(units)}")
+        raise PromptTuneError(
+            f"{path}: cannot draw {wanted} examples, the file has {len(units)} distinct ones"
+        )
     random.Random(data_seed).shuffle(units)
     draws, taken = [], 0
     for count in counts:
@@ -142,17 +181,25 @@ def load_splits(data_root: Path, setting: str, task: Task, data_seed: int) -> Sp
         raise PromptTuneError(f"data file not found: {', '.join(missing)}; run `prompttune fetch` first")
     report = _read(data_root, task, "val")
     if parsed.name == "fewglue":
-        train, select = _read(data_root, task, "fewglue_train"), _read(data_root, task, "fewglue_dev32")
-        return Splits(train, select, report, "dev32", "val", files)
-    full, full_path = _read(data_root, task, "full_train"), data_root / task.files["full_train"]
+        select, dropped_select = _without(_read(data_root, task, "fewglue_dev32"), report)
+        train, dropped_train = _without(_read(data_root, task, "fewglue_train"), select, report)
+        removed = {"train": dropped_train, "select": dropped_select, "repeats": 0}
+        return Splits(train, select, report, "dev32", "val", files, removed)
+    full_path = data_root / task.files["full_train"]
+    full, repeats = _once(_read(data_root, task, "full_train"))
+    if parsed.k is not None and "fewglue_dev32" in sources:
+        select, dropped_select = _without(_read(data_root, task, "fewglue_dev32"), report)
+        full, dropped_train = _without(full, select, report)
+        (train,) = _draw(full, [parsed.k], data_seed, full_path)
+        removed = {"train": dropped_train, "select": dropped_select, "repeats": repeats}
+        return Splits(train, select, report, "dev32", "val", files, removed)
+    full, dropped = _without(full, report)
     if parsed.name == "superglue":
         n_units = len({_unit(example) for example in full})
         held = max(1, round(HELDOUT_FRACTION * n_units))
         select, train = _draw(full, [held, n_units - held], data_seed, full_path)
-        return Splits(train, select, report, "heldout", "val", files)
-    assert parsed.k is not None
-    if "fewglue_dev32" in sources:
-        (train,) = _draw(full, [parsed.k], data_seed, full_path)
-        return Splits(train, _read(data_root, task, "fewglue_dev32"), report, "dev32", "val", files)
-    train, select = _draw(full, [parsed.k, FEWSHOT_SELECT], data_seed, full_path)
-    return Splits(train, select, report, "heldout", "val", files)
+    else:
+        assert parsed.k is not None
+        train, select = _draw(full, [parsed.k, FEWSHOT_SELECT], data_seed, full_path)
+    removed = {"train": dropped, "select": dropped, "repeats": repeats}
+    return Splits(train, select, report, "heldout", "val", files, removed)

@@ -1,9 +1,16 @@
-"""One run, top to bottom: data → model → optimiser → loop (batch, loss, backward, clip, step,
-evaluate on the selection split every N steps, keep the best) → final evaluation of the selected
-checkpoint on the report split → outputs written atomically into the run folder.
+"""One stage of the grid, top to bottom: the seeds of one cell × method share the data and the frozen
+backbone; each seed gets its own model (prompt, head), objective, optimiser, schedule, data order and RNG;
+then the loop — batch, loss, backward, clip, step, evaluate on the selection split every N steps, keep
+the best checkpoint, stop once the convergence rule holds — and at the end the selected checkpoint is
+evaluated once on the report split and every run folder is written atomically.
 
-Checkpoint selection uses the selection split only (ties go to the later step: choice); the report
-split is evaluated once, at the end.
+Checkpoint selection and early stopping use the selection split only (ties go to the later step:
+choice); the report split is evaluated once, at the end. The pieces, in the order the loop uses them:
+``prepare`` (what the seeds share), ``start`` (one seed's state), the two step strategies
+(``turn_losses``: one seed after another, each under its own RNG state; ``stacked_losses``: one backbone
+pass over every seed's batch), ``update`` (the non-finite policy and the optimiser step), ``evaluate``
+(the curve, the best checkpoint, the convergence rule), ``Resume`` (the state that lets a killed run
+continue exactly) and ``finish`` / ``write_run`` (the outputs).
 """
 
 from __future__ import annotations
@@ -20,27 +27,42 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from prompttune import convergence
 from prompttune.backbone import load_backbone
 from prompttune.bases import BASES
 from prompttune.batches import Batch, Features, collate, eval_batches, length, train_order
 from prompttune.config import RunConfig
 from prompttune.data import verify
 from prompttune.io import atomic_directory, atomic_write_bytes
-from prompttune.model import PromptModel, StackedModel
+from prompttune.model import ModelOutput, PromptModel, StackedModel
 from prompttune.objectives import OBJECTIVES, Objective, build_objective
-from prompttune.results import SCHEMA_VERSION, RunMetrics, SplitResult, provenance
-from prompttune.splits import load_splits
+from prompttune.precision import autocast, grad_scaler, resolve_precision
+from prompttune.results import (
+    SCHEMA_VERSION,
+    Convergence,
+    DataInfo,
+    ObjectiveInfo,
+    Precision,
+    RunMetrics,
+    SplitResult,
+    provenance,
+)
+from prompttune.splits import Splits, load_splits
 from prompttune.tasks import get_task
 from prompttune.tasks.base import Example, Task
 from prompttune.tokens import encode_cached
+
+Progress = Callable[[str], None]
 
 
 def seed_everything(seed: int) -> None:
@@ -55,12 +77,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """Move a batch; to a GPU through pinned memory, so the copy does not wait for the host."""
     if device.type == "cuda":
@@ -68,9 +84,284 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {key: value.to(device) for key, value in batch.items()}
 
 
+# --- what the seeds of a stage share ---------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    """Everything the seeds of one stage share: task, splits, device, precision, backbone, tokenised
+    splits, the majority class, the step cap, the evaluation interval and the warm-up."""
+
+    task: Task
+    splits: Splits
+    device: torch.device
+    precision: Precision
+    backbone: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    features: dict[str, list[Features]]  # "train", "select", "report"
+    majority: int
+    cap: int
+    eval_every: int
+    warmup: int
+    data_sha: dict[str, str]
+    data: DataInfo
+
+    @property
+    def multiple_choice(self) -> bool:
+        return self.task.kind == "multiple_choice"
+
+    def batch(self, features: Sequence[Features]) -> Batch:
+        return to_device(collate(features, self.tokenizer, self.multiple_choice), self.device)
+
+
+def number_of_steps(config: RunConfig, n_train: int) -> int:
+    """The step cap: ``train.steps``, or ``ceil(epochs·n_train/batch)`` when ``train.epochs`` is set."""
+    if config.train.epochs is None:
+        return config.train.steps
+    return max(1, math.ceil(config.train.epochs * n_train / config.train.batch_size))
+
+
+def evaluation_interval(config: RunConfig, n_train: int) -> int:
+    """``train.eval_every`` steps, or ``eval_every_epochs`` epochs in steps when that is set."""
+    if config.train.eval_every_epochs is None:
+        return config.train.eval_every
+    return max(1, round(config.train.eval_every_epochs * n_train / config.train.batch_size))
+
+
+def prepare(config: RunConfig, data_root: Path) -> Setup:
+    """Read, check and tokenise the stage's splits; load the backbone once; resolve the precision."""
+    task = get_task(config.task)
+    BASES.get(config.base), OBJECTIVES.get(config.objective)  # unknown names fail before any work
+    splits = load_splits(data_root, config.setting, task, config.data_seed)
+    splits.require_labels()
+    data_sha = verify(data_root, splits.files)
+    device = resolve_device(config.train.device)
+    precision = resolve_precision(config.train.precision, device)
+    backbone, tokenizer = load_backbone(config.backbone)
+    backbone.to(device)
+    if config.train.compile:
+        backbone.compile(dynamic=True)
+    examples = {"train": splits.train, "select": splits.select, "report": splits.report}
+    max_length = config.train.max_length
+    features = {name: encode_cached(split, task, tokenizer, max_length) for name, split in examples.items()}
+    cap = number_of_steps(config, len(splits.train))
+    data = DataInfo(
+        sizes={name: len(split) for name, split in examples.items()},
+        removed_overlap=splits.removed_overlap,
+        truncated={name: truncated(split, task, tokenizer, max_length) for name, split in examples.items()},
+    )
+    return Setup(
+        task=task,
+        splits=splits,
+        device=device,
+        precision=precision,
+        backbone=backbone,
+        tokenizer=tokenizer,
+        features=features,
+        majority=majority_class(task, splits.train),
+        cap=cap,
+        eval_every=evaluation_interval(config, len(splits.train)),
+        warmup=round(config.train.warmup_ratio * cap),
+        data_sha=data_sha,
+        data=data,
+    )
+
+
+def truncated(
+    examples: Sequence[Example], task: Task, tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> int:
+    """How many examples ``max_length`` cuts (any of their sequences longer than it untruncated)."""
+    count = 0
+    for example in examples:
+        pairs = (
+            [(example.text_a, choice) for choice in example.choices]
+            if task.kind == "multiple_choice"
+            else [(example.text_a, example.text_b)]
+        )
+        count += any(len(tokenizer(a, b)["input_ids"]) > max_length for a, b in pairs)
+    return count
+
+
+def majority_class(task: Task, train: Sequence[Example]) -> int:
+    """The most frequent training label (smallest index on ties); choice 0 for multiple choice."""
+    if task.kind == "multiple_choice":
+        return 0
+    counts = Counter(example.label for example in train)
+    return max(sorted(counts), key=lambda label: counts[label])
+
+
+class FeatureHead(nn.Module):
+    """Base ``head`` with a loss that reads only the model's logits and the backbone frozen and without
+    dropout: the pooled features never change, so they are computed once per split (``table``: each
+    example's (choices, d) features, by its index in the split) and the head trains on them — a linear
+    probe need not run the backbone every step. Gives the model's own logits."""
+
+    def __init__(self, model: PromptModel, table: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.model = model
+        self.table = table
+        self.task = model.task
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        rows = [self.table[i] for i in batch["example_index"].tolist()]
+        choice_mask = batch.get("choice_mask")
+        if choice_mask is None:
+            pooled = torch.stack([row[0] for row in rows])
+        else:
+            width = choice_mask.shape[1]
+            pooled = torch.cat([torch.cat([row, row[:1].expand(width - len(row), -1)]) for row in rows])
+        return ModelOutput(logits=self.model.scores(pooled, choice_mask), pooled=pooled)
+
+    def seed_means(self, per_example: torch.Tensor) -> torch.Tensor:
+        return per_example.mean()
+
+
+@torch.no_grad()
+def feature_tables(model: PromptModel, setup: Setup, batch_size: int) -> dict[str, list[torch.Tensor]]:
+    """The pooled features of every example of every split, (choices, d) each, in evaluation mode."""
+    model.eval()
+    tables = {}
+    for name, features in setup.features.items():
+        rows: list[torch.Tensor] = [torch.empty(0)] * len(features)
+        order = sorted(range(len(features)), key=lambda i: -length(features[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = setup.batch([features[i] for i in chunk])
+            with autocast(setup.device, setup.precision.used):
+                pooled = model.encode(batch).float()
+            per_example = pooled.view(len(chunk), -1, pooled.shape[-1])
+            for i, index in enumerate(chunk):
+                rows[index] = per_example[i, : len(features[index].sequences)]
+        tables[name] = rows
+    model.train()
+    return tables
+
+
+# --- one seed -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CurvePoint:
+    step: int
+    train_loss: float
+    lr: float
+    select_score: float
+    elapsed_s: float
+
+
+@dataclass
+class SeedRun:
+    """The training state of one seed: its model (prompt, head), the model its objective trains
+    (``trained``: the model itself, or a ``FeatureHead`` over cached features), objective, optimiser,
+    schedule, gradient scaler, data order, global-RNG state between its steps, curve, best checkpoint,
+    and where the convergence rule stands."""
+
+    config: RunConfig
+    out_dir: Path
+    model: PromptModel
+    trained: nn.Module
+    objective: Objective
+    trainable: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    rng: dict[str, Any]
+    tables: dict[str, list[torch.Tensor]] | None = None
+    order: Iterator[list[Features]] = field(default_factory=lambda: iter(()))
+    curve: list[CurvePoint] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_step: int = 0
+    best_state: dict[str, Any] = field(default_factory=dict)
+    losses: list[float] = field(default_factory=list)
+    train_time: float = 0.0
+    step: int = 0
+    status: str = "ok"
+    reason: str | None = None
+    converged_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "ok" and not (
+            self.converged_at is not None and self.config.train.early_stopping
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"model": self.model.trainable_state(), "objective": self.objective.state_dict()}
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue this seed exactly where it is."""
+        fields = ("best_score", "best_step", "best_state", "losses", "train_time", "step", "status", "reason")
+        return {
+            "model": self.model.trainable_state(),
+            "objective": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "curve": [dataclasses.asdict(point) for point in self.curve],
+            "rng": self.rng,
+            "converged_at": self.converged_at,
+            **{name: getattr(self, name) for name in fields},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state.pop("model"), strict=False)
+        self.objective.load_state_dict(state.pop("objective"))
+        self.optimizer.load_state_dict(state.pop("optimizer"))
+        self.scheduler.load_state_dict(state.pop("scheduler"))
+        self.scaler.load_state_dict(state.pop("scaler"))
+        self.curve = [CurvePoint(**point) for point in state.pop("curve")]
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up to the peak, then linear decay to 0 at the step cap (P-tuning v2 / HF ``linear``)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def start(
+    config: RunConfig, setup: Setup, out_dir: Path, tables: dict[str, list[torch.Tensor]] | None
+) -> SeedRun:
+    """One seed's model, objective, optimiser, schedule and scaler, built under its own seed."""
+    seed_everything(config.seed)
+    model = PromptModel.build(config, setup.backbone, setup.tokenizer, setup.task).to(setup.device)
+    objective = build_objective(config.objective, config.objective_options, model).to(setup.device)
+    trainable = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(setup.warmup, setup.cap))
+    trained = FeatureHead(model, tables["train"]) if tables is not None else model
+    scaler = grad_scaler(setup.device, setup.precision.used)
+    rng = get_rng_state()
+    return SeedRun(
+        config, out_dir, model, trained, objective, trainable, optimizer, scheduler, scaler, rng, tables
+    )
+
+
+def uses_feature_cache(config: RunConfig) -> bool:
+    return (
+        config.base == "head"
+        and OBJECTIVES.get(config.objective).features_only
+        and not config.train.backbone_dropout
+    )
+
+
+# --- evaluation ------------------------------------------------------------------------------------------
+
+
 @torch.no_grad()
 def predict(
-    model: PromptModel, features: Sequence[Features], tokenizer, batch_size: int, device, precision: str
+    model: nn.Module,
+    features: Sequence[Features],
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
 ) -> list[int]:
     """Arg-max predictions, in the order of ``features``, with the model in evaluation mode. Examples
     are batched by length (longest first) so that each batch pads little (choice)."""
@@ -80,25 +371,272 @@ def predict(
     preds = [0] * len(features)
     multiple_choice = model.task.kind == "multiple_choice"
     batches = eval_batches([features[i] for i in order], tokenizer, batch_size, multiple_choice)
-    for start, batch in zip(range(0, len(order), batch_size), batches, strict=True):
+    for start_at, batch in zip(range(0, len(order), batch_size), batches, strict=True):
         with autocast(device, precision):
             logits = model(to_device(batch, device)).logits
-        for i, pred in zip(order[start : start + batch_size], logits.argmax(dim=-1).tolist(), strict=True):
+        for i, pred in zip(
+            order[start_at : start_at + batch_size], logits.argmax(dim=-1).tolist(), strict=True
+        ):
             preds[i] = pred
     model.train(was_training)
     return preds
 
 
+def scorer(run: SeedRun, split: str) -> nn.Module:
+    """The model that scores ``split`` for this seed (over that split's cached features, if any)."""
+    return FeatureHead(run.model, run.tables[split]) if run.tables is not None else run.model
+
+
+def predict_split(run: SeedRun, setup: Setup, split: str) -> list[int]:
+    """The seed's predictions on one of the stage's splits."""
+    args = (setup.tokenizer, run.config.train.eval_batch_size, setup.device, setup.precision.used)
+    return predict(scorer(run, split), setup.features[split], *args)
+
+
+def evaluate(run: SeedRun, setup: Setup, step: int) -> float:
+    """Score the selection split, add the curve point, keep the checkpoint when it is the best so far
+    (ties: the later step), and apply the convergence rule."""
+    train = run.config.train
+    preds = predict_split(run, setup, "select")
+    score = setup.task.score(setup.task.compute_metrics(setup.splits.select, preds))
+    train_loss = float(np.mean(run.losses)) if run.losses else float("nan")
+    lr = run.scheduler.get_last_lr()[0] if step else 0.0
+    run.curve.append(CurvePoint(step, train_loss, lr, score, run.train_time))
+    run.losses = []
+    if score >= run.best_score:
+        run.best_score, run.best_step, run.best_state = score, step, run.snapshot()
+    if run.converged_at is None:
+        steps, scores = [p.step for p in run.curve], [p.select_score for p in run.curve]
+        run.converged_at = convergence.plateau_step(steps, scores, train.patience, train.min_delta)
+    return score
+
+
+# --- the two step strategies and the update --------------------------------------------------------------
+
+
+def turn_losses(
+    active: Sequence[SeedRun], batches: Sequence[list[Features]], setup: Setup
+) -> list[torch.Tensor]:
+    """One seed after another, each step under that seed's own RNG state."""
+    losses = []
+    for run, features in zip(active, batches, strict=True):
+        set_rng_state(run.rng)
+        with autocast(setup.device, setup.precision.used):
+            losses.append(run.objective.loss(run.trained, setup.batch(features))[0])
+        run.rng = get_rng_state()
+    return losses
+
+
+def stacked_losses(
+    active: Sequence[SeedRun], batches: Sequence[list[Features]], setup: Setup
+) -> list[torch.Tensor]:
+    """One backbone pass over every active seed's batch (stackable objectives: no random draws, no
+    coupling between examples); one loss per seed."""
+    if len(active) == 1:
+        return turn_losses(active, batches, setup)
+    model = StackedModel([run.model for run in active])
+    batch = setup.batch([f for features in batches for f in features])
+    with autocast(setup.device, setup.precision.used):
+        return list(active[0].objective.loss(model, batch)[0].unbind())
+
+
+def update(active: Sequence[SeedRun], losses: Sequence[torch.Tensor], step: int, seconds: float) -> None:
+    """A seed whose loss is not finite fails alone (status ``failed`` with the reason); the others
+    backpropagate together, clip and step. A stacked step's time is split evenly between its seeds."""
+    finite = []
+    for run, loss in zip(active, losses, strict=True):
+        run.step = step
+        run.train_time += seconds / len(active)
+        if torch.isfinite(loss):
+            finite.append((run, loss))
+        else:
+            run.status, run.reason = "failed", f"non-finite loss {loss.item()} at step {step}"
+    if not finite:
+        return
+    torch.stack([run.scaler.scale(loss) for run, loss in finite]).sum().backward()
+    for run, loss in finite:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.trainable, run.config.train.max_grad_norm)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        run.losses.append(loss.item())
+
+
+def stacks(configs: Sequence[RunConfig], device: torch.device) -> bool:
+    """Whether the seeds share one backbone pass (``train.seed_parallel``; auto: on a GPU only)."""
+    first = configs[0]
+    mode = first.train.seed_parallel
+    return (
+        len(configs) > 1
+        and OBJECTIVES.get(first.objective).stackable
+        and not first.train.backbone_dropout
+        and not uses_feature_cache(first)
+        and (mode == "stacked" or (mode == "auto" and device.type != "cpu"))
+    )
+
+
+# --- resume ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Resume:
+    """The resume state of seeds trained together (``state.pt`` in ``folder``), saved atomically every
+    ``train.checkpoint_every`` steps and removed when the stage ends. A state saved under other configs is
+    ignored with a warning."""
+
+    folder: Path
+    configs: list[dict[str, Any]]
+
+    @property
+    def path(self) -> Path:
+        return self.folder / "state.pt"
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        if state.get("configs") != self.configs:
+            print(f"warning: {self.path} belongs to another configuration; starting afresh", file=sys.stderr)
+            return None
+        print(f"resuming {self.folder.name} from step {state['step']}", file=sys.stderr)
+        return state
+
+    def save(self, step: int, runs: Sequence[SeedRun]) -> None:
+        buffer = io.BytesIO()
+        torch.save({"configs": self.configs, "step": step, "runs": [run.state() for run in runs]}, buffer)
+        atomic_write_bytes(self.path, buffer.getvalue())
+
+    def remove(self) -> None:
+        """Delete this group's state, and the ``.resume`` folder once no group is left in it."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.folder.parent.rmdir()
+
+
+def resume_folder(out_dirs: Sequence[Path]) -> Path:
+    """``<parent>.resume/seed1+2+3`` beside the folder that holds the run folders — outside the folder a DVC
+    stage declares as its output (which DVC deletes before running the stage again)."""
+    dirs = [Path(d).absolute() for d in out_dirs]
+    name = "+".join([dirs[0].name, *(d.name.removeprefix("seed") for d in dirs[1:])])
+    parent = dirs[0].parent
+    return parent.with_name(parent.name + ".resume") / name
+
+
+def get_rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --- the stage ------------------------------------------------------------------------------------------
+
+
+def train_run(
+    config: RunConfig, data_root: Path, out_dir: Path, progress: Progress | None = None
+) -> RunMetrics:
+    """Train and evaluate one run; write its folder atomically; return its metrics."""
+    return train_seeds([config], data_root, [out_dir], progress)[0]
+
+
+def train_seeds(
+    configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequence[Path], progress: Progress | None = None
+) -> list[RunMetrics]:
+    """Train several seeds of one stage in one process (configs equal but for the seed); every seed ends
+    exactly as a run of its own would (up to floating-point summation order when stacked)."""
+    started = time.perf_counter()
+    first = configs[0]
+    if any(dataclasses.replace(c, seed=first.seed) != first for c in configs) or len(configs) != len(
+        out_dirs
+    ):
+        raise ValueError("train_seeds: the configs must differ only in their seed, one output folder each")
+    setup = prepare(first, Path(data_root))
+    tables = None
+    if uses_feature_cache(first):
+        seed_everything(first.seed)
+        probe = PromptModel.build(first, setup.backbone, setup.tokenizer, setup.task).to(setup.device)
+        tables = feature_tables(probe, setup, first.train.eval_batch_size)
+    runs = [start(c, setup, Path(d), tables) for c, d in zip(configs, out_dirs, strict=True)]
+    resume = Resume(resume_folder(out_dirs), [c.to_dict() for c in configs])
+    saved = resume.load()
+    for run, state in zip(runs, saved["runs"] if saved else [None] * len(runs), strict=True):
+        if state is None:
+            evaluate(run, setup, 0)
+        else:
+            run.restore(state)
+    step0 = saved["step"] if saved else 0
+    for run in runs:
+        group = first.train.group_by_length
+        generator = torch.Generator().manual_seed(run.config.seed)
+        run.order = train_order(setup.features["train"], first.train.batch_size, generator, step0, group)
+        run.trained.train()
+    losses_of = stacked_losses if stacks(configs, setup.device) else turn_losses
+    report = progress or (lambda line: None)
+    for step in range(step0 + 1, setup.cap + 1):
+        active = [run for run in runs if run.active]
+        if not active:
+            break
+        batches = [next(run.order) for run in active]
+        tick = time.perf_counter()
+        losses = losses_of(active, batches, setup)
+        update(active, losses, step, time.perf_counter() - tick)
+        for run in active:
+            if run.status == "ok" and (step % setup.eval_every == 0 or step == setup.cap):
+                evaluate(run, setup, step)
+                report(progress_line(run, setup, started))
+        if first.train.checkpoint_every and step % first.train.checkpoint_every == 0 and step < setup.cap:
+            resume.save(step, runs)
+    results = []
+    for run in runs:
+        metrics, predictions = finish(run, setup)
+        metrics = dataclasses.replace(  # a process's time, split evenly between its seeds
+            metrics,
+            wall_time_s=(time.perf_counter() - started) / len(runs),
+            peak_memory_mb=peak_memory_mb(setup.device),
+        )
+        write_run(run, metrics, predictions, setup)
+        results.append(metrics)
+    resume.remove()
+    return results
+
+
+def progress_line(run: SeedRun, setup: Setup, started: float) -> str:
+    """``<cell>/<method> seed N: step s/cap, loss, selection score (best @ step), elapsed, ETA`` — the ETA
+    assumes the run goes to its step cap (early stopping can only shorten it)."""
+    c = run.config
+    point = run.curve[-1]
+    elapsed = time.perf_counter() - started
+    per_step = run.train_time / max(1, run.step)
+    eta = per_step * (setup.cap - run.step) * 1.15  # evaluations: about 15 % on top (choice)
+    state = " converged" if run.converged_at is not None else ""
+    return (
+        f"{c.stage.key} seed {c.seed}: step {point.step}/{setup.cap} loss {point.train_loss:.3f} "
+        f"select {100 * point.select_score:.1f} (best {100 * run.best_score:.1f} @ {run.best_step}){state} "
+        f"· {elapsed:.0f}s, ETA ≤ {eta:.0f}s"
+    )
+
+
+# --- outputs --------------------------------------------------------------------------------------------
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def prediction_names(task: Task, predictions: Sequence[int]) -> list[str]:
     return [task.labels[p] if task.kind == "classification" else f"choice{p}" for p in predictions]
-
-
-def majority_class(task: Task, train: Sequence[Example]) -> int:
-    """The most frequent training label (smallest index on ties); choice 0 for multiple choice."""
-    if task.kind == "multiple_choice":
-        return 0
-    counts = Counter(example.label for example in train)
-    return max(sorted(counts), key=lambda label: counts[label])
 
 
 def split_result(
@@ -118,292 +656,55 @@ def split_result(
     )
 
 
-@dataclass
-class CurvePoint:
-    step: int
-    train_loss: float
-    lr: float
-    select_score: float
-    elapsed_s: float
-
-
-def number_of_steps(config: RunConfig, n_train: int) -> int:
-    if config.train.epochs is None:
-        return config.train.steps
-    return max(1, math.ceil(config.train.epochs * n_train / config.train.batch_size))
-
-
-def lr_lambda(warmup: int, total: int):
-    """Linear warm-up to the peak, then linear decay to 0 (P-tuning v2 / HF ``linear`` schedule)."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-@dataclass
-class SeedRun:
-    """The training state of one seed: its own model (prompt, head), objective, optimiser, scheduler,
-    data order, global-RNG state between its steps, curve and best checkpoint so far."""
-
-    config: RunConfig
-    out_dir: Path
-    model: PromptModel
-    objective: Objective
-    trainable: list[torch.nn.Parameter]
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    rng: dict[str, Any]
-    curve: list[CurvePoint] = field(default_factory=list)
-    best_score: float = -math.inf
-    best_step: int = 0
-    best_state: dict[str, Any] = field(default_factory=dict)
-    losses: list[float] = field(default_factory=list)
-    train_time: float = 0.0
-    step: int = 0
-    status: str = "ok"
-    reason: str | None = None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"model": self.model.trainable_state(), "objective": self.objective.state_dict()}
-
-    def record(self, step: int, score: float) -> None:
-        """A point of the curve; the checkpoint is kept when its selection score is the best so far."""
-        train_loss = float(np.mean(self.losses)) if self.losses else float("nan")
-        lr = self.scheduler.get_last_lr()[0] if step else 0.0
-        self.curve.append(CurvePoint(step, train_loss, lr, score, self.train_time))
-        self.losses = []
-        if score >= self.best_score:
-            self.best_score, self.best_step, self.best_state = score, step, self.snapshot()
-
-    def state(self) -> dict[str, Any]:
-        """Everything needed to continue this seed exactly where it is."""
-        fields = ("best_score", "best_step", "best_state", "losses", "train_time", "step", "status", "reason")
-        return {
-            "model": self.model.trainable_state(),
-            "objective": self.objective.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "curve": [dataclasses.asdict(point) for point in self.curve],
-            "rng": self.rng,
-            **{name: getattr(self, name) for name in fields},
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state.pop("model"), strict=False)
-        self.objective.load_state_dict(state.pop("objective"))
-        self.optimizer.load_state_dict(state.pop("optimizer"))
-        self.scheduler.load_state_dict(state.pop("scheduler"))
-        self.curve = [CurvePoint(**point) for point in state.pop("curve")]
-        for name, value in state.items():
-            setattr(self, name, value)
-
-
-def train_run(config: RunConfig, data_root: Path, out_dir: Path) -> RunMetrics:
-    """Train and evaluate one grid cell; write its folder atomically; return its metrics."""
-    return train_seeds([config], data_root, [out_dir])[0]
-
-
-def train_seeds(configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequence[Path]) -> list[RunMetrics]:
-    """Train several seeds of one grid cell in one process (configs equal but for the seed): the
-    backbone, data and tokenisation are shared; each seed keeps its own prompt, head, optimiser,
-    data order and RNG, so every seed ends exactly as a run of its own would (up to floating-point
-    summation order when stacked). Seed-parallel (``stacked``): with a ``stackable`` objective,
-    backbone dropout off and ``train.seed_parallel`` stacked (auto: on a GPU), one backbone pass takes
-    every seed's batch; otherwise the seeds take turns, each step under its own RNG state. Each run
-    folder is written atomically."""
-    started = time.perf_counter()
-    first = configs[0]
-    if any(dataclasses.replace(c, seed=first.seed) != first for c in configs) or len(configs) != len(
-        out_dirs
-    ):
-        raise ValueError("train_seeds: the configs must differ only in their seed, one output folder each")
-    device = resolve_device(first.train.device)
-    task = get_task(first.task)
-    BASES.get(first.base), OBJECTIVES.get(first.objective)  # unknown names fail before any work
-    splits = load_splits(data_root, first.setting, task, first.data_seed)
-    splits.require_labels()
-    data_sha = verify(data_root, splits.files)
-    backbone, tokenizer = load_backbone(first.backbone)
-    backbone.to(device)
-    if first.train.compile:
-        backbone.compile(dynamic=True)
-
-    max_length = first.train.max_length
-    train_features = encode_cached(splits.train, task, tokenizer, max_length)
-    select_features = encode_cached(splits.select, task, tokenizer, max_length)
-    report_features = encode_cached(splits.report, task, tokenizer, max_length)
-    multiple_choice = task.kind == "multiple_choice"
-    majority = majority_class(task, splits.train)
-    steps = number_of_steps(first, len(train_features))
-    warmup = round(first.train.warmup_ratio * steps)
-    eval_args = (tokenizer, first.train.eval_batch_size, device, first.train.precision)
-    mode = first.train.seed_parallel
-    stacked = (
-        len(configs) > 1
-        and OBJECTIVES.get(first.objective).stackable
-        and not first.train.backbone_dropout
-        and (mode == "stacked" or (mode == "auto" and device.type != "cpu"))
-    )
-
-    def evaluate_select(run: SeedRun) -> float:
-        preds = predict(run.model, select_features, *eval_args)
-        return task.score(task.compute_metrics(splits.select, preds))
-
-    runs = []
-    for config, out_dir in zip(configs, out_dirs, strict=True):
-        seed_everything(config.seed)
-        model = PromptModel.build(config, backbone, tokenizer, task).to(device)
-        objective = build_objective(config.objective, config.objective_options, model).to(device)
-        trainable = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=config.train.lr, weight_decay=config.train.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, steps))
-        runs.append(
-            SeedRun(config, Path(out_dir), model, objective, trainable, optimizer, scheduler, get_rng_state())
-        )
-
-    resume_path = resume_file(out_dirs)
-    saved = load_resume(resume_path, configs)
-    if saved is None:
-        for run in runs:
-            run.record(0, evaluate_select(run))
-    else:
-        for run, state in zip(runs, saved["runs"], strict=True):
-            run.restore(state)
-    start = min(run.step for run in runs)
-    orders = [
-        train_order(
-            train_features,
-            first.train.batch_size,
-            torch.Generator().manual_seed(run.config.seed),
-            start,
-            first.train.group_by_length,
-        )
-        for run in runs
-    ]
-
-    def to_batch(features: list[Features]) -> Batch:
-        return to_device(collate(features, tokenizer, multiple_choice), device)
-
-    for run in runs:
-        run.model.train()
-    for step in range(start + 1, steps + 1):
-        active = [(run, next(order)) for run, order in zip(runs, orders, strict=True) if run.status == "ok"]
-        if not active:
-            break
-        tick = time.perf_counter()
-        if stacked and len(active) > 1:
-            model = StackedModel([run.model for run, _ in active])
-            batch = to_batch([f for _, features in active for f in features])
-            with autocast(device, first.train.precision):
-                losses = list(active[0][0].objective.loss(model, batch)[0].unbind())
-        else:
-            losses = []
-            for run, features in active:
-                set_rng_state(run.rng)
-                with autocast(device, first.train.precision):
-                    losses.append(run.objective.loss(run.model, to_batch(features))[0])
-                run.rng = get_rng_state()
-        finite = []
-        for (run, _), loss in zip(active, losses, strict=True):
-            run.step = step
-            if torch.isfinite(loss):
-                finite.append((run, loss))
-            else:
-                run.status, run.reason = "failed", f"non-finite loss {loss.item()} at step {step}"
-        if finite:
-            torch.stack([loss for _, loss in finite]).sum().backward()
-        for run, loss in finite:
-            torch.nn.utils.clip_grad_norm_(run.trainable, run.config.train.max_grad_norm)
-            run.optimizer.step()
-            run.scheduler.step()
-            run.optimizer.zero_grad(set_to_none=True)
-            run.losses.append(loss.item())
-        share = (time.perf_counter() - tick) / len(active)  # a stacked step's time, split evenly
-        for run, _ in active:
-            run.train_time += share
-        for run, _ in finite:
-            if step % first.train.eval_every == 0 or step == steps:
-                run.record(step, evaluate_select(run))
-        if first.train.checkpoint_every and step % first.train.checkpoint_every == 0 and step < steps:
-            save_resume(
-                resume_path,
-                {"configs": [c.to_dict() for c in configs], "step": step, "runs": [r.state() for r in runs]},
-            )
-
-    results = []
-    for run in runs:
-        metrics, predictions = finish(
-            run, task, splits, majority, select_features, report_features, eval_args
-        )
-        metrics = dataclasses.replace(  # a process's time, split evenly between its seeds
-            metrics,
-            wall_time_s=(time.perf_counter() - started) / len(runs),
-            peak_memory_mb=peak_memory_mb(device),
-        )
-        write_run(run.out_dir, run.config, metrics, run.curve, predictions, splits, run.best_state, data_sha)
-        results.append(metrics)
-    remove_resume(resume_path)
-    return results
-
-
-def finish(
-    run: SeedRun, task: Task, splits, majority: int, select_features, report_features, eval_args
-) -> tuple[RunMetrics, dict[str, list[int]]]:
-    """Evaluate a seed's selected checkpoint on the selection and report splits (not for a failed
-    run), mark a run that never beat the majority class ``collapsed``, and gather its metrics."""
-    config = run.config
-    select_result = report_result = None
+def finish(run: SeedRun, setup: Setup) -> tuple[RunMetrics, dict[str, list[int]]]:
+    """Evaluate a seed's selected checkpoint on the selection and report splits (not for a failed run),
+    mark a run that never beat the majority class ``collapsed``, apply the convergence rule, and gather
+    its metrics."""
+    config, splits, task = run.config, setup.splits, setup.task
+    select_result = report_result = conv = None
     predictions: dict[str, list[int]] = {}
-    if run.status == "ok":
+    if run.status != "failed":
         run.model.load_state_dict(run.best_state["model"], strict=False)
         run.objective.load_state_dict(run.best_state["objective"])
         predictions = {
-            splits.select_name: predict(run.model, select_features, *eval_args),
-            splits.report_name: predict(run.model, report_features, *eval_args),
+            splits.select_name: predict_split(run, setup, "select"),
+            splits.report_name: predict_split(run, setup, "report"),
         }
         select_result = split_result(
-            task, splits.select_name, splits.select, predictions[splits.select_name], majority
+            task, splits.select_name, splits.select, predictions[splits.select_name], setup.majority
         )
         report_result = split_result(
-            task, splits.report_name, splits.report, predictions[splits.report_name], majority
+            task, splits.report_name, splits.report, predictions[splits.report_name], setup.majority
         )
-        if max(point.select_score for point in run.curve[1:]) <= select_result.majority_score:
+        steps, scores = [p.step for p in run.curve], [p.select_score for p in run.curve]
+        if max(scores[1:], default=-math.inf) <= select_result.majority_score:
             run.status, run.reason = "collapsed", "selection score never above the majority-class baseline"
-    n_trainable = sum(p.numel() for p in run.trainable)
+        conv = Convergence(
+            rule=convergence.rule_text(config.train.patience, config.train.min_delta),
+            converged=run.converged_at is not None,
+            step=run.converged_at,
+            learned=convergence.learned(scores, select_result.majority_score),
+            steps_to_gain=convergence.steps_to_gain(steps, scores, select_result.majority_score, setup.cap),
+        )
+    objective = OBJECTIVES.get(config.objective)
     metrics = RunMetrics(
         schema_version=SCHEMA_VERSION,
-        status=run.status,
+        status=run.status,  # type: ignore[arg-type]
         reason=run.reason,
-        setting=config.setting,
-        task=task.name,
+        config=config,
+        objective=ObjectiveInfo(objective.name, objective.family, objective.ablation_of),
         task_version=task.version,
-        method=config.method,
-        base=config.base,
-        objective=config.objective,
-        seed=config.seed,
-        variant=config.variant,
-        prompt_init=config.prompt.init,
-        data_seed=config.data_seed,
-        backbone=config.backbone,
-        backbone_dropout=config.train.backbone_dropout,
-        precision=config.train.precision,
-        device=str(eval_args[2]),
+        device=str(setup.device),
+        precision=setup.precision,
         select=select_result,
         report=report_result,
         selected_step=run.best_step if run.status != "failed" else None,
         steps=run.step,
-        n_train=len(splits.train),
-        trainable_params=n_trainable,
+        step_cap=setup.cap,
+        eval_every=setup.eval_every,
+        convergence=conv,
+        data=setup.data,
+        trainable_params=sum(p.numel() for p in run.trainable),
         wall_time_s=0.0,
         train_time_s=run.train_time,
         train_examples_per_s=run.step * config.train.batch_size / run.train_time
@@ -412,57 +713,6 @@ def finish(
         peak_memory_mb=0.0,
     )
     return metrics, predictions
-
-
-def resume_file(out_dirs: Sequence[Path]) -> Path:
-    """Where runs keep their resume state, removed at the end: ``<parent>.resume/<runs>/state.pt`` beside
-    the folder that holds the run folders, e.g. ``runs/<cell>/<method>.resume/seed1+2+3/`` — outside the
-    folder a DVC stage declares as its output (which DVC deletes before running the stage again)."""
-    dirs = [Path(d).absolute() for d in out_dirs]
-    name = "+".join([dirs[0].name, *(d.name.removeprefix("seed") for d in dirs[1:])])
-    parent = dirs[0].parent
-    return parent.with_name(parent.name + ".resume") / name / "state.pt"
-
-
-def remove_resume(path: Path) -> None:
-    """Delete a finished group's resume state, and the ``.resume`` folder once no group is left in it."""
-    shutil.rmtree(path.parent, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        path.parent.parent.rmdir()
-
-
-def get_rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_resume(path: Path, state: dict[str, Any]) -> None:
-    """Everything needed to continue exactly where the run is, written atomically."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_resume(path: Path, configs: Sequence[RunConfig]) -> dict[str, Any] | None:
-    """The saved state of interrupted runs with these very configs, else ``None`` (start afresh)."""
-    if not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("configs") != [config.to_dict() for config in configs]:
-        print(f"warning: {path} belongs to another configuration; starting afresh", file=sys.stderr)
-        return None
-    print(f"resuming {path.parent.name} from step {state['step']}", file=sys.stderr)
-    return state
 
 
 def _curve_csv(curve: Sequence[CurvePoint]) -> str:
@@ -476,13 +726,14 @@ def _curve_csv(curve: Sequence[CurvePoint]) -> str:
     return buffer.getvalue()
 
 
-def write_run(out_dir, config, metrics, curve, predictions, splits, state, data_sha) -> None:
+def write_run(run: SeedRun, metrics: RunMetrics, predictions: dict[str, list[int]], setup: Setup) -> None:
     """Write the run folder in one piece: a crash leaves no half-written folder that looks complete."""
+    splits = setup.splits
     examples = {splits.select_name: splits.select, splits.report_name: splits.report}
-    with atomic_directory(out_dir) as tmp:
-        (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        (tmp / "provenance.json").write_text(json.dumps(provenance(data_sha), indent=2) + "\n")
-        (tmp / "curve.csv").write_text(_curve_csv(curve))
+    with atomic_directory(run.out_dir) as tmp:
+        (tmp / "config.json").write_text(json.dumps(run.config.to_dict(), indent=2) + "\n")
+        (tmp / "provenance.json").write_text(json.dumps(provenance(setup.data_sha), indent=2) + "\n")
+        (tmp / "curve.csv").write_text(_curve_csv(run.curve))
         lines = [
             json.dumps({"split": split, "guid": ex.guid, "label": ex.label, "prediction": pred})
             for split, preds in predictions.items()
@@ -490,7 +741,7 @@ def write_run(out_dir, config, metrics, curve, predictions, splits, state, data_
         ]
         (tmp / "predictions.jsonl").write_text("".join(line + "\n" for line in lines))
         torch.save(
-            {part: {k: v.cpu() for k, v in tensors.items()} for part, tensors in state.items()},
+            {part: {k: v.cpu() for k, v in tensors.items()} for part, tensors in run.best_state.items()},
             tmp / "prompt.pt",
         )
         (tmp / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=2, allow_nan=False) + "\n")

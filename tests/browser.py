@@ -58,6 +58,7 @@ class PageResult:
     dom: str
     console_errors: list[str]
     screenshot: Path
+    value: Any = None  # what ``script`` returned
 
 
 def find_chromium() -> str | None:
@@ -176,12 +177,19 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
 
 
 def open_page(
-    html_path: Path, screenshot: Path, *, width: int = 1280, height: int = 4000, timeout: float = 120
+    html_path: Path,
+    screenshot: Path,
+    *,
+    width: int = 1280,
+    height: int = 4000,
+    timeout: float = 120,
+    script: str | None = None,
 ) -> PageResult:
     """Load ``html_path`` (a file:// URL) in headless Chromium at ``width`` x ``height`` CSS pixels.
 
-    Waits for the load event and a short settle, then returns the DOM, the console errors (see
-    :func:`_errors`) and the path of a PNG screenshot of the viewport written to ``screenshot``. Raises
+    Waits for the load event and a short settle, runs ``script`` (a JavaScript expression, awaited; what
+    it returns comes back as ``value``), then returns the DOM, the console errors (see :func:`_errors`)
+    and the path of a PNG screenshot of the viewport written to ``screenshot``. Raises
     :class:`BrowserError` if Chromium is missing, exits or fails to load the page, or if it all takes longer
     than ``timeout`` seconds.
     """
@@ -205,6 +213,10 @@ def open_page(
                 raise BrowserError(f"chromium could not open {url}: {navigation['errorText']}")
             devtools.wait_for("Page.loadEventFired")
             devtools.send("Runtime.evaluate", {"expression": SETTLE_JS, "awaitPromise": True}, session)
+            value = None
+            if script is not None:
+                run = {"expression": script, "awaitPromise": True, "returnByValue": True}
+                value = devtools.send("Runtime.evaluate", run, session)["result"].get("value")
             dom_js = {"expression": "document.documentElement.outerHTML", "returnByValue": True}
             dom = devtools.send("Runtime.evaluate", dom_js, session)["result"]["value"]
             png = devtools.send("Page.captureScreenshot", {"format": "png"}, session)["data"]
@@ -212,4 +224,4 @@ def open_page(
             devtools.close()
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     screenshot.write_bytes(base64.b64decode(png))
-    return PageResult(dom=dom, console_errors=_errors(devtools.events), screenshot=screenshot)
+    return PageResult(dom=dom, console_errors=_errors(devtools.events), screenshot=screenshot, value=value)

@@ -18,6 +18,7 @@ TINY_TRAIN = {
     "eval_every": 2,
     "eval_batch_size": 32,
     "max_length": 48,
+    "precision": "fp32",  # not "auto": tests must not depend on the CPU's bf16 support
 }
 
 

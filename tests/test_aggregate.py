@@ -1,9 +1,12 @@
-"""Aggregation and the minimal report on hand-made run results with known means and deviations."""
+"""Aggregation and the report on hand-made run records with known means and deviations: the typed runs
+table, collapsed runs counted and failed ones left out, each stage's own settings on the page, escaping,
+and the page in a headless browser (sorting, filtering, the per-seed view)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -11,19 +14,31 @@ import pytest
 import yaml
 
 from prompttune.aggregate import write_aggregate
-from prompttune.config import expand_grid, load_params
+from prompttune.config import load_params
+from prompttune.errors import PromptTuneError
+from prompttune.pipeline import configure, read_grid_record
 from prompttune.report import render_report
-from prompttune.results import SCHEMA_VERSION, RunMetrics, SplitResult
+from prompttune.results import (
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+    Convergence,
+    DataInfo,
+    ObjectiveInfo,
+    Precision,
+    RunMetrics,
+    SplitResult,
+    read_runs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-SCORES = {  # (cell, method) -> report scores per seed 1, 2, 3 (fractions)
-    ("fewglue.CB", "head"): [0.50, 0.60, 0.70],
-    ("fewglue.CB", "pt"): [0.40, 0.40, 0.40],
-    ("fewglue.CB", "pt2"): [0.62, None, 0.66],  # seed 2 failed
-    ("fewshot-256.SST-2", "head"): [0.55, 0.65, 0.60],
-    ("fewshot-256.SST-2", "pt"): [0.51, 0.52, 0.53],
-    ("fewshot-256.SST-2", "pt2"): [0.70, 0.72, 0.74],
-    ("fewglue.CB", "pt", "init-vocab"): [0.45, 0.47],
+SCORES = {  # stage → report score per seed 1, 2, 3 (fractions); None: failed; negative: collapsed
+    "fewglue.CB/head": [0.50, 0.60, 0.70],
+    "fewglue.CB/pt": [0.40, 0.40, 0.40],
+    "fewglue.CB/pt2": [0.62, None, 0.66],
+    "fewshot-256.SST-2/head": [0.55, 0.65, 0.60],
+    "fewshot-256.SST-2/pt": [0.51, 0.52, 0.53],
+    "fewshot-256.SST-2/pt2": [0.70, 0.72, -0.50],
+    "fewglue.CB/pt/init-vocab": [0.45, 0.47],
 }
 CURVE = (
     "step,train_loss,lr,select_score,elapsed_s\n"
@@ -33,74 +48,86 @@ SHARPNESS = {1: 0.25, 2: 0.75}  # landscape study: pt, seeds 1 and 2
 
 
 def small_grid(data: dict) -> None:
-    """The committed params.yaml with a grid small enough to write by hand."""
+    """The committed params.yaml with a grid small enough to write by hand; SST-2 trains 7 steps."""
     data["grid"] = {
-        "cells": ["fewglue.CB", "fewshot-256.SST-2"],
-        "methods": ["head", "pt", "pt2"],
         "seeds": [1, 2, 3],
-        "variants": {"cells": ["fewglue.CB"], "methods": ["pt"], "names": ["init-vocab"], "seeds": [1, 2]},
+        "blocks": {
+            "main": {"cells": ["fewglue.CB", "fewshot-256.SST-2"], "methods": ["head", "pt", "pt2"]},
+            "init": {"cells": ["fewglue.CB"], "methods": ["pt"], "variants": ["init-vocab"], "seeds": [1, 2]},
+        },
     }
+    data["run"]["tasks"] = {"SST-2": {"train": {"steps": 7}}}
     data["studies"]["landscape"].update(
         cells=["fewglue.CB", "fewshot-256.SST-2"], methods=["pt"], seeds=[1, 2]
     )
+    data["studies"]["mi_check"]["cell"] = "fewglue.CB"
 
 
 def split(name: str, score: float) -> SplitResult:
-    return SplitResult(name, 10, score, {"acc": score}, {"a": 1.0}, majority_score=0.5)
+    return SplitResult(name, 10, score, {"acc": score}, {"a": 1.0}, majority_score=0.4)
 
 
 def write_runs(root: Path) -> None:
-    params = load_params(root / "params.yaml")
-    for cell in expand_grid(params):
-        key = (cell.cell, cell.method, cell.variant) if cell.variant else (cell.cell, cell.method)
-        score = SCORES[key][cell.seed - 1]
-        metrics = RunMetrics(
-            schema_version=SCHEMA_VERSION,
-            status="ok" if score is not None else "failed",
-            reason=None if score is not None else "non-finite loss nan at step 3",
-            setting=cell.setting,
-            task=cell.task,
-            task_version=1,
-            method=cell.method,
-            base=cell.method,
-            objective="ce",
-            seed=cell.seed,
-            variant=cell.variant,
-            prompt_init="vocab" if cell.variant else "random",
-            data_seed=13,
-            backbone="minilm",
-            backbone_dropout=False,
-            precision="fp32",
-            device="cpu",
-            select=split("dev32", score) if score is not None else None,
-            report=split("val", score) if score is not None else None,
-            selected_step=10 if score is not None else None,
-            steps=10,
-            n_train=32,
-            trainable_params=100,
-            wall_time_s=1.0,
-            train_time_s=1.0,
-            train_examples_per_s=16.0,
-            peak_memory_mb=100.0,
-        )
-        run_dir = root / cell.run_dir
-        run_dir.mkdir(parents=True)
-        (run_dir / "metrics.json").write_text(json.dumps(dataclasses.asdict(metrics)))
-        (run_dir / "curve.csv").write_text(CURVE)
-        provenance = {
-            "git_revision": "abc",
-            "packages": {"torch": "2.13.0"},
-            "hardware": {"processor": "cpu", "cpu_count": 2, "torch_threads": 2, "python": "3.11"},
-            "data_sha256": {f"{cell.task}/val": "0" * 64},
-        }
-        (run_dir / "provenance.json").write_text(json.dumps(provenance))
+    grid = read_grid_record(root / "configs" / "grid.json")
+    from prompttune.config import read_stage_config
+
+    for stage in grid.stages:
+        config = read_stage_config(root / stage.config)
+        for run in config.runs():
+            value = SCORES[stage.key][run.seed - 1]
+            status = "failed" if value is None else "collapsed" if value < 0 else "ok"
+            score = None if value is None else abs(value)
+            metrics = RunMetrics(
+                schema_version=SCHEMA_VERSION,
+                status=status,  # type: ignore[arg-type]
+                reason={"failed": "non-finite loss nan at step 3", "collapsed": "never above majority"}.get(
+                    status
+                ),
+                config=run,
+                objective=ObjectiveInfo("ce", "ce", None),
+                task_version=1,
+                device="cpu",
+                precision=Precision("fp32", "set in run.train.precision"),
+                select=None if score is None else split("dev32", score),
+                report=None if score is None else split("val", score),
+                selected_step=None if score is None else 10,
+                steps=30,
+                step_cap=run.train.steps,
+                eval_every=10,
+                convergence=None if score is None else Convergence("rule", True, 30, status == "ok", 20.0),
+                data=DataInfo({"train": 32}, {"train": 0}, {"train": 0}),
+                trainable_params=100,
+                wall_time_s=1.0,
+                train_time_s=1.0,
+                train_examples_per_s=16.0,
+                peak_memory_mb=100.0,
+            )
+            run_dir = root / stage.dir / f"seed{run.seed}"
+            run_dir.mkdir(parents=True)
+            (run_dir / "metrics.json").write_text(json.dumps(dataclasses.asdict(metrics)))
+            (run_dir / "curve.csv").write_text(CURVE)
+            provenance = {
+                "git_revision": "abc",
+                "packages": {"torch": "2.13.0"},
+                "hardware": {
+                    "processor": "cpu",
+                    "cpu_count": 2,
+                    "torch_threads": 2,
+                    "python": "3.11",
+                    "torch_cpu_capability": "AVX2",
+                    "cpu_flags": "avx2",
+                },
+                "data_sha256": {f"{run.task}/val": "0" * 64},
+            }
+            (run_dir / "provenance.json").write_text(json.dumps(provenance))
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     data = yaml.safe_load((ROOT / "params.yaml").read_text())
     small_grid(data)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    configure(load_params(tmp_path / "params.yaml"), tmp_path)
     write_runs(tmp_path)
     for cell, values in (("fewglue.CB", SHARPNESS), ("fewshot-256.SST-2", {1: 1.0, 2: 1.0})):
         for seed, value in values.items():
@@ -112,77 +139,122 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_means_and_std_over_ok_runs_with_failed_runs_counted(project: Path) -> None:
-    summary = write_aggregate(load_params(project / "params.yaml"), project / "results", root=project)
-    row = summary[summary["variant"] == ""].set_index(["setting", "task", "method"])
-    head = row.loc["fewglue", "CB", "head"]
-    assert head["mean"] == pytest.approx(60.0) and head["std"] == pytest.approx(10.0)
-    assert (head["n_ok"], head["n_runs"]) == (3, 3)
-    pt = row.loc["fewglue", "CB", "pt"]
-    assert pt["std"] == pytest.approx(0.0)
-    pt2 = row.loc["fewglue", "CB", "pt2"]
-    assert pt2["mean"] == pytest.approx(64.0) and pt2["std"] == pytest.approx(2 * 2**0.5)
-    assert (pt2["n_ok"], pt2["n_runs"]) == (2, 3)
-    runs = pd.read_csv(project / "results" / "runs.csv")
-    assert len(runs) == 20 and (runs["status"] == "failed").sum() == 1
-    nested = json.loads((project / "results" / "summary.json").read_text())
-    assert nested["fewshot-256.SST-2"]["pt2"] == {"mean": 72.0, "std": 2.0, "n_ok": 3, "n_runs": 3}
-    assert nested["fewglue.CB"]["pt/init-vocab"] == {"mean": 46.0, "std": 1.4142, "n_ok": 2, "n_runs": 2}
+def aggregate(project: Path) -> pd.DataFrame:
+    return write_aggregate(
+        read_grid_record(project / "configs" / "grid.json"), project / "results", root=project
+    )
 
 
-def test_steps_to_90_and_sharpness_land_in_the_tables(project: Path) -> None:
-    summary = write_aggregate(load_params(project / "params.yaml"), project / "results", root=project)
-    runs = pd.read_csv(project / "results" / "runs.csv", keep_default_na=False, na_values=[""])
-    # curve 0.30, 0.50, 0.56, 0.60: 90 % of the final 0.60 is 0.54, first reached at step 20
-    assert set(runs["steps_to_90"]) == {20}
-    pt = runs[(runs["task"] == "CB") & (runs["method"] == "pt") & (runs["variant"].isna())]
-    assert pt["sharpness"].tolist()[:2] == [0.25, 0.75] and pd.isna(pt["sharpness"].tolist()[2])
-    assert runs[runs["method"] != "pt"]["sharpness"].isna().all()
-    row = summary.set_index(["setting", "task", "method", "variant"]).loc["fewglue", "CB", "pt", ""]
-    assert row["sharpness"] == pytest.approx(0.5) and row["steps_to_90"] == 20
+def test_means_count_collapsed_runs_and_leave_failed_ones_out(project: Path) -> None:
+    row = aggregate(project).set_index(["setting", "task", "method", "variant"])
+    head = row.loc["fewglue", "CB", "head", ""]
+    assert head["mean"] == pytest.approx(60.0) and head["sd"] == pytest.approx(10.0) and head["n"] == 3
+    pt2 = row.loc["fewglue", "CB", "pt2", ""]
+    assert pt2["mean"] == pytest.approx(64.0) and (pt2["n"], pt2["runs"], pt2["failed"]) == (2, 3, 1)
+    sst = row.loc["fewshot-256", "SST-2", "pt2", ""]
+    assert sst["mean"] == pytest.approx(64.0) and (sst["n"], sst["collapsed"]) == (3, 1), "collapsed counts"
+    assert row.loc["fewglue", "CB", "pt", "init-vocab"]["mean"] == pytest.approx(46.0)
+
+
+def test_the_runs_table_has_its_declared_typed_schema(project: Path) -> None:
+    aggregate(project)
+    runs = read_runs(project / "results" / "runs.csv")
+    assert list(runs.columns) == RUN_COLUMNS and len(runs) == 20
+    assert (
+        runs["seed"].dtype == "int64" and runs["converged"].dtype == bool and runs["variant"].dtype == object
+    )
+    assert (runs["status"] == "failed").sum() == 1 and math.isnan(
+        runs[runs["status"] == "failed"]["report_score"].iloc[0]
+    )
+    pt = runs[(runs["task"] == "CB") & (runs["method"] == "pt") & (runs["variant"] == "")]
+    assert pt["sharpness"].tolist()[:2] == [0.25, 0.75] and math.isnan(pt["sharpness"].tolist()[2])
+    assert set(runs["steps_to_gain"].dropna()) == {20.0}
     curves = pd.read_csv(project / "results" / "curves.csv")
-    assert len(curves) == 4 * 20 and curves["step"].max() == 30
-
-
-def test_report_has_every_section_and_one_row_per_method(project: Path) -> None:
-    params = load_params(project / "params.yaml")
-    write_aggregate(params, project / "results", root=project)
-    out = render_report(params, project / "results", project / "reports" / "default.html", root=project)
-    html = out.read_text()
-    assert "60.0 ± 10.0" in html and "64.0 ± 2.8" in html and "72.0 ± 2.0" in html
-    results = html.split('<section id="results">')[1].split("</section>")[0]
-    assert "n = 2 of 3" in results and results.count("n = 3 of 3") == 5 + 1  # + pt's main row among variants
-    assert results.count("<tr><td><code>") == 3 * 2 + 2, "method rows per setting, pt and its variant"
-    assert "<td><code>init-vocab</code></td>" in results
-    assert "fewglue.CB / pt2 / seed 2</code>: failed — non-finite loss" in html
-    for section in ("claims", "results", "stability", "convergence", "landscapes", "mi-checks", "problems"):
-        assert f'<section id="{section}">' in html
-    assert html.count('src="data:image/png;base64,') == 2 + 2 + 2, "strips, curves, one landscape per cell"
-    assert "<code>abc</code>" in html and "0" * 64 in html
-    assert "http://" not in html and "https://" not in html, "the report must not load anything"
+    assert len(curves) == 4 * 20 and curves["select_score"].max() == pytest.approx(60.0), "points"
+    broken = project / "results" / "broken.csv"
+    broken.write_text(runs.drop(columns=["family"]).to_csv(index=False))
+    with pytest.raises(
+        PromptTuneError, match=r"broken\.csv: columns differ from the schema \(missing \['family'\]"
+    ):
+        read_runs(broken)
 
 
 def test_a_missing_run_is_an_error_naming_it(project: Path) -> None:
-    from prompttune.errors import PromptTuneError
-
     (project / "runs/fewglue.CB/pt/seed2/metrics.json").unlink()
     with pytest.raises(PromptTuneError, match=r"runs/fewglue.CB/pt/seed2/metrics.json: missing"):
-        write_aggregate(load_params(project / "params.yaml"), project / "results", root=project)
+        aggregate(project)
     assert not (project / "results" / "summary.csv").exists()
 
 
-def test_the_rendered_report_opens_in_a_headless_browser_without_errors(project: Path) -> None:
+def render(project: Path) -> Path:
+    aggregate(project)
+    grid = read_grid_record(project / "configs" / "grid.json")
+    return render_report(grid, project / "results", project / "reports" / "default.html", root=project)
+
+
+def test_report_has_every_section_and_each_stages_own_settings(project: Path) -> None:
+    html = render(project).read_text()
+    assert "60.0 ± 10.0" in html and "64.0 ± 2.8" in html
+    results = html.split('<section id="results">')[1].split("</section>")[0]
+    assert "n = 2 of 3 (1 failed)" in results and "n = 3 of 3 (1 collapsed)" in results
+    assert "<td><code>init-vocab</code></td>" in results
+    assert "fewglue.CB / pt2 / seed 2</code>: non-finite loss" in html
+    for section in (
+        "claims",
+        "results",
+        "stability",
+        "convergence",
+        "landscapes",
+        "mi-checks",
+        "runs",
+        "problems",
+        "cost",
+        "method-details",
+    ):
+        assert f'<section id="{section}">' in html
+    details = html.split('<section id="method-details">')[1].split("</section>")[0]
+    steps_row = next(line for line in details.splitlines() if "<code>train.steps</code>" in line)
+    default_steps = load_params(project / "params.yaml").run.train.steps
+    assert f"<code>{default_steps}</code>" in steps_row and "<code>7</code>" in steps_row, (
+        "CB and SST-2 differ"
+    )
+    assert "http://" not in html and "https://" not in html, "the report must not load anything"
+
+
+def test_the_report_escapes_what_it_shows(project: Path) -> None:
+    html = render(project).read_text()
+    assert "[CLS]/&lt;s&gt;" in html and "[CLS]/<s>" not in html, "a help text's <s> is text, not markup"
+
+
+def test_the_report_works_in_a_headless_browser(project: Path) -> None:
     from browser import ARTIFACTS, open_page, require_chromium
 
     require_chromium()
-    params = load_params(project / "params.yaml")
-    write_aggregate(params, project / "results", root=project)
-    out = render_report(params, project / "results", project / "reports" / "default.html", root=project)
-    page = open_page(out, ARTIFACTS / "report" / "default.png")
+    out = render(project)
+    script = """(async () => {
+      const table = document.getElementById("run-table");
+      const column = [...table.tHead.rows[0].cells].findIndex(th => th.textContent === "report");
+      const scores = () => [...table.tBodies[0].rows].map(r => r.cells[column].textContent);
+      const before = scores();
+      table.tHead.rows[0].cells[column].click();
+      const ascending = scores();
+      table.tHead.rows[0].cells[column].click();
+      const descending = scores();
+      const input = document.querySelector('input[data-filter="run-table"]');
+      input.value = "SST-2 pt2"; input.dispatchEvent(new Event("input"));
+      const shown = [...table.tBodies[0].rows].filter(r => !r.hidden).length;
+      const link = table.tBodies[0].rows[0].querySelector("a").getAttribute("href");
+      const help = document.body.innerText.includes("[CLS]/<s>");
+      const struck = document.querySelectorAll("s").length;
+      return {before, ascending, descending, shown, link, help, struck};
+    })()"""
+    page = open_page(out, ARTIFACTS / "report" / "aggregate.png", script=script)
     assert page.console_errors == []
-    for section in ("claims", "results", "stability", "convergence", "landscapes", "mi-checks", "problems",
-                    "cost", "method-details"):  # fmt: skip
-        assert f'id="{section}"' in page.dom
-    assert 'id="provenance"' in page.dom
-    assert page.dom.count("<img") == 6 and page.dom.count('src="data:image/png;base64,') == 6
-    assert page.screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    value = page.value
+    numbers = [float(v) for v in value["ascending"] if v != "—"]
+    assert numbers == sorted(numbers) and value["ascending"] != value["before"]
+    assert [float(v) for v in value["descending"] if v != "—"] == sorted(numbers, reverse=True)
+    assert value["shown"] == 3, "the filter keeps SST-2's three pt2 seeds"
+    assert value["link"].startswith("../runs/"), "each run links to its folder"
+    assert value["help"] and value["struck"] == 0, "<s> shows as text and strikes nothing through"
+    assert page.dom.count("<img") >= 5 and page.screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

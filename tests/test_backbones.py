@@ -71,13 +71,11 @@ OBJECTIVE_PARAMETERS = {"infoprompt": {"w_c"}, "infoprompt-rep": {"w_c"}}
 
 def refused(backbone: str, variant: str, objective: str) -> bool:
     """The combinations that must be refused: ALBERT's attention takes no cache (pt2); InfoPrompt needs a
-    prompt (head); InfoPrompt's head loss compares ALBERT's 16-wide word embeddings with the 32-wide head."""
+    prompt (head)."""
     base = VARIANTS[variant][0]
     if backbone == "albert" and base == "pt2":
         return True
-    if base == "head" and objective.startswith("infoprompt"):
-        return True
-    return backbone == "albert" and objective in ("infoprompt", "infoprompt-head")
+    return base == "head" and objective.startswith("infoprompt")
 
 
 MATRIX = [

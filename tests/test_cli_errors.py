@@ -51,30 +51,70 @@ def test_a_good_run_exits_zero(project: Path) -> None:
     assert (project / "runs/fewglue.CB/pt2/seed1/metrics.json").is_file()
 
 
-def test_grid_seeds_trains_every_grid_seed_and_writes_their_headlines(project: Path) -> None:
-    proc = prompttune(["train", "--cell", "fewglue.CB", "--method", "head", "--grid-seeds"], project)
+def test_a_stage_config_trains_every_seed_and_writes_its_headline(project: Path) -> None:
+    proc = prompttune(["train", "--config", "configs/train/fewglue.CB/head.json"], project)
     assert proc.returncode == 0, proc.stderr
-    headlines = json.loads((project / "runs/fewglue.CB/head.metrics.json").read_text())
-    assert list(headlines) == ["seed1", "seed2"]  # the smoke profile's grid.seeds
-    for name, headline in headlines.items():
-        run = json.loads((project / "runs/fewglue.CB/head" / name / "metrics.json").read_text())
-        assert headline["status"] == run["status"] and headline["report"]["score"] == run["report"]["score"]
+    headline = json.loads((project / "metrics/fewglue.CB/head.json").read_text())
+    runs = [json.loads((project / f"runs/fewglue.CB/head/seed{s}/metrics.json").read_text()) for s in (1, 2)]
+    scores = [100 * run["report"]["score"] for run in runs]
+    assert headline["report"]["mean"] == pytest.approx(sum(scores) / 2, abs=0.01) and headline["runs"] == 2
+    assert set(headline) == {"report", "select", "runs", "failed", "collapsed", "converged"}
+    assert (
+        (project / "metrics/curves/fewglue.CB/head.csv")
+        .read_text()
+        .startswith("step,select_score,train_loss")
+    )
+    assert "runs/fewglue.CB/head/seed1: " in proc.stdout
+
+
+def test_progress_lines_follow_the_verbosity(project: Path) -> None:
+    loud = prompttune(["train", "--cell", "fewglue.CB", "--method", "head", "--seed", "1"], project)
+    assert "fewglue.CB/head seed 1: step 2/4" in loud.stderr and "ETA" in loud.stderr
+    quiet = prompttune(["-q", "train", "--cell", "fewglue.CB", "--method", "head", "--seed", "1"], project)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    version = prompttune(["--version"], project)
+    assert version.returncode == 0 and version.stdout.startswith("prompttune ")
+    usage = prompttune(["--help"], project)
+    assert "``" not in usage.stdout and "configure" in usage.stdout
+
+
+def test_out_names_the_folder_it_wrote(project: Path) -> None:
+    proc = prompttune(
+        ["train", "--cell", "fewglue.CB", "--method", "head", "--seed", "1", "--out", "mine"], project
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("mine: ") and (project / "mine" / "metrics.json").is_file()
+    assert not (project / "metrics").exists(), "one seed of the stage is no headline"
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "fragment"),
     [
-        ["--seed", "1", "--grid-seeds"],
-        [],
-        ["--grid-seeds", "--out", "elsewhere"],
-        ["--seed", "1", "--seed", "2", "--out", "elsewhere"],
-        ["--seed", "1", "--seed", "1"],
+        ([], "give --config FILE, or --cell and --method"),
+        (
+            ["--config", "configs/train/fewglue.CB/head.json", "--cell", "fewglue.CB"],
+            "--config names the stage",
+        ),
+        (
+            ["--cell", "fewglue.CB", "--method", "head", "--seed", "1", "--seed", "2", "--out", "elsewhere"],
+            "--out",
+        ),
+        (["--cell", "fewglue.CB", "--method", "head", "--seed", "1", "--seed", "1"], "repeated seed"),
+        (["--config", "configs/train/nothing.json"], "configs/train/nothing.json"),
+        (["--cell", "fewglue.RTE", "--method", "head"], "the grid has no stage fewglue.RTE/head"),
     ],
 )
-def test_seed_flags_that_do_not_go_together_fail_clearly(project: Path, args: list[str]) -> None:
-    proc = prompttune(["train", "--cell", "fewglue.CB", "--method", "head", *args], project)
-    assert_one_line_error(proc, "seed")
+def test_train_flags_that_do_not_go_together_fail_clearly(
+    project: Path, args: list[str], fragment: str
+) -> None:
+    proc = prompttune(["train", *args], project)
+    assert_one_line_error(proc, fragment)
     assert not (project / "runs").exists() and not (project / "elsewhere").exists()
+
+
+def test_a_report_without_results_is_a_one_line_error(project: Path) -> None:
+    proc = prompttune(["report", "--results", "/nonexistent"], project)
+    assert_one_line_error(proc, "/nonexistent/runs.csv")
 
 
 @pytest.mark.parametrize(
@@ -148,7 +188,24 @@ def test_unknown_profile_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_invalid_params_value_fails_clearly(tmp_path: Path) -> None:
-    text = (ROOT / "params.yaml").read_text().replace("seeds: [1, 2, 3]", "seeds: []", 1)
-    (tmp_path / "params.yaml").write_text(text)
+    text = (ROOT / "params.yaml").read_text()
+    seeds = next(line for line in text.splitlines() if line.startswith("  seeds: "))
+    (tmp_path / "params.yaml").write_text(text.replace(seeds, "  seeds: []", 1))
     proc = prompttune(["grid"], tmp_path)
     assert_one_line_error(proc, "params.yaml", "grid: seeds must not be empty")
+
+
+def test_a_typo_in_an_option_key_fails_before_any_work(tmp_path: Path) -> None:
+    text = (
+        (ROOT / "params.yaml")
+        .read_text()
+        .replace(
+            "run:\n  backbone: minilm",
+            "run:\n  objectives: {ptp-rn-emb: {sigmaa: 0.05}}\n  backbone: minilm",
+            1,
+        )
+    )
+    (tmp_path / "params.yaml").write_text(text)
+    proc = prompttune(["configure"], tmp_path)
+    assert_one_line_error(proc, "params.yaml", "run.objectives.ptp-rn-emb.sigmaa: unknown key")
+    assert not (tmp_path / "configs").exists()

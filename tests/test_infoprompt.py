@@ -230,7 +230,7 @@ def test_ablations_fix_one_weight_and_keep_the_other(tiny_backbone: str) -> None
     batch = batch_of(CB_EXAMPLES, tokenizer)
     assert set(head_only.loss(model, batch)[1]) == {"ce", "l_head", "mi_head"}
     assert set(rep_only.loss(model, batch)[1]) == {"ce", "l_rep", "mi_rep"}
-    with pytest.raises(PromptTuneError, match=r"run\.objectives\.infoprompt-head\.beta: unknown key"):
+    with pytest.raises(PromptTuneError, match=r"run\.objectives\.infoprompt-head\.beta: fixed at 0\.0"):
         build_objective("infoprompt-head", {"beta": 0.2}, model)
     with pytest.raises(PromptTuneError, match="gamma must be a finite number ≥ 0"):
         build_objective("infoprompt", {"gamma": -1.0}, model)

@@ -1,4 +1,5 @@
-"""Loss landscape: directions, the surface's centre and slope, sharpness, files written for a run."""
+"""Loss landscape: directions, the surface's centre and slope, calibrated sharpness (blind to the head's
+scale), files written for a run."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from helpers import CB_EXAMPLES, tiny_config
 from prompttune.backbone import load_backbone
 from prompttune.batches import collate, encode
 from prompttune.data import fetch
-from prompttune.landscape import directions, landscape_for_run, loss_surface, plot_surfaces, sharpness
+from prompttune.landscape import (
+    calibrate,
+    directions,
+    landscape_for_method,
+    landscape_for_run,
+    loss_surface,
+    plot_surfaces,
+    sharpness,
+)
 from prompttune.model import PromptModel
 from prompttune.splits import required_files
 from prompttune.tasks import get_task
@@ -48,15 +57,46 @@ def test_centre_is_the_clean_loss_and_the_gradient_direction_goes_uphill(model_a
     assert model.training  # mode restored
     model.eval()
     with torch.no_grad():
-        clean = F.cross_entropy(model(batch).logits, batch["labels"]).item()
+        logits = model(batch).logits
+    clean = F.cross_entropy(logits, batch["labels"]).item()
+    calibrated = F.cross_entropy(logits / surface["temperature"], batch["labels"]).item()
     assert surface["axis"] == [-0.02, 0.0, 0.02]
-    assert surface["centre_loss"] == clean
-    assert surface["losses"][1][1] == clean
+    assert surface["raw_centre_loss"] == clean and surface["raw_losses"][1][1] == clean
+    assert surface["centre_loss"] == pytest.approx(calibrated) and surface["losses"][1][1] == pytest.approx(
+        calibrated
+    )
+    assert calibrated <= clean + 1e-6, "the calibrated temperature can only lower the centre's loss"
     minus, plus = surface["losses"][1][0], surface["losses"][1][2]  # b = 0, a = ∓radius
-    assert plus > clean > minus
+    assert plus > surface["centre_loss"] > minus
     n_text = int(batch["text_mask"].sum())
     assert surface["n_coordinates"] == n_text * 32
     assert surface["unit_value"] == pytest.approx(surface["rms_embedding"] * math.sqrt(n_text * 32))
+
+
+def test_calibration_finds_the_temperature_that_minimises_the_loss() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.2, 3.0], [1.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 1, 2, 1])
+    t = calibrate(logits, labels)
+    grid = torch.linspace(0.05, 20, 4000)
+    losses = torch.stack([F.cross_entropy(logits / g, labels) for g in grid])
+    assert t == pytest.approx(grid[losses.argmin()].item(), rel=1e-2)
+    assert calibrate(10 * logits, labels) == pytest.approx(10 * t, rel=1e-6)
+
+
+@pytest.mark.parametrize("scale", [0.01, 10.0, 100.0])
+def test_sharpness_does_not_reward_a_timid_head(model_and_batch, scale: float) -> None:
+    """Scaling the head scales every logit; the raw surface's sharpness moves with it (the audit measured
+    0.000 / 0.0004 / 0.034 / 0.82 at 0.01 / 1 / 10 / 100), the calibrated one must not."""
+    model, batch = model_and_batch
+    reference = loss_surface(model, batch, radius=0.5, points=5)
+    with torch.no_grad():
+        model.head.weight.mul_(scale)
+        model.head.bias.mul_(scale)
+    scaled = loss_surface(model, batch, radius=0.5, points=5)
+    assert sharpness(scaled, 0.5) == pytest.approx(sharpness(reference, 0.5), rel=1e-4, abs=1e-7)
+    assert scaled["temperature"] == pytest.approx(scale * reference["temperature"], rel=1e-3)
+    raw_ratio = sharpness(scaled, 0.5, raw=True) / sharpness(reference, 0.5, raw=True)
+    assert not 0.5 < raw_ratio < 2, "the uncalibrated sharpness does move with the head's scale"
 
 
 def test_surface_is_reproducible_for_a_seed(model_and_batch) -> None:
@@ -121,6 +161,7 @@ def test_landscape_for_a_trained_run_writes_json_and_png(
     assert saved == surface
     assert len(saved["axis"]) == 5 and all(len(row) == 5 for row in saved["losses"])
     assert saved["sharpness"] == sharpness(saved, 0.25)
+    assert saved["raw_sharpness"] == sharpness(saved, 0.25, raw=True)
     assert saved["n_examples"] == 6 and saved["split"] == "val"
     assert saved["run"]["method"] == "pt2" and saved["run"]["seed"] == 1 and saved["run"]["task"] == "CB"
     assert (outs["pt2"] / "surface.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -128,3 +169,16 @@ def test_landscape_for_a_trained_run_writes_json_and_png(
     plot_surfaces([outs[method] / "surface.json" for method in runs], combined)
     assert combined.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "landscape").glob(".*"))  # no temporary files left behind
+    spec = {
+        "runs": [str(runs["pt2"])],
+        "out": str(tmp_path / "study"),
+        "radius": 0.5,
+        "points": 5,
+        "rho": 0.25,
+        "n_examples": 6,
+    }
+    (study,) = landscape_for_method(spec, cb_data)
+    assert study == surface | {"run": study["run"]}  # the same surface, whichever way it is computed
+    assert (tmp_path / "study" / "pt2" / "surface.json").is_file() and (
+        tmp_path / "study" / "surfaces.png"
+    ).is_file()

@@ -14,7 +14,7 @@ from helpers import tiny_config
 from prompttune import model as model_module
 from prompttune.data import fetch
 from prompttune.splits import required_files
-from prompttune.train import resume_file, train_run, train_seeds
+from prompttune.train import resume_folder, train_run, train_seeds
 
 SEEDS = [1, 2, 3]
 
@@ -38,7 +38,7 @@ def curve_rows(run_dir: Path) -> list[list[float]]:
 @pytest.mark.parametrize(
     ("method", "stacked", "group"),
     [
-        ("head", True, 0),
+        ("head", False, 0),  # trains on cached features, one seed after another
         ("pt", True, 0),
         ("pt2", True, 0),
         ("pt2", True, 2),  # length-grouped batches
@@ -96,6 +96,34 @@ def test_seeds_in_one_process_equal_separate_runs(
     assert not torch.equal(seed_prompts[0][key], seed_prompts[1][key]), "each seed keeps its own parameters"
 
 
+def test_head_on_cached_features_predicts_as_head_through_the_backbone(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prompttune import train as train_module
+
+    encodes = []
+    encode = model_module.PromptModel.encode
+    monkeypatch.setattr(
+        model_module.PromptModel, "encode", lambda self, *a, **k: encodes.append(1) or encode(self, *a, **k)
+    )
+    config = tiny_config(tiny_backbone, "head", 1, backbone_dropout=False, steps=8, eval_every=2)
+    cached = train_run(config, cb_data, tmp_path / "cached")
+    passes_cached = len(encodes)
+    monkeypatch.setattr(train_module, "uses_feature_cache", lambda config: False)
+    encodes.clear()
+    through = train_run(config, cb_data, tmp_path / "through")
+    n_batches = -(-32 // 32) + -(-56 // 32)  # the splits' evaluation batches (train 32, select 32, report 56)
+    assert passes_cached == 1 + n_batches, "the backbone ran once per evaluation batch of each split"
+    assert len(encodes) > 8, "without the cache the backbone runs every step"
+    read = lambda d: (d / "predictions.jsonl").read_text()  # noqa: E731
+    assert read(tmp_path / "cached") == read(tmp_path / "through")
+    assert cached.selected_step == through.selected_step and cached.report == through.report
+    a = torch.load(tmp_path / "cached" / "prompt.pt")["model"]
+    b = torch.load(tmp_path / "through" / "prompt.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
 def test_auto_takes_turns_on_a_cpu_bit_identical_to_separate_runs(
     tiny_backbone: str, cb_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -145,8 +173,8 @@ def test_a_diverging_seed_fails_alone(tiny_backbone: str, cb_data: Path, tmp_pat
 
 def test_several_seeds_share_one_resume_state_beside_their_method_folder(tmp_path: Path) -> None:
     dirs = [tmp_path / "pt" / f"seed{s}" for s in SEEDS]
-    assert resume_file(dirs) == tmp_path / "pt.resume" / "seed1+2+3" / "state.pt"
-    assert resume_file(dirs[:1]) == tmp_path / "pt.resume" / "seed1" / "state.pt"
+    assert resume_folder(dirs) == tmp_path / "pt.resume" / "seed1+2+3"
+    assert resume_folder(dirs[:1]) == tmp_path / "pt.resume" / "seed1"
 
 
 def test_configs_that_differ_beyond_the_seed_are_refused(

@@ -1,4 +1,5 @@
-"""The three settings: sizes, disjointness, determinism in the data seed, group integrity."""
+"""The three settings: sizes, disjointness by content on every setting × task of the mirror, determinism in
+the data seed, group integrity."""
 
 from __future__ import annotations
 
@@ -9,17 +10,66 @@ from pathlib import Path
 import pytest
 
 from prompttune.errors import PromptTuneError
-from prompttune.splits import Setting, Splits, load_splits, parse_setting, required_files
-from prompttune.tasks import Example, get_task
+from prompttune.splits import Setting, Splits, content, load_splits, parse_setting, required_files
+from prompttune.tasks import TASKS, Example, get_task
 
 
 def guids(examples: list[Example]) -> list[str]:
     return [e.guid for e in examples]
 
 
+def texts(examples: list[Example]) -> set[tuple[str, ...]]:
+    return {content(e) for e in examples}
+
+
 def assert_disjoint(splits: Splits) -> None:
-    assert not set(guids(splits.train)) & set(guids(splits.select))
+    """Disjoint by content (the text fields, not the ids, which carry their file's prefix), and no
+    MultiRC question in two splits."""
+    assert not texts(splits.train) & texts(splits.select)
+    assert not texts(splits.select) & texts(splits.report)
+    assert not texts(splits.train) & texts(splits.report)
     assert not {e.group for e in splits.train if e.group} & {e.group for e in splits.select if e.group}
+
+
+def mirror_cells(mirror: Path) -> list[tuple[str, str]]:
+    """Every setting × task whose files the mirror has."""
+    cells = []
+    for setting in ("fewglue", "superglue", "fewshot-64", "fewshot-256"):
+        for task in TASKS.names():
+            try:
+                files = required_files(setting, task)
+            except PromptTuneError:
+                continue
+            if all((mirror / file).is_file() for file in files):
+                cells.append((setting, task))
+    return cells
+
+
+def test_every_setting_and_task_of_the_mirror_is_disjoint_by_content(mirror: Path) -> None:
+    cells = mirror_cells(mirror)
+    assert len(cells) >= 14  # FewGLUE's 8 tasks, full RTE, WSC and SST-2, few-shot RTE, WSC and SST-2
+    for setting, task in cells:
+        splits = load_splits(mirror, setting, get_task(task), data_seed=13)
+        assert_disjoint(splits)
+        assert len(texts(splits.train)) == len(splits.train) or task == "MultiRC", (setting, task)
+
+
+def test_dev32_rows_that_are_training_rows_leave_the_training_pool(mirror: Path) -> None:
+    # FewGLUE_32dev's RTE rows are rows of the SuperGLUE training set: none may be drawn to train on.
+    task = get_task("RTE")
+    full = task.read(mirror / "SuperGLUE/RTE/train.jsonl", "full_train")
+    dev32 = task.read(mirror / "FewGLUE_32dev/RTE/dev32.jsonl", "fewglue_dev32")
+    assert texts(dev32) <= texts(full)
+    splits = load_splits(mirror, "fewshot-256", task, data_seed=13)
+    assert splits.removed_overlap["train"] >= len(dev32)
+    assert not texts(splits.train) & texts(dev32)
+
+
+def test_repeated_texts_are_one_unit(mirror: Path) -> None:
+    # GLUE's SST-2 training file repeats sentences; each is drawn at most once, and never on both sides.
+    splits = load_splits(mirror, "superglue", get_task("SST-2"), data_seed=0)
+    assert splits.removed_overlap["repeats"] > 0
+    assert len(texts(splits.train)) == len(splits.train)
 
 
 def test_parse_setting() -> None:
@@ -106,7 +156,8 @@ def test_fewshot_uses_dev32_where_fewglue_has_one(mirror: Path) -> None:
 
 def test_superglue_holds_out_ten_percent(mirror: Path) -> None:
     splits = load_splits(mirror, "superglue", get_task("RTE"), data_seed=0)
-    assert len(splits.select) == 249 and len(splits.train) == 2490 - 249
+    distinct = 2490 - splits.removed_overlap["repeats"] - splits.removed_overlap["train"]
+    assert len(splits.select) == round(0.1 * distinct) and len(splits.train) == distinct - len(splits.select)
     assert splits.select_name == "heldout"
     assert_disjoint(splits)
     other = load_splits(mirror, "superglue", get_task("RTE"), data_seed=1)
@@ -114,7 +165,9 @@ def test_superglue_holds_out_ten_percent(mirror: Path) -> None:
 
 
 def test_too_few_examples_to_draw(mirror: Path) -> None:
-    with pytest.raises(PromptTuneError, match="cannot draw 5000 examples, the file has 2490"):
+    with pytest.raises(
+        PromptTuneError, match=r"cannot draw 5000 examples, the file has 24\d\d distinct ones"
+    ):
         load_splits(mirror, "fewshot-5000", get_task("RTE"), data_seed=0)
 
 

@@ -72,7 +72,9 @@ def test_a_run_writes_every_output_with_a_valid_schema(
     assert {p.name for p in out.iterdir()} == RUN_FILES
     loaded = load_metrics(out / "metrics.json")
     assert loaded == metrics
-    assert loaded.steps == 6 and loaded.n_train == 32
+    assert loaded.steps == 6 and loaded.data.sizes == {"train": 32, "select": 32, "report": 56}
+    assert loaded.config == tiny_config(tiny_backbone) and loaded.precision.used == "fp32"
+    assert loaded.objective.family == "ce" and loaded.convergence is not None
     assert loaded.select.name == "dev32" and loaded.select.n_examples == 32
     assert loaded.report.name == "val" and loaded.report.n_examples == 56
     assert loaded.trainable_params == 2 * 2 * 4 * 32 + 3 * 32 + 3  # prefix (L·2·n·d) + head

@@ -60,17 +60,12 @@ class PromptBase(nn.Module, ABC):
 
 BASES: Registry[type[PromptBase]] = Registry("prompt base")
 
-# What objectives need of a base and a backbone (the objectives do not declare it themselves):
-PROMPT_OBJECTIVES = frozenset({"infoprompt", "infoprompt-head", "infoprompt-rep"})  # read prompt_vectors()
-WORD_EMBEDDING_OBJECTIVES = frozenset({"infoprompt", "infoprompt-head"})  # L_head scores e(x_j) vs the head
-
 
 def _reason(base: str, objective: str, backbone_config: PretrainedConfig) -> str | None:
-    """Why ``objective`` on ``base`` cannot run on the backbone (one clause), or ``None``.
+    """Why ``objective`` on ``base`` cannot run on the backbone (one clause), or ``None``; what an objective
+    needs of its base it declares itself (``Objective.needs_prompt``)."""
+    from prompttune.objectives import OBJECTIVES  # objectives build on bases: imported when asked
 
-    Choice: InfoPrompt's ``L_head`` scores the word embeddings of the input against the hidden-wide
-    head rows (objectives/infoprompt.py); where word embeddings are narrower (ALBERT) that needs the
-    backbone's embedding→hidden map on them, which the objective does not apply, so it is refused."""
     if backbone_config.model_type not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
         return f"model type {backbone_config.model_type!r} is not supported; known: {known}"
@@ -78,13 +73,8 @@ def _reason(base: str, objective: str, backbone_config: PretrainedConfig) -> str
     reason = base_class.unsupported(backbone_config)
     if reason is not None:
         return reason
-    if objective in PROMPT_OBJECTIVES and not base_class.has_prompt:
+    if OBJECTIVES.get(objective).needs_prompt and not base_class.has_prompt:
         return f"the objective needs a prompt and base {base!r} has none (use pt or pt2)"
-    if objective in WORD_EMBEDDING_OBJECTIVES and architecture(backbone_config).embedding_to_hidden:
-        return (
-            f"its head loss compares {backbone_config.embedding_size}-wide word embeddings with the "
-            f"{backbone_config.hidden_size}-wide head (infoprompt-rep runs)"
-        )
     return None
 
 

@@ -27,11 +27,22 @@ class Objective(nn.Module, ABC):
     """``loss`` returns the loss to minimise and numbers to log. An objective that draws no random
     numbers and treats every example on its own may set ``stackable``: the training loop then also
     hands it a ``StackedModel`` (several seeds in one batch) and expects one loss per seed, which
-    ``model.seed_means`` of a per-example loss gives in both cases."""
+    ``model.seed_means`` of a per-example loss gives in both cases. One whose loss reads nothing but
+    ``model(batch).logits`` may set ``features_only``: with base ``head`` the loop then trains it on
+    cached frozen-backbone features. One that reads ``model.base.prompt_vectors()`` sets ``needs_prompt``
+    (a base without a prompt is then refused at config load).
+
+    What the claims compare is declared, never read off the name: ``family`` (``ce``, ``ptp``,
+    ``infoprompt``, or a new method's own) and ``ablation_of`` (the objective this one removes a part
+    of, e.g. InfoPrompt's single-loss ablations)."""
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[ObjectiveConfig]] = ObjectiveConfig
     stackable: ClassVar[bool] = False
+    features_only: ClassVar[bool] = False
+    needs_prompt: ClassVar[bool] = False
+    family: ClassVar[str] = ""
+    ablation_of: ClassVar[str | None] = None
 
     def __init__(self, config: ObjectiveConfig, model: PromptModel) -> None:
         super().__init__()

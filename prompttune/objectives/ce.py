@@ -12,7 +12,9 @@ from prompttune.objectives.base import OBJECTIVES, Objective
 @OBJECTIVES.register("ce")
 class CrossEntropy(Objective):
     name = "ce"
+    family = "ce"
     stackable = True
+    features_only = True
 
     def loss(self, model: PromptModel | StackedModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         loss = model.seed_means(F.cross_entropy(model(batch).logits, batch["labels"], reduction="none"))

@@ -5,6 +5,8 @@
 - ``L_head`` (code): positive ``s(mean_k p_k, h̄)``, ``h̄`` the mean of the head's weight rows; negatives
   ``s(e(x_j), h̄)`` for every non-pad input token of the example (``attention_mask``: special tokens such as
   ``[CLS]``/``[SEP]`` count, as in the code); ``−log softmax`` of the positive, averaged over the batch.
+  Where word embeddings are narrower than the hidden size (ALBERT), they are first mapped to it by the
+  backbone's own embedding→hidden layer, as the prompt vectors are (choice).
 - ``L_rep`` (code, simplified): context ``c = W_c·mean_k p_k``; positive ``s(r⁺_i, c)`` with ``r⁺`` the
   head input computed with the prompt; negatives ``s(r⁻_j, c)`` for every example ``j`` of the batch, ``r⁻``
   the same representation without the prompt.
@@ -14,6 +16,8 @@
   gradient, and cached on the objective (not saved). For multiple choice, an example is represented by its
   correct choice (its tokens for ``L_head``, its pooled representation for ``L_rep``).
 - ``clamp`` (code: 2, off by default): each per-example InfoNCE loss is clamped at ``clamp`` from above.
+- ``Contrast``: the critic's sign and the positive's index among the logits, (+1, 0) as in the paper; the
+  MI-convergence study trains the other contrasts as negative controls (its checks must catch them).
 - Logged: ``ce``, ``l_head``, ``l_rep`` (the terms as they enter the loss) and the InfoNCE bounds
   ``mi_head``, ``mi_rep`` = mean of ``log(N+1) − L`` (unclamped L; N the example's number of negatives).
 """
@@ -27,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from prompttune.backbone import embedding_to_hidden
 from prompttune.errors import PromptTuneError
 from prompttune.model import Batch, PromptModel
 from prompttune.objectives.base import OBJECTIVES, Objective, ObjectiveConfig
@@ -70,20 +75,36 @@ class InfoPromptRepConfig(InfoPromptConfig):
     gamma: float = field(default=0.0, init=False, metadata={"help": "fixed at 0 by this ablation"})
 
 
+@dataclass(frozen=True)
+class Contrast:
+    """How an InfoNCE loss contrasts: ``sign`` multiplies the critic, ``positive`` is the index of the
+    term the loss rewards among [positive, negatives...]. The paper's contrast is ``Contrast()``."""
+
+    sign: float = 1.0
+    positive: int = 0
+
+
+PAPER = Contrast()
+
+
 def critic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``s(a, b) = ⟨a, b⟩/√d`` over the last dimension (code)."""
     return (a * b).sum(-1) / math.sqrt(a.shape[-1])
 
 
 def info_nce(
-    positive: torch.Tensor, negatives: torch.Tensor, mask: torch.Tensor | None = None
+    positive: torch.Tensor,
+    negatives: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    contrast: Contrast = PAPER,
 ) -> torch.Tensor:
     """Per-example ``−log softmax(positive among [positive, negatives])``: positive (B,), negatives (B, N),
     mask (B, N) marking the negatives that count."""
+    logits = contrast.sign * torch.cat([positive.unsqueeze(1), negatives], dim=1)
     if mask is not None:
-        negatives = negatives.masked_fill(~mask, float("-inf"))
-    logits = torch.cat([positive.unsqueeze(1), negatives], dim=1)
-    return -torch.log_softmax(logits, dim=1)[:, 0]
+        keep = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)
+        logits = logits.masked_fill(~keep, float("-inf"))
+    return -torch.log_softmax(logits, dim=1)[:, contrast.positive]
 
 
 def mi_bound(losses: torch.Tensor, n_negatives: torch.Tensor | int) -> torch.Tensor:
@@ -92,23 +113,31 @@ def mi_bound(losses: torch.Tensor, n_negatives: torch.Tensor | int) -> torch.Ten
 
 
 def head_loss(
-    prompt: torch.Tensor, head_weight: torch.Tensor, token_embeds: torch.Tensor, token_mask: torch.Tensor
+    prompt: torch.Tensor,
+    head_weight: torch.Tensor,
+    token_embeds: torch.Tensor,
+    token_mask: torch.Tensor,
+    contrast: Contrast = PAPER,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``L_head`` per example and its number of negatives. prompt (n, d), head_weight (C, d), token_embeds
     (B, T, d), token_mask (B, T) bool (the non-pad tokens)."""
     h = head_weight.mean(dim=0)
     positive = critic(prompt.mean(dim=0), h).expand(token_embeds.shape[0])
-    return info_nce(positive, critic(token_embeds, h), token_mask), token_mask.sum(dim=1)
+    return info_nce(positive, critic(token_embeds, h), token_mask, contrast), token_mask.sum(dim=1)
 
 
 def rep_loss(
-    prompt: torch.Tensor, w_c: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    prompt: torch.Tensor,
+    w_c: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor,
+    contrast: Contrast = PAPER,
 ) -> torch.Tensor:
     """``L_rep`` per example: positives (B, d) = r⁺ with prompt, negatives (B', d) = r⁻ without prompt,
     each example contrasted with all B' negatives; context ``c = W_c·mean_k p_k``."""
     c = w_c @ prompt.mean(dim=0)
     scores = critic(negatives, c).unsqueeze(0).expand(positives.shape[0], -1)
-    return info_nce(critic(positives, c), scores)
+    return info_nce(critic(positives, c), scores, contrast=contrast)
 
 
 def example_rows(batch: Batch) -> torch.Tensor:
@@ -134,6 +163,8 @@ class InfoPrompt(Objective):
     """``CE + γ·L_head + β·L_rep`` (see the module docstring). Only terms with a weight > 0 are computed."""
 
     name = "infoprompt"
+    family = "infoprompt"
+    needs_prompt = True
     config_class = InfoPromptConfig
     config: InfoPromptConfig
 
@@ -146,6 +177,7 @@ class InfoPrompt(Objective):
             )
         d = prompt.shape[-1]
         self.w_c: nn.Parameter | None = nn.Parameter(torch.eye(d)) if config.beta > 0 else None
+        self.contrast = PAPER
         self._negatives: dict[int, tuple[int, torch.Tensor]] = {}  # example_index → (token hash, r⁻)
 
     def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -167,9 +199,12 @@ class InfoPrompt(Objective):
         logs: dict[str, float] = {}
         l_head = l_rep = None
         if self.config.gamma > 0:
-            embeds = model.embed(batch["input_ids"][rows]).float()
+            to_hidden = embedding_to_hidden(
+                model.backbone
+            )  # per call: never stored (no backbone weights in state)
+            embeds = to_hidden(model.embed(batch["input_ids"][rows])).float()
             losses, n = head_loss(
-                prompt, model.head.weight.float(), embeds, batch["attention_mask"][rows].bool()
+                prompt, model.head.weight.float(), embeds, batch["attention_mask"][rows].bool(), self.contrast
             )
             l_head = self._reduce(losses)
             logs |= {"l_head": l_head.item(), "mi_head": mi_bound(losses.detach(), n).mean().item()}
@@ -177,7 +212,7 @@ class InfoPrompt(Objective):
             if pooled is None:
                 pooled = model.encode(batch)
             negatives = self.negatives(model, batch, rows)
-            losses = rep_loss(prompt, self.w_c, pooled[rows].float(), negatives)
+            losses = rep_loss(prompt, self.w_c, pooled[rows].float(), negatives, self.contrast)
             l_rep = self._reduce(losses)
             logs |= {"l_rep": l_rep.item(), "mi_rep": mi_bound(losses.detach(), len(negatives)).mean().item()}
         return MITerms(l_head=l_head, l_rep=l_rep, logs=logs)
@@ -218,6 +253,7 @@ class InfoPromptHead(InfoPrompt):
     """Ablation: ``CE + γ·L_head`` (β = 0, no W_c)."""
 
     name = "infoprompt-head"
+    ablation_of = "infoprompt"
     config_class = InfoPromptHeadConfig
 
 
@@ -226,4 +262,5 @@ class InfoPromptRep(InfoPrompt):
     """Ablation: ``CE + β·L_rep`` (γ = 0)."""
 
     name = "infoprompt-rep"
+    ablation_of = "infoprompt"
     config_class = InfoPromptRepConfig

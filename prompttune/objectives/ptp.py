@@ -180,6 +180,7 @@ def hotflip_ids(
 class PTPObjective(Objective):
     """``CE(x) + λ·CE(x̃)``; subclasses define x̃ in ``perturb``."""
 
+    family = "ptp"
     space: ClassVar[str] = "emb"  # "emb": perturb returns input embeddings; "text": input ids
     input_grad: ClassVar[bool] = False  # whether perturb needs ∇_{e(x)} CE of the clean pass
     config: PTPConfig

@@ -1,0 +1,79 @@
+"""Where every output lives (the one module that knows), relative to the project root.
+
+- ``configs/train/<cell>/<method>[/<variant>].json``: a training stage's resolved config
+  (``prompttune configure``); ``configs/landscape/<cell>/<method>.json``, ``configs/mi_check.json``,
+  ``configs/grid.json`` (the stages, seeds and profile the aggregate and report read);
+- ``runs/<cell>/<method>[@<variant>]/seed<N>/``: one run's folder (one pipeline output per stage);
+- ``runs/<cell>/<method>[@<variant>].resume/``: resume states, beside the stage's output (which DVC
+  deletes before it runs a stage again);
+- ``metrics/<cell>/<method>[@<variant>].json``: a stage's headline metrics (git-tracked, so
+  ``dvc exp show`` lists them), ``metrics/curves/...``: its learning curves (``dvc plots``);
+- ``results/``: the aggregate (``runs.csv``, ``curves.csv``, ``summary.csv``, ``claims.csv``),
+  ``results/landscape/<cell>/<method>/``, ``results/mi_check/``; ``reports/<profile>.html``;
+- ``data/<cell>/``: the fetched files of one cell.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prompttune.config import Stage
+
+CONFIGS = Path("configs")
+RUNS = Path("runs")
+METRICS = Path("metrics")
+RESULTS = Path("results")
+REPORTS = Path("reports")
+DATA = Path("data")
+VARIANT_SEP = "@"  # runs/<cell>/<method>@<variant>/seed<N>
+PIPELINE_STAGES = Path("pipelines/stages.yaml")  # the stage list dvc.yaml iterates (generated)
+GRID_RECORD = CONFIGS / "grid.json"
+MI_CHECK_CONFIG = CONFIGS / "mi_check.json"
+MI_CHECK_DIR = RESULTS / "mi_check"
+
+
+def stage_config(stage: Stage) -> Path:
+    return CONFIGS / "train" / f"{stage.key}.json"
+
+
+def landscape_config(cell: str, method: str) -> Path:
+    return CONFIGS / "landscape" / cell / f"{method}.json"
+
+
+def _name(stage: Stage) -> str:
+    return f"{stage.method}{VARIANT_SEP}{stage.variant}" if stage.variant else stage.method
+
+
+def method_dir(stage: Stage) -> Path:
+    """``runs/<cell>/<method>[@<variant>]``: the folder of a stage's run folders (its pipeline output)."""
+    return RUNS / stage.cell / _name(stage)
+
+
+def run_dir(stage: Stage, seed: int) -> Path:
+    return method_dir(stage) / f"seed{seed}"
+
+
+def resume_dir(stage: Stage, seeds: list[int]) -> Path:
+    """``runs/<cell>/<method>.resume/seed1+2+3``: the resume state of seeds trained together."""
+    folder = method_dir(stage)
+    return folder.with_name(folder.name + ".resume") / ("seed" + "+".join(map(str, seeds)))
+
+
+def headline(stage: Stage) -> Path:
+    return METRICS / stage.cell / f"{_name(stage)}.json"
+
+
+def curves(stage: Stage) -> Path:
+    return METRICS / "curves" / stage.cell / f"{_name(stage)}.csv"
+
+
+def landscape_dir(cell: str, method: str) -> Path:
+    return RESULTS / "landscape" / cell / method
+
+
+def data_dir(cell: str) -> Path:
+    return DATA / cell
+
+
+def report(profile: str) -> Path:
+    return REPORTS / f"{profile or 'custom'}.html"
