@@ -25,6 +25,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase
 
 from prompttune.batches import Features, encode
+from prompttune.io import umask
 from prompttune.tasks.base import Example, Task
 
 OFF = "off"
@@ -64,6 +65,7 @@ def store(path: Path, features: Sequence[Features]) -> bool:
     try:
         Dataset.from_dict(columns).save_to_disk(str(tmp))
         (tmp / "keys.json").write_text(json.dumps(keys))
+        os.chmod(tmp, 0o777 & ~umask())  # a cache others on a shared disk can read
         os.rename(tmp, path)
         return True
     except OSError:

@@ -165,3 +165,23 @@ def test_a_loaded_run_reproduces_its_report_predictions(
     preds = predict(loaded.model, features, loaded.tokenizer, 32, torch.device("cpu"), "fp32")
     saved = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert preds == [p["prediction"] for p in saved if p["split"] == "val"]
+
+
+def test_outputs_follow_the_users_umask(tiny_backbone: str, cb_data: Path, tmp_path: Path) -> None:
+    """Run folders, their files and atomically written results are readable by the group and others under
+    umask 022 (0755 folders, 0644 files), as a shared cluster disk needs."""
+    import os
+    import stat
+
+    from prompttune.io import atomic_write_json
+
+    previous = os.umask(0o022)
+    try:
+        out = tmp_path / "run"
+        train_run(tiny_config(tiny_backbone, steps=2, eval_every=2), cb_data, out)
+        atomic_write_json(tmp_path / "results" / "summary.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    for path in [*out.iterdir(), tmp_path / "results" / "summary.json"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from prompttune.data.sources import Source, reference_checksums, source_for
 from prompttune.errors import PromptTuneError
-from prompttune.io import atomic_write_json
+from prompttune.io import atomic_write_json, umask
 
 MIRROR_ENV = "PROMPTTUNE_DATA_MIRROR"
 MANIFEST_NAME = "MANIFEST.json"
@@ -71,6 +71,7 @@ def _install(
         got = digest.hexdigest()
         if expected is not None and got != expected:
             raise _mismatch(relpath, expected, got, origin)
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, final)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
