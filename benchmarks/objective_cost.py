@@ -32,9 +32,10 @@ from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
 from prompttune.data import MIRROR_ENV, fetch
 from prompttune.model import PromptModel
 from prompttune.objectives import OBJECTIVES, build_objective
+from prompttune.precision import autocast
 from prompttune.splits import load_splits, required_files
 from prompttune.tasks import Task, get_task
-from prompttune.train import autocast, resolve_device, seed_everything, to_device
+from prompttune.train import resolve_device, seed_everything, to_device
 
 DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
 

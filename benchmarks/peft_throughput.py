@@ -31,8 +31,8 @@ from transformers import AutoModel, PreTrainedModel, RobertaConfig
 from prompttune.backbone import load_backbone
 from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
 from prompttune.model import PromptModel
+from prompttune.precision import autocast
 from prompttune.tasks import get_task
-from prompttune.train import autocast
 
 Step = Callable[[], None]
 RANDOM_MODELS = {

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from prompttune.config import Cell, load_params, resolve_run, split_cell
+from prompttune.config import Stage, load_params, split_cell, stage_config
 from prompttune.data import MIRROR_ENV, fetch
 from prompttune.splits import required_files
 from prompttune.train import train_seeds
@@ -50,8 +50,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     params = load_params(args.params)
     setting, task = split_cell(args.cell)
-    seeds = args.seeds or params.grid.seeds
-    configs = [resolve_run(params, Cell(setting, task, args.method, seed)) for seed in seeds]
+    stage = stage_config(params, Stage(args.cell, args.method))
+    configs = [dataclasses.replace(stage.run, seed=seed) for seed in args.seeds or stage.seeds]
     if args.steps:
         configs = [
             dataclasses.replace(c, train=dataclasses.replace(c.train, steps=args.steps)) for c in configs
@@ -77,7 +77,7 @@ def main() -> None:
         ]
     first = configs[0]
     print(
-        f"{args.cell} {args.method}, seeds {seeds}, {first.train.steps} steps of {first.train.batch_size}, "
+        f"{args.cell} {args.method}, seeds {[c.seed for c in configs]}, {first.train.steps} steps of {first.train.batch_size}, "
         f"{first.backbone}, threads {torch.get_num_threads()}"
     )
     print("precision  train ex/s  select (per seed)          report (per seed)          selected steps")

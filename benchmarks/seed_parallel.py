@@ -74,6 +74,7 @@ def main() -> None:
                 precision=args.precision,
                 device=args.device,
                 checkpoint_every=0,
+                early_stopping=False,
                 seed_parallel=args.mode,
             ),
         )
