@@ -77,7 +77,8 @@ def main() -> None:
         ]
     first = configs[0]
     print(
-        f"{args.cell} {args.method}, seeds {[c.seed for c in configs]}, {first.train.steps} steps of {first.train.batch_size}, "
+        f"{args.cell} {args.method}, seeds {[c.seed for c in configs]}, "
+        f"{first.train.steps} steps of {first.train.batch_size}, "
         f"{first.backbone}, threads {torch.get_num_threads()}"
     )
     print("precision  train ex/s  select (per seed)          report (per seed)          selected steps")
