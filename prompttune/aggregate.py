@@ -43,7 +43,8 @@ def run_sharpness(
     path = root / paths.landscape_dir(cell, method) / f"seed{seed}" / "surface.json"
     if not path.is_file():
         raise PromptTuneError(f"{path}: missing; run `prompttune landscape` for {cell} {method}")
-    return float(read_json(path)["sharpness"])
+    value = read_json(path)["sharpness"]
+    return math.nan if value is None else float(value)  # None: the run failed, nothing to measure
 
 
 def run_tables(grid: GridRecord, root: Path = Path(".")) -> tuple[list[RunRow], pd.DataFrame]:

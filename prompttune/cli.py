@@ -157,6 +157,32 @@ def train(
 
 
 @app.command()
+def plan(
+    params: Path = PARAMS,
+    fresh: bool = typer.Option(False, help="probe again instead of reading this machine's cached probes"),
+) -> None:
+    """The active profile's stages and their expected wall time on this machine (a short probe of each
+    kind of step, cached per machine), before a long `dvc repro`."""
+    from prompttune import paths
+    from prompttune.config import expand_stages, load_params, split_cell
+    from prompttune.data import fetch as fetch_files
+    from prompttune.plan import estimates, studies_s, table
+    from prompttune.precision import resolve_precision
+    from prompttune.splits import required_files
+    from prompttune.train import resolve_device
+
+    loaded = load_params(params)
+    for cell in {config.stage.cell for config in expand_stages(loaded)}:
+        fetch_files(required_files(*split_cell(cell)), paths.data_dir(cell))
+    first = expand_stages(loaded)[0].run
+    device = resolve_device(first.train.device)
+    precision = resolve_precision(first.train.precision, device)
+    say(f"probing each kind of step on {device} ({precision.used}: {precision.reason})")
+    rows = estimates(loaded, fresh=fresh)
+    typer.echo(table(rows, studies_s(loaded, rows)))
+
+
+@app.command()
 def grid(params: Path = PARAMS) -> None:
     """List the grid's training stages with their seeds, one per line."""
     from prompttune.config import expand_stages, load_params
@@ -242,7 +268,7 @@ def landscape(
 
     spec = read_json(config)
     surfaces = landscape_for_method(spec, data or paths.data_dir(spec["cell"]))
-    values = ", ".join(f"{s['sharpness']:.4f}" for s in surfaces)
+    values = ", ".join("failed" if s["sharpness"] is None else f"{s['sharpness']:.4f}" for s in surfaces)
     typer.echo(f"{spec['out']}: calibrated sharpness (rho {spec['rho']}) per seed: {values}")
 
 

@@ -118,6 +118,18 @@ class TrainConfig:
         default=25,
         metadata={"help": "save a resume state every N steps (0: never)"},
     )
+    checkpoint_minutes: float | None = field(
+        default=None, metadata={"help": "also save a resume state every this many minutes of wall time"}
+    )
+    micro_batch_size: int = field(
+        default=0,
+        metadata={
+            "help": "examples per forward/backward pass, gradients accumulated over the batch (0: the whole "
+            "batch); for objectives whose loss is a mean over examples (memory: a multiple-choice example "
+            "is all its choices)"
+        },
+    )
+    tf32: bool = field(default=True, metadata={"help": "GPU: TF32 matrix products where fp32 runs"})
     max_length: int = field(default=128, metadata={"help": "max tokens of the input text (prompts extra)"})
     group_by_length: int = field(
         default=0,
@@ -168,6 +180,10 @@ class TrainConfig:
         _check(self.patience >= 1, "patience must be ≥ 1")
         _check(self.min_delta >= 0, "min_delta must be ≥ 0")
         _check(self.checkpoint_every >= 0, "checkpoint_every must be ≥ 0")
+        _check(
+            self.checkpoint_minutes is None or self.checkpoint_minutes > 0, "checkpoint_minutes must be > 0"
+        )
+        _check(self.micro_batch_size >= 0, "micro_batch_size must be ≥ 0")
         _check(self.max_length >= 8, "max_length must be ≥ 8")
         _check(self.group_by_length >= 0, "group_by_length must be ≥ 0")
 
@@ -574,6 +590,18 @@ def check_backbone(backbone: str, method: str, key: str) -> None:
             raise PromptTuneError(f"{key}: {exc}") from exc
 
 
+def check_micro_batches(train: TrainConfig, method: str, key: str) -> None:
+    """Micro-batches only for objectives whose loss is a mean over examples (``Objective.separable``)."""
+    from prompttune.objectives import OBJECTIVES
+
+    objective = split_method(method)[1]
+    if train.micro_batch_size and not OBJECTIVES.get(objective).separable:
+        raise PromptTuneError(
+            f"{key}: train.micro_batch_size: objective {objective!r} couples the examples of a batch "
+            "(its loss is not a mean over them), so micro-batches would change it"
+        )
+
+
 def check_cell(cell: str, key: str) -> None:
     """A cell names a known setting and task (``<setting>.<task>``)."""
     from prompttune.splits import parse_setting
@@ -650,8 +678,10 @@ def _validate(grid: GridSection, run: RunSection, studies: StudiesSection) -> No
                 raise PromptTuneError(f"{key}: {stage.key} is also in grid.blocks.{stages[stage]}")
             stages[stage] = block_name
     for stage in stages:
+        key = f"grid.blocks.{stages[stage]}: {stage.key}"
         merged = _merged_run(run, stage, f"grid.blocks.{stages[stage]}")
-        check_backbone(merged.backbone, stage.method, f"grid.blocks.{stages[stage]}: {stage.key}")
+        check_backbone(merged.backbone, stage.method, key)
+        check_micro_batches(merged.train, stage.method, key)
     main = {
         (s.cell, s.method): _block_seeds(grid, grid.blocks[b]) for s, b in stages.items() if not s.variant
     }

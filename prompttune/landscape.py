@@ -48,6 +48,7 @@ from prompttune.errors import PromptTuneError
 from prompttune.io import atomic_write_bytes, atomic_write_json
 from prompttune.model import PromptModel
 from prompttune.objectives.ptp import embedding_rms
+from prompttune.results import load_metrics
 from prompttune.splits import load_splits
 from prompttune.tasks import get_task
 from prompttune.tokens import encode_cached
@@ -299,18 +300,32 @@ def landscape_for_method(spec: dict[str, Any], data_root: Path) -> list[dict]:
             f"{out_dir}: the runs {[str(d) for d in run_dirs]} use backbones {sorted(names)}"
         )
     backbone = load_backbone(names.pop())  # loaded once, shared by every seed's (frozen) model
-    surfaces = [
-        landscape_for_run(
-            run_dir,
-            data_root,
-            out_dir / run_dir.name,
-            radius=spec["radius"],
-            points=spec["points"],
-            rho=spec["rho"],
-            n_examples=spec["n_examples"],
-            backbone=backbone,
-        )
-        for run_dir in run_dirs
+    surfaces = []
+    for run_dir in run_dirs:
+        metrics = load_metrics(run_dir / "metrics.json")
+        if metrics.status == "failed":  # nothing trained to look at: recorded, left out of the figures
+            surface = {
+                "status": "failed",
+                "reason": metrics.reason,
+                "sharpness": None,
+                "run": {"run_dir": str(run_dir)},
+            }
+            atomic_write_json(out_dir / run_dir.name / "surface.json", surface)
+        else:
+            surface = landscape_for_run(
+                run_dir,
+                data_root,
+                out_dir / run_dir.name,
+                radius=spec["radius"],
+                points=spec["points"],
+                rho=spec["rho"],
+                n_examples=spec["n_examples"],
+                backbone=backbone,
+            )
+        surfaces.append(surface)
+    drawn = [
+        out_dir / d.name / "surface.json" for d, s in zip(run_dirs, surfaces, strict=True) if "axis" in s
     ]
-    plot_surfaces([out_dir / run_dir.name / "surface.json" for run_dir in run_dirs], out_dir / "surfaces.png")
+    if drawn:
+        plot_surfaces(drawn, out_dir / "surfaces.png")
     return surfaces

@@ -174,6 +174,10 @@ def landscapes(grid: GridRecord, runs: pd.DataFrame, root: Path) -> list[dict[st
             read_json(root / paths.landscape_dir(cell, m) / f"seed{study['seeds'][0]}" / "surface.json")
             for m in methods
         ]
+        methods = [m for m, surface in zip(methods, surfaces, strict=True) if "axis" in surface]
+        surfaces = [surface for surface in surfaces if "axis" in surface]
+        if not surfaces:
+            continue
         setting, task = cell.split(".", 1)
         sub = runs[(runs["setting"] == setting) & (runs["task"] == task) & (runs["variant"] == "")]
         sharp = [

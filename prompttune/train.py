@@ -1,14 +1,15 @@
 """One stage of the grid, top to bottom: the seeds of one cell × method share the data and the frozen
 backbone; each seed gets its own model (prompt, head), objective, optimiser, schedule, data order and RNG;
-then the loop — batch, loss, backward, clip, step, evaluate on the selection split every N steps, keep
-the best checkpoint, stop once the convergence rule holds — and at the end the selected checkpoint is
-evaluated once on the report split and every run folder is written atomically.
+then the loop — batch, loss, backward (per micro-batch), clip, step, evaluate on the selection split every
+N steps, keep the best checkpoint, stop once the convergence rule holds — and at the end the selected
+checkpoint is evaluated once on the report split and every run folder is written atomically.
 
 Checkpoint selection and early stopping use the selection split only (ties go to the later step:
 choice); the report split is evaluated once, at the end. The pieces, in the order the loop uses them:
 ``prepare`` (what the seeds share), ``start`` (one seed's state), the two step strategies
-(``turn_losses``: one seed after another, each under its own RNG state; ``stacked_losses``: one backbone
-pass over every seed's batch), ``update`` (the non-finite policy and the optimiser step), ``evaluate``
+(``turn_step``: one seed after another, each under its own RNG state; ``stacked_step``: one backbone
+pass over every seed's batch), ``update`` (the non-finite policy and the optimiser step; a run that
+crashes is a result too, see ``crash``), ``evaluate``
 (the curve, the best checkpoint, the convergence rule), ``Resume`` (the state that lets a killed run
 continue exactly) and ``finish`` / ``write_run`` (the outputs).
 """
@@ -26,6 +27,7 @@ import resource
 import shutil
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,8 +43,9 @@ from prompttune import convergence
 from prompttune.backbone import load_backbone
 from prompttune.bases import BASES
 from prompttune.batches import Batch, Features, collate, eval_batches, length, train_order
-from prompttune.config import RunConfig
+from prompttune.config import RunConfig, TrainConfig
 from prompttune.data import verify
+from prompttune.errors import PromptTuneError
 from prompttune.io import atomic_directory, atomic_write_bytes
 from prompttune.model import ModelOutput, PromptModel, StackedModel
 from prompttune.objectives import OBJECTIVES, Objective, build_objective
@@ -136,6 +139,8 @@ def prepare(config: RunConfig, data_root: Path) -> Setup:
     splits.require_labels()
     data_sha = verify(data_root, splits.files)
     device = resolve_device(config.train.device)
+    if device.type == "cuda":  # TF32 matrix products for whatever runs in fp32 (choice; GPU only)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.train.tf32
     precision = resolve_precision(config.train.precision, device)
     backbone, tokenizer = load_backbone(config.backbone)
     backbone.to(device)
@@ -414,54 +419,94 @@ def evaluate(run: SeedRun, setup: Setup, step: int) -> float:
 # --- the two step strategies and the update --------------------------------------------------------------
 
 
-def turn_losses(
-    active: Sequence[SeedRun], batches: Sequence[list[Features]], setup: Setup
-) -> list[torch.Tensor]:
-    """One seed after another, each step under that seed's own RNG state."""
-    losses = []
+def micro_batches(features: list[Features], size: int) -> list[list[Features]]:
+    """The batch in micro-batches of ``size`` examples (gradient accumulation); 0: the whole batch."""
+    size = size or len(features)
+    return [features[i : i + size] for i in range(0, len(features), size)]
+
+
+def crash(run: SeedRun, exc: Exception, where: str) -> None:
+    """A run that raises (out of memory, a bug) is a result: status ``failed`` with the reason, and its
+    traceback on stderr; the stage goes on with its other seeds (choice)."""
+    traceback.print_exception(exc, file=sys.stderr)
+    run.status, run.reason = (
+        "failed",
+        f"crashed {where}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+    )
+    run.optimizer.zero_grad(set_to_none=True)
+
+
+def turn_step(active: Sequence[SeedRun], batches: Sequence[list[Features]], setup: Setup) -> list[float]:
+    """One seed after another, each under its own RNG state: forward and backward of every micro-batch
+    (its loss weighted by its share of the batch); returns each seed's loss (non-finite: it stops there)."""
+    values = []
     for run, features in zip(active, batches, strict=True):
         set_rng_state(run.rng)
-        with autocast(setup.device, setup.precision.used):
-            losses.append(run.objective.loss(run.trained, setup.batch(features))[0])
+        total = 0.0
+        try:
+            for chunk in micro_batches(features, run.config.train.micro_batch_size):
+                with autocast(setup.device, setup.precision.used):
+                    loss = run.objective.loss(run.trained, setup.batch(chunk))[0] * (
+                        len(chunk) / len(features)
+                    )
+                if not torch.isfinite(loss):
+                    total = loss.item()
+                    break
+                run.scaler.scale(loss).backward()
+                total += loss.item()
+        except PromptTuneError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — a crash is a result (see ``crash``)
+            crash(run, exc, "in a training step")
         run.rng = get_rng_state()
-    return losses
+        values.append(total)
+    return values
 
 
-def stacked_losses(
-    active: Sequence[SeedRun], batches: Sequence[list[Features]], setup: Setup
-) -> list[torch.Tensor]:
-    """One backbone pass over every active seed's batch (stackable objectives: no random draws, no
-    coupling between examples); one loss per seed."""
+def stacked_step(active: Sequence[SeedRun], batches: Sequence[list[Features]], setup: Setup) -> list[float]:
+    """One backbone pass over every active seed's (micro-)batch (stackable objectives: no random draws, no
+    coupling between examples); returns each seed's loss."""
     if len(active) == 1:
-        return turn_losses(active, batches, setup)
+        return turn_step(active, batches, setup)
     model = StackedModel([run.model for run in active])
-    batch = setup.batch([f for features in batches for f in features])
-    with autocast(setup.device, setup.precision.used):
-        return list(active[0].objective.loss(model, batch)[0].unbind())
+    size = active[0].config.train.micro_batch_size or len(batches[0])
+    totals = [0.0] * len(active)
+    try:
+        for begin in range(0, len(batches[0]), size):
+            chunks = [features[begin : begin + size] for features in batches]
+            with autocast(setup.device, setup.precision.used):
+                losses = active[0].objective.loss(model, setup.batch([f for c in chunks for f in c]))[0]
+                losses = losses * (len(chunks[0]) / len(batches[0]))
+            # each seed's loss reaches only its own parameters, so a non-finite one spoils nobody else's
+            sum(active[i].scaler.scale(loss) for i, loss in enumerate(losses.unbind())).backward()
+            totals = [total + loss for total, loss in zip(totals, losses.tolist(), strict=True)]
+    except PromptTuneError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — a crash is a result (see ``crash``)
+        for run in active:
+            crash(run, exc, "in a stacked training step")
+    return totals
 
 
-def update(active: Sequence[SeedRun], losses: Sequence[torch.Tensor], step: int, seconds: float) -> None:
-    """A seed whose loss is not finite fails alone (status ``failed`` with the reason); the others
-    backpropagate together, clip and step. A stacked step's time is split evenly between its seeds."""
-    finite = []
+def update(active: Sequence[SeedRun], losses: Sequence[float], step: int, seconds: float) -> None:
+    """A seed whose loss is not finite fails alone (status ``failed`` with the reason); the others clip and
+    step. A stacked step's time is split evenly between its seeds."""
     for run, loss in zip(active, losses, strict=True):
         run.step = step
         run.train_time += seconds / len(active)
-        if torch.isfinite(loss):
-            finite.append((run, loss))
-        else:
-            run.status, run.reason = "failed", f"non-finite loss {loss.item()} at step {step}"
-    if not finite:
-        return
-    torch.stack([run.scaler.scale(loss) for run, loss in finite]).sum().backward()
-    for run, loss in finite:
+        if run.status != "ok":
+            continue
+        if not math.isfinite(loss):
+            run.status, run.reason = "failed", f"non-finite loss {loss} at step {step}"
+            run.optimizer.zero_grad(set_to_none=True)
+            continue
         run.scaler.unscale_(run.optimizer)
         torch.nn.utils.clip_grad_norm_(run.trainable, run.config.train.max_grad_norm)
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
-        run.losses.append(loss.item())
+        run.losses.append(loss)
 
 
 def stacks(configs: Sequence[RunConfig], device: torch.device) -> bool:
@@ -492,6 +537,16 @@ class Resume:
     @property
     def path(self) -> Path:
         return self.folder / "state.pt"
+
+    @staticmethod
+    def due(step: int, saved_at: float, train: TrainConfig) -> bool:
+        """Every ``checkpoint_every`` steps, or every ``checkpoint_minutes`` of wall time."""
+        by_steps = bool(train.checkpoint_every) and step % train.checkpoint_every == 0
+        by_time = (
+            train.checkpoint_minutes is not None
+            and time.monotonic() - saved_at >= 60 * train.checkpoint_minutes
+        )
+        return by_steps or by_time
 
     def load(self) -> dict[str, Any] | None:
         if not self.path.is_file():
@@ -580,22 +635,30 @@ def train_seeds(
         generator = torch.Generator().manual_seed(run.config.seed)
         run.order = train_order(setup.features["train"], first.train.batch_size, generator, step0, group)
         run.trained.train()
-    losses_of = stacked_losses if stacks(configs, setup.device) else turn_losses
+    step_of = stacked_step if stacks(configs, setup.device) else turn_step
     report = progress or (lambda line: None)
+    saved_at = time.monotonic()
     for step in range(step0 + 1, setup.cap + 1):
         active = [run for run in runs if run.active]
         if not active:
             break
         batches = [next(run.order) for run in active]
         tick = time.perf_counter()
-        losses = losses_of(active, batches, setup)
+        losses = step_of(active, batches, setup)
         update(active, losses, step, time.perf_counter() - tick)
         for run in active:
             if run.status == "ok" and (step % setup.eval_every == 0 or step == setup.cap):
-                evaluate(run, setup, step)
+                try:
+                    evaluate(run, setup, step)
+                except PromptTuneError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 — a crash is a result
+                    crash(run, exc, f"evaluating step {step}")
+                    continue
                 report(progress_line(run, setup, started))
-        if first.train.checkpoint_every and step % first.train.checkpoint_every == 0 and step < setup.cap:
+        if step < setup.cap and resume.due(step, saved_at, first.train):
             resume.save(step, runs)
+            saved_at = time.monotonic()
     results = []
     for run in runs:
         metrics, predictions = finish(run, setup)

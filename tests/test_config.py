@@ -267,6 +267,10 @@ FIRST = "ptp"  # a block of the committed profile
         ),
         (lambda d: d["studies"]["landscape"].update(points=10), r"studies\.landscape: points must be odd"),
         (
+            lambda d: d["run"].update(tasks={"SST-2": {"train": {"micro_batch_size": 4}}}),
+            r"fewshot-256\.SST-2/pt-infoprompt: train\.micro_batch_size: objective 'infoprompt' couples",
+        ),
+        (
             lambda d: d["studies"]["mi_check"].update(cell="fewglue.RTE"),
             r"studies\.mi_check\.cell: 'fewglue\.RTE'",
         ),

@@ -185,3 +185,47 @@ def test_outputs_follow_the_users_umask(tiny_backbone: str, cb_data: Path, tmp_p
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     for path in [*out.iterdir(), tmp_path / "results" / "summary.json"]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def test_micro_batches_accumulate_the_gradient_of_the_whole_batch(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(tiny_backbone, "pt", steps=4, eval_every=2)
+    whole = train_run(config, cb_data, tmp_path / "whole")
+    micro = train_run(
+        dataclasses.replace(config, train=dataclasses.replace(config.train, micro_batch_size=3)),
+        cb_data,
+        tmp_path / "micro",
+    )
+    a, b = (
+        torch.load(tmp_path / "whole" / "prompt.pt")["model"],
+        torch.load(tmp_path / "micro" / "prompt.pt")["model"],
+    )
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+    assert micro.selected_step == whole.selected_step and micro.report == whole.report
+
+
+def test_a_run_that_crashes_is_a_failed_result_and_its_sibling_seed_goes_on(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prompttune.objectives.ce import CrossEntropy
+    from prompttune.train import train_seeds
+
+    calls = {"n": 0}
+    loss = CrossEntropy.loss
+
+    def flaky(self, model, batch):
+        calls["n"] += 1
+        if calls["n"] == 6:  # the second seed's third step (seeds take turns)
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore detail")
+        return loss(self, model, batch)
+
+    monkeypatch.setattr(CrossEntropy, "loss", flaky)
+    configs = [tiny_config(tiny_backbone, "pt", seed, seed_parallel="turns") for seed in (1, 2)]
+    first, second = train_seeds(configs, cb_data, [tmp_path / "seed1", tmp_path / "seed2"])
+    assert first.status != "failed" and first.steps == 6
+    assert second.status == "failed" and second.reason == (
+        "crashed in a training step: RuntimeError: CUDA out of memory. Tried to allocate 20.00 GiB"
+    )
+    assert load_metrics(tmp_path / "seed2" / "metrics.json").status == "failed" and second.report is None

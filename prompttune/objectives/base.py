@@ -30,7 +30,8 @@ class Objective(nn.Module, ABC):
     ``model.seed_means`` of a per-example loss gives in both cases. One whose loss reads nothing but
     ``model(batch).logits`` may set ``features_only``: with base ``head`` the loop then trains it on
     cached frozen-backbone features. One that reads ``model.base.prompt_vectors()`` sets ``needs_prompt``
-    (a base without a prompt is then refused at config load).
+    (a base without a prompt is then refused at config load). One whose loss is the mean of per-example
+    terms sets ``separable``: ``train.micro_batch_size`` may then split its batches (gradient accumulation).
 
     What the claims compare is declared, never read off the name: ``family`` (``ce``, ``ptp``,
     ``infoprompt``, or a new method's own) and ``ablation_of`` (the objective this one removes a part
@@ -41,6 +42,7 @@ class Objective(nn.Module, ABC):
     stackable: ClassVar[bool] = False
     features_only: ClassVar[bool] = False
     needs_prompt: ClassVar[bool] = False
+    separable: ClassVar[bool] = False
     family: ClassVar[str] = ""
     ablation_of: ClassVar[str | None] = None
 

@@ -15,6 +15,7 @@ class CrossEntropy(Objective):
     family = "ce"
     stackable = True
     features_only = True
+    separable = True
 
     def loss(self, model: PromptModel | StackedModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         loss = model.seed_means(F.cross_entropy(model(batch).logits, batch["labels"], reduction="none"))

@@ -254,6 +254,7 @@ class InfoPromptHead(InfoPrompt):
 
     name = "infoprompt-head"
     ablation_of = "infoprompt"
+    separable = True  # L_head's negatives are the example's own tokens; L_rep (batch negatives) is off
     config_class = InfoPromptHeadConfig
 
 

@@ -181,6 +181,7 @@ class PTPObjective(Objective):
     """``CE(x) + λ·CE(x̃)``; subclasses define x̃ in ``perturb``."""
 
     family = "ptp"
+    separable = True
     space: ClassVar[str] = "emb"  # "emb": perturb returns input embeddings; "text": input ids
     input_grad: ClassVar[bool] = False  # whether perturb needs ∇_{e(x)} CE of the clean pass
     config: PTPConfig

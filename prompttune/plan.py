@@ -1,0 +1,182 @@
+"""``prompttune plan``: the active profile's training stages and how long they take on this machine, before a
+long ``dvc repro``.
+
+Each distinct (backbone, task, base, objective, batch size, max length, precision) of the grid is probed once:
+the stage's own data and model, one warm-up step, then ``PROBE_STEPS`` timed training steps and one timed
+evaluation of the selection split. Probes are cached per machine (the CPU's model and flags, torch's CPU
+capability and threads, ``ONEDNN_MAX_CPU_ISA``/``ATEN_CPU_CAPABILITY``, the device) in
+``$PROMPTTUNE_CACHE/plan.json``, so a second ``plan`` costs nothing. A stage's estimate is an upper bound:
+its seeds × (the step cap × the step cost + the evaluations) + the process start; the convergence rule
+usually stops runs earlier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prompttune import paths
+from prompttune.config import Params, RunConfig, StageConfig, expand_stages
+from prompttune.io import atomic_write_json
+from prompttune.tokens import cache_root
+
+PROBE_STEPS = 3
+PROCESS_START_S = 7.0  # imports, backbone load and tokenisation of a stage (measured: 5–7 s on 2 cores)
+
+
+@dataclass(frozen=True)
+class StepCost:
+    step_s: float  # one optimiser step at the stage's batch size
+    eval_s: float  # one evaluation of the selection split
+    precision: str
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    key: str
+    seeds: int
+    step_cap: int
+    evaluations: int
+    cost: StepCost
+
+    @property
+    def upper_bound_s(self) -> float:
+        per_seed = self.step_cap * self.cost.step_s + self.evaluations * self.cost.eval_s
+        return PROCESS_START_S + self.seeds * per_seed
+
+
+def machine_key() -> str:
+    """What a step's cost depends on besides the run: CPU, torch, threads, the ISA caps, the device."""
+    import torch
+
+    from prompttune.results import cpu_info
+
+    cpu = cpu_info()
+    parts = [
+        cpu["model"],
+        cpu["flags"],
+        torch.__version__,
+        torch.backends.cpu.get_cpu_capability(),
+        str(torch.get_num_threads()),
+        os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+        os.environ.get("ATEN_CPU_CAPABILITY", ""),
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+    ]
+    return json.dumps(parts)
+
+
+def probe_key(config: RunConfig) -> str:
+    t = config.train
+    fields = [config.backbone, config.setting, config.task, config.method, t.batch_size, t.max_length]
+    return json.dumps([*fields, t.precision, config.prompt.length, t.device])
+
+
+def probe(config: RunConfig, data_root: Path) -> StepCost:
+    """Time ``PROBE_STEPS`` training steps (after one warm-up) and one selection-split evaluation."""
+    import tempfile
+
+    import torch
+
+    from prompttune import train
+
+    probe_config = dataclasses.replace(
+        config,
+        train=dataclasses.replace(
+            config.train, steps=PROBE_STEPS + 1, eval_every=10**6, early_stopping=False, checkpoint_every=0
+        ),
+    )
+    setup = train.prepare(probe_config, data_root)
+    tables = None
+    if train.uses_feature_cache(probe_config):
+        model = train.PromptModel.build(probe_config, setup.backbone, setup.tokenizer, setup.task)
+        tables = train.feature_tables(model.to(setup.device), setup, probe_config.train.eval_batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = train.start(probe_config, setup, Path(tmp) / "probe", tables)
+    order = train.train_order(
+        setup.features["train"], config.train.batch_size, torch.Generator().manual_seed(0)
+    )
+    run.trained.train()
+    times = []
+    for step in range(1, PROBE_STEPS + 2):
+        tick = time.perf_counter()
+        losses = train.turn_step([run], [next(order)], setup)
+        train.update([run], losses, step, 0.0)
+        times.append(time.perf_counter() - tick)
+    tick = time.perf_counter()
+    train.predict_split(run, setup, "select")
+    return StepCost(step_s=sum(times[1:]) / PROBE_STEPS, eval_s=time.perf_counter() - tick,
+                    precision=setup.precision.used)  # fmt: skip
+
+
+def estimates(params: Params, data_root: Path = paths.DATA, fresh: bool = False) -> list[StageEstimate]:
+    """Every training stage's estimate, probing what the per-machine cache lacks."""
+    from prompttune.train import evaluation_interval, number_of_steps
+
+    cache_file = (cache_root() or Path(".")).parent / "plan.json"
+    cache = {} if fresh or not cache_file.is_file() else json.loads(cache_file.read_text())
+    machine = cache.setdefault(machine_key(), {})
+    out = []
+    for stage in expand_stages(params):
+        config = stage.run
+        key = probe_key(config)
+        if key not in machine:
+            machine[key] = dataclasses.asdict(probe(config, data_root / stage.stage.cell))
+            atomic_write_json(cache_file, cache)
+        n_train = _n_train(stage, data_root)
+        cap = number_of_steps(config, n_train)
+        evaluations = cap // evaluation_interval(config, n_train) + 1
+        out.append(
+            StageEstimate(stage.stage.key, len(stage.seeds), cap, evaluations, StepCost(**machine[key]))
+        )
+    return out
+
+
+def _n_train(stage: StageConfig, data_root: Path) -> int:
+    from prompttune.splits import load_splits
+    from prompttune.tasks import get_task
+
+    config = stage.run
+    return len(
+        load_splits(
+            data_root / stage.stage.cell, config.setting, get_task(config.task), config.data_seed
+        ).train
+    )
+
+
+def studies_s(params: Params, rows: list[StageEstimate]) -> dict[str, float]:
+    """Rough estimates of the studies from the probed evaluation costs: a landscape is points² forward
+    passes over its examples for every seed (plus a gradient); the MI check is full-batch GD (forward and
+    double backward, about 3 passes) for every seed and its two controls, at a quarter of the length."""
+    evals = {row.key: row.cost.eval_s for row in rows}
+    study = params.studies.landscape
+    landscapes = sum(
+        len(study.seeds) * (study.points**2 + 3) * evals[f"{cell}/{method}"] * study.n_examples / 32
+        for cell in study.cells
+        for method in study.methods
+        if f"{cell}/{method}" in evals
+    )
+    mi = params.studies.mi_check
+    base = evals.get(f"{mi.cell}/pt", min(evals.values()))
+    return {"landscapes": landscapes + PROCESS_START_S * len(study.cells) * len(study.methods),
+            "MI check": (len(mi.seeds) + 2) * mi.steps * 3 * base / 4 + 60}  # fmt: skip
+
+
+def table(rows: list[StageEstimate], studies: dict[str, float]) -> str:
+    """The plan as text: one line per stage, the studies, then the total."""
+    lines = [f"{'stage':46} {'seeds':>5} {'cap':>5} {'s/step':>7} {'precision':>9} {'≤ minutes':>9}"]
+    for row in rows:
+        lines.append(
+            f"{row.key:46} {row.seeds:5d} {row.step_cap:5d} {row.cost.step_s:7.2f} {row.cost.precision:>9} "
+            f"{row.upper_bound_s / 60:9.1f}"
+        )
+    lines += [
+        f"{name:46} {'':5} {'':5} {'':7} {'':9} {seconds / 60:9.1f}" for name, seconds in studies.items()
+    ]
+    total = sum(row.upper_bound_s for row in rows) + sum(studies.values())
+    lines.append(f"total, upper bound (every run to its step cap): {math.ceil(total / 60)} min")
+    return "\n".join(lines)
