@@ -279,6 +279,26 @@ def method_details(grid: GridRecord, root: Path) -> dict[str, Any]:
     return {"shared": shared, "differing": differing, "stages": list(stage_configs)}
 
 
+def data_rows(grid: GridRecord, root: Path) -> list[dict[str, Any]]:
+    """Per cell, from its runs' records: split sizes, examples dropped because their text is in a later
+    split (or repeats one), and examples ``max_length`` cuts."""
+    rows, seen = [], set()
+    for stage in grid.stages:
+        if stage.cell in seen:
+            continue
+        seen.add(stage.cell)
+        metrics = load_metrics(root / stage.dir / f"seed{stage.seeds[0]}" / "metrics.json")
+        data, train = metrics.data, metrics.config.train
+        rows.append({
+            "cell": stage.cell,
+            "sizes": ", ".join(f"{k} {v}" for k, v in data.sizes.items()),
+            "removed": ", ".join(f"{k} {v}" for k, v in data.removed_overlap.items()) or "—",
+            "truncated": ", ".join(f"{k} {v}" for k, v in data.truncated.items()) or "—",
+            "max_length": train.max_length,
+        })  # fmt: skip
+    return rows
+
+
 def statistics_details() -> list[dict[str, str]]:
     rows = [
         {"key": "α per side", "value": f"{ALPHA:g}", "help": "each false verdict at most this often"},
@@ -367,6 +387,7 @@ def render_report(grid: GridRecord, results_dir: Path, out_path: Path, root: Pat
         collapsed=runs[runs["status"] == "collapsed"].to_dict("records"),
         cost=cost_rows(runs),
         details=method_details(grid, root),
+        data=data_rows(grid, root),
         statistics=statistics_details(),
         provenance=prov,
         data_sha=sorted(data_sha.items()),
