@@ -300,11 +300,11 @@ def mi_check(
 
 @app.command("export-peft")
 def export_peft(
-    run_dir: Path = typer.Argument(..., help="a finished run of base pt with prompt.position start"),
+    run_dir: Path = typer.Argument(..., help="a finished run of base pt (either prompt position) or pt2"),
     out: Path = typer.Argument(..., help="output folder (replaced whole)"),
 ) -> None:
-    """Export a run's shallow prompt as a PEFT prompt-tuning adapter, with the task head beside it
-    (head.safetensors, prompttune_head.json)."""
+    """Export a run's prompt as a PEFT prompt- or prefix-tuning adapter, with the task head and the recipe
+    beside it (head.safetensors, prompttune_head.json; prompttune.export.peft_logits reproduces the run)."""
     from prompttune.export import export_peft as export
 
     path = export(run_dir, out)
