@@ -322,6 +322,7 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     claims_py.write_text(claims_py.read_text().removesuffix("\nCHANGED = True\n"))
     run([str(BIN / "prompttune"), "configure"], dvc_project, env)
     assert changed_stages(dvc_project, env) == set()
+    check_sharing(dvc_project, env, tmp_path / "remote")
     check_experiment_queue(dvc_project, env)
 
     smk_project, smk_env = project_copy(tmp_path / "smk", mirror, "smoke")
@@ -348,6 +349,22 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     rerun = run([str(BIN / "snakemake"), "-n", "-c1"], smk_project, smk_env, stderr=True)
     trained = re.findall(r"^rule train:\n(?:.*\n)*?\s+output: (\S+?),", rerun, flags=re.M)
     assert trained == ["runs/fewshot-64.SST-2/head"], rerun
+
+
+def check_sharing(project: Path, env: dict[str, str], remote: Path) -> None:
+    """The README's "Share results": ``dvc push`` to a remote and ``dvc pull`` into a workspace that lost its
+    runs and report bring both back, byte for byte."""
+    dvc = str(BIN / "dvc")
+    report = project / "reports" / "smoke.html"
+    metrics = project / "runs/fewglue.CB/pt/seed1/metrics.json"
+    before = (report.read_bytes(), metrics.read_bytes())
+    run([dvc, "remote", "add", "-d", "shared", str(remote)], project, env)
+    run([dvc, "push"], project, env)
+    shutil.rmtree(project / "runs")
+    report.unlink()
+    run([dvc, "pull"], project, env)
+    assert (report.read_bytes(), metrics.read_bytes()) == before
+    assert changed_stages(project, env) == set()
 
 
 def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
