@@ -408,7 +408,9 @@ def layer_bytes(shape: Shape, t_q: int, t_k: int, memory: Memory) -> int:
 
 
 def saved_bytes(shape: Shape, sequences: float, t_q: int, t_k: int, memory: Memory) -> float:
-    """Bytes autograd keeps for the backward of one forward pass over ``sequences`` sequences."""
+    """Bytes autograd keeps for the backward of one forward pass over ``sequences`` sequences (0: none)."""
+    if not sequences:
+        return 0.0
     e = ELEMENT[memory.precision]
     embeddings = t_q * (4 * shape.hidden + 8 + (memory.mask(4) * shape.hidden if memory.dropout else 0))
     weights = e * shape.matrix_params if e < 4 else 0
@@ -477,6 +479,18 @@ def trainable_params(run: RunConfig, shape: Shape, classes: int) -> int:
         prompt = n * d + d * h + h + h * shape.layers * 2 * d + shape.layers * 2 * d
     w_c = d * d if run.objective_options.get("beta", 0) > 0 else 0
     return prompt + d * classes + classes + w_c
+
+
+def step_peak(run: RunConfig, shape: Shape, memory: Memory, sequences: float, seeds: int = 1) -> float:
+    """Peak device bytes of a training step whose backbone pass holds ``sequences`` sequences (of every seed
+    sharing it): fp32 weights, ``seeds`` prompts and heads with gradient and AdamW's two moments, the graphs
+    alive at once, and one layer's saved activations for the gradients being formed."""
+    from prompttune.tasks import get_task
+
+    t_q, t_k = lengths(run)
+    static = 4 * shape.params + 16 * seeds * trainable_params(run, shape, get_task(run.task).num_classes)
+    graphs = passes(run).live_graphs * saved_bytes(shape, sequences, t_q, t_k, memory)
+    return static + graphs + sequences * layer_bytes(shape, t_q, t_k, memory)
 
 
 @dataclass(frozen=True)
@@ -587,7 +601,6 @@ def train_job(config: StageConfig, seeds: int, sizes: CellSizes, cluster: Cluste
     seed)."""
     import torch
 
-    from prompttune.tasks import get_task
     from prompttune.train import evaluation_interval, number_of_steps, stacks, uses_feature_cache
 
     run = config.run
@@ -605,17 +618,12 @@ def train_job(config: StageConfig, seeds: int, sizes: CellSizes, cluster: Cluste
     forward, backward = forward_flops(shape, t_q, t_k), backward_flops(shape, t_q, t_k)
     runs = [dataclasses.replace(run, seed=s) for s in range(seeds)]
     together = seeds if stacks(runs, torch.device("cuda" if gpu else "cpu")) else 1
-    classes = get_task(run.task).num_classes
-    static = 4 * shape.params + 16 * seeds * trainable_params(run, shape, classes)
-
     cached = uses_feature_cache(run)
 
     def peak(examples: int, chunk: int) -> float:
         if cached:
-            return static
-        sequences = together * examples * chunk
-        graphs = step.live_graphs * saved_bytes(shape, sequences, t_q, t_k, memory)
-        return static + graphs + sequences * layer_bytes(shape, t_q, t_k, memory)
+            return step_peak(run, shape, memory, 0, seeds)
+        return step_peak(run, shape, memory, together * examples * chunk, seeds)
 
     plan = fit(batch, choices, peak, device.budget_bytes, step.separable, configured_micro_batch(run.train))
     if cached:  # the backbone runs once over every split; the head trains on its output
