@@ -1,4 +1,5 @@
-"""The cluster route of the Snakemake workflow, by dry runs on temporary copies of the project.
+"""The cluster route of the Snakemake workflow, by dry runs on temporary copies of the project, and the GPU
+check script's parts that run without a GPU.
 
 - The paper profile through the SLURM profile: every train, landscape and mi_check job asks for one GPU and
   the cost model's runtime, mem_mb and threads, and runs its `prompttune` command (DVC's) after
@@ -6,11 +7,15 @@
   prefetch, aggregate and report are local rules; the SLURM profile holds no runtime, memory or CPU numbers.
 - The smoke profile's local dry run (`snakemake -c2`) runs exactly the grid's commands, as before the cluster
   route: none offline, none on a GPU, no prefetch, torch with both cores.
+- benchmarks/gpu_check.sh stops at once without a GPU; ``--dry-run`` runs its measurements on CPU, tiny.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -129,3 +134,39 @@ def test_smoke_profile_local_dry_run_is_the_grid(tmp_path: Path, mirror: Path) -
     assert all(job["resources"]["gpu"] == "0" for job in jobs)
     train = [job for job in jobs if job["rule"] == "train"]
     assert train and all(job["threads"] == 2 for job in train)  # torch gets both cores, not 1
+
+
+# --- benchmarks/gpu_check.sh --------------------------------------------------------------------------
+
+
+CPU_ONLY = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+
+
+def test_gpu_check_stops_at_once_without_a_gpu(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks/gpu_check.sh"), str(tmp_path)],
+        cwd=ROOT, env=CPU_ONLY, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: no CUDA GPU" in proc.stderr
+    assert not list(tmp_path.iterdir()), "nothing is measured or written"
+
+
+def test_gpu_check_dry_run_measures_tiny_models_on_cpu(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks/gpu_check.sh"), "--dry-run", str(tmp_path)],
+        cwd=ROOT, env=CPU_ONLY, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert summary["device"]["name"].startswith("cpu")
+    for base in ("pt", "pt2"):
+        step = summary["step"][base]
+        assert step["step_ms"] > 0 and step["flops_per_step"] > 0 and step["mfu"] is None  # no peak on CPU
+    record = summary["record"]
+    assert record["micro_batches"] >= 1 and record["measured_peak_gib"] is None  # CUDA counters only
+    assert record["predicted_peak_gib"] > 0
+    assert [row["seeds"] for row in summary["stacked"]] == [1, 4, 8]
+    assert all(row["examples_per_s"] > 0 for row in summary["stacked"])
+    assert summary["smoke"]["status"] == "skipped (dry run)"
+    assert "| step |" in (tmp_path / "gpu_check.md").read_text()
