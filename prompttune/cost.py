@@ -211,9 +211,10 @@ def backbone_shape(name: str) -> Shape:
         return shape_of(config, name)
     if name in KNOWN_SHAPES:
         return KNOWN_SHAPES[name]
+    record = f"backbones/{name.replace('/', '--')}.json"
     raise PromptTuneError(
         f"cost: backbone {name!r} is neither on this machine nor in prompttune.cost.KNOWN_SHAPES; "
-        "prefetch it (`snakemake prefetch`) or add its sizes there"
+        f"prefetch it first (`snakemake {record}`) or add its sizes there"
     )
 
 
