@@ -497,7 +497,7 @@ def step_peak(run: RunConfig, shape: Shape, memory: Memory, sequences: float, se
 @dataclass(frozen=True)
 class StepPlan:
     """How a step fits: examples per micro-batch and how many, choices per chunk (None: all at once),
-    the peak in bytes, whether it fits the budget, and why not."""
+    the peak in bytes, whether it fits the budget with what the training loop does, and what to know."""
 
     micro_batch_size: int
     micro_batches: int
@@ -516,27 +516,28 @@ def fit(
     configured: int = 0,
 ) -> StepPlan:
     """The fewest micro-batches of whole examples whose step ``peak(examples, choices per pass)`` fits
-    ``budget``; then, one example at a time, the fewest chunks of its choices; else flagged. A configured
-    micro-batch size is taken as it is and only checked."""
+    ``budget``, with the ``train.micro_batch_size`` the training loop then needs in ``note``; a configured
+    micro-batch size is taken as it is and only checked. Past one example, the fewest chunks of its choices
+    that would fit are reported, and the step is flagged: the training loop has no choice chunks."""
 
-    def plan(size: int, chunk: int | None, note: str = "") -> StepPlan:
-        value = peak(size, chunk or choices)
-        fits = value <= budget
-        return StepPlan(size, math.ceil(batch / size), chunk, value, fits, note if not fits else "")
+    def plan(size: int, chunk: int | None, fits: bool, note: str) -> StepPlan:
+        return StepPlan(size, math.ceil(batch / size), chunk, peak(size, chunk or choices), fits, note)
 
     if configured:
-        return plan(min(configured, batch), None, "the configured micro_batch_size does not fit")
+        size = min(configured, batch)
+        fits = peak(size, choices) <= budget
+        return plan(size, None, fits, "" if fits else "the configured micro_batch_size does not fit")
     for count in range(1, (batch if separable else 1) + 1):
         size = math.ceil(batch / count)
         if peak(size, choices) <= budget:
-            return plan(size, None)
+            return plan(size, None, True, f"needs train.micro_batch_size: {size}" if count > 1 else "")
     if not separable:
-        return plan(batch, None, "the objective couples a batch's examples: no micro-batches")
+        return plan(batch, None, False, "the objective couples a batch's examples: no micro-batches")
     for count in range(2, choices + 1):
         chunk = math.ceil(choices / count)
         if peak(1, chunk) <= budget:
-            return plan(1, chunk)
-    return plan(1, 1, "one choice of one example does not fit")
+            return plan(1, chunk, False, f"one example does not fit; chunks of {chunk} choices would")
+    return plan(1, 1, False, "one choice of one example does not fit")
 
 
 # --- jobs ------------------------------------------------------------------------------------------------
@@ -642,7 +643,10 @@ def train_job(config: StageConfig, seeds: int, sizes: CellSizes, cluster: Cluste
     seconds = device.seconds(flops_mixed, precision) + device.seconds(flops_fp32, "fp32")
     eval_rows = run.train.eval_batch_size * max(sizes.select.choices_max, sizes.report.choices_max)
     eval_peak = 4 * shape.params + nograd_bytes(shape, eval_rows, t_q, t_k, precision)
-    note = plan.note or ("" if eval_peak <= device.budget_bytes else "an evaluation batch does not fit")
+    eval_fits = eval_peak <= device.budget_bytes
+    note = "; ".join(
+        part for part in (plan.note, "" if eval_fits else "an evaluation batch does not fit") if part
+    )
     return JobCost(
         rule="train",
         key=config.stage.key,
@@ -658,7 +662,7 @@ def train_job(config: StageConfig, seeds: int, sizes: CellSizes, cluster: Cluste
         micro_batch_size=plan.micro_batch_size,
         micro_batches=plan.micro_batches,
         choice_chunk=plan.choice_chunk,
-        fits=plan.fits and not note,
+        fits=plan.fits and eval_fits,
         note=note,
         runtime_min=_request(cluster, seconds),
         cpus=cluster.gpu_job_cpus if gpu else cluster.cpu_job_cpus,
@@ -841,20 +845,19 @@ def table(jobs: list[JobCost]) -> str:
     """A markdown table of jobs (one row per distinct job) and the totals by rule."""
     head = (
         "| job | seeds | precision | steps | tokens/step | micro-batches × examples | choice chunk | "
-        "peak GiB | fits | GPU-h | runtime min | mem MB | cpus |\n"
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n"
+        "peak GiB | fits | GPU-h | runtime min | mem MB | cpus | note |\n"
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |\n"
     )
     rows, seen = [], set()
     for job in jobs:
         if (job.rule, job.key) in seen:
             continue
         seen.add((job.rule, job.key))
-        fits = "yes" if job.fits else f"**no**: {job.note}"
         rows.append(
             f"| {job.rule} {job.key} | {job.seeds} | {job.precision} | {job.steps} | {job.tokens_per_step} | "
             f"{job.micro_batches} × {job.micro_batch_size} | {job.choice_chunk or 'all'} | "
-            f"{job.peak_memory_gib:.1f} | {fits} | {job.gpu_hours:.2f} | {job.runtime_min} | {job.mem_mb} | "
-            f"{job.cpus} |"
+            f"{job.peak_memory_gib:.1f} | {'yes' if job.fits else '**no**'} | {job.gpu_hours:.2f} | "
+            f"{job.runtime_min} | {job.mem_mb} | {job.cpus} | {job.note} |"
         )
     return head + "\n".join(rows) + "\n\n" + summary(jobs) + "\n"
 

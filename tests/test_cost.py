@@ -235,8 +235,10 @@ def test_fit_takes_the_fewest_micro_batches_then_choice_chunks() -> None:
         return 10 * examples * choices
 
     assert cost.fit(8, 4, peak, 400, separable=True) == cost.StepPlan(8, 1, None, 320, True)
-    assert cost.fit(8, 4, peak, 130, separable=True) == cost.StepPlan(3, 3, None, 120, True)
-    assert cost.fit(8, 4, peak, 25, separable=True) == cost.StepPlan(1, 8, 2, 20, True)
+    needs = cost.StepPlan(3, 3, None, 120, True, "needs train.micro_batch_size: 3")
+    assert cost.fit(8, 4, peak, 130, separable=True) == needs
+    chunked = cost.fit(8, 4, peak, 25, separable=True)  # the training loop has no choice chunks: flagged
+    assert chunked == cost.StepPlan(1, 8, 2, 20, False, "one example does not fit; chunks of 2 choices would")
     unfit = cost.fit(8, 4, peak, 5, separable=True)
     assert not unfit.fits and unfit.note == "one choice of one example does not fit"
     coupled = cost.fit(8, 4, peak, 130, separable=False)
@@ -254,6 +256,7 @@ def test_record_step_fits_80_gb_with_micro_batches(paper: cost.ProfileCost) -> N
         assert job.tokens_per_step == 32 * 23 * (128 + 8)  # ≈ 100 k tokens, the audit's figure
         assert job.fits and job.peak_memory_gib <= budget
         assert job.micro_batches >= 2 and job.choice_chunk is None
+        assert job.note == f"needs train.micro_batch_size: {job.micro_batch_size}"
         roomy = dataclasses.replace(cost.DEFAULT, gpu=dataclasses.replace(cost.H100, memory_gib=1000))
         whole = cost.train_job(paper.stages[Stage("fewglue.ReCoRD", method)], 1, sizes, roomy)
         assert whole.micro_batches == 1 and whole.peak_memory_gib > budget  # one pass would not fit
