@@ -73,13 +73,14 @@ rule prefetch:
     resources:
         **cost.LOCAL_JOB,
     run:
-        from huggingface_hub import constants
+        from huggingface_hub import snapshot_download
 
         from prompttune.backbone import load_backbone
 
         name = BACKBONES[wildcards.backbone]
-        model, _ = load_backbone(name)  # the files every job loads, into the cache, and proof that they load
-        record = {"backbone": name, "revision": getattr(model.config, "_commit_hash", None), "cache": constants.HF_HUB_CACHE}
+        load_backbone(name)  # the files every job loads, into the cache, and proof that they load
+        snapshot = snapshot_download(name, local_files_only=True, allow_patterns=["config.json"])
+        record = {"backbone": name, "revision": Path(snapshot).name, "snapshot": snapshot}
         Path(output[0]).write_text(json.dumps(record, indent=2) + "\n")
 
 

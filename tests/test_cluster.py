@@ -30,9 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 GPU_RULES = ("train", "landscape", "mi_check")
 
 
-def dry_run(project: Path, env: dict[str, str], *args: str) -> list[dict[str, object]]:
-    """Every job of a forced dry run: rule, wildcards, threads, resources, inputs and shell command."""
-    out = run([str(BIN / "snakemake"), "-n", "-p", "--forceall", *args], project, env, stderr=True)
+def dry_run(project: Path, env: dict[str, str], *args: str, force: bool = True) -> list[dict[str, object]]:
+    """Every job of a dry run (forced: every job of the DAG): rule, wildcards, threads, resources, inputs and
+    shell command."""
+    forced = ["--forceall"] if force else []
+    out = run([str(BIN / "snakemake"), "-n", "-p", *forced, *args], project, env, stderr=True)
     jobs = []
     for match in re.finditer(r"^rule (\w+):\n(.*?)^Shell command: ([^\n]*)$", out, flags=re.M | re.S):
         fields = dict(re.findall(r"^    (\w+): (.*)$", match[2], flags=re.M))
@@ -134,6 +136,50 @@ def test_smoke_profile_local_dry_run_is_the_grid(tmp_path: Path, mirror: Path) -
     assert all(job["resources"]["gpu"] == "0" for job in jobs)
     train = [job for job in jobs if job["rule"] == "train"]
     assert train and all(job["threads"] == 2 for job in train)  # torch gets both cores, not 1
+
+
+def hub_cache(home: Path, repo: str, revision: str) -> None:
+    """A Hugging Face cache under ``home`` holding ``repo`` at ``revision``: a tiny random BERT with MiniLM's
+    tokenizer, laid out as a download leaves it (no internet here: the download itself is not exercised)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from prompttune.backbone import resolve_backbone
+
+    folder = home / "hub" / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(revision)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("minilm"))
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(folder / "snapshots" / revision)
+    tokenizer.save_pretrained(folder / "snapshots" / revision)
+
+
+def test_prefetch_puts_a_hub_backbone_in_the_cache_once(tmp_path: Path, mirror: Path) -> None:
+    project, env = project_copy(tmp_path, mirror, "smoke")
+    repo, revision = "tinyorg/tiny-bert", "a" * 40
+    hub_cache(tmp_path / "hf", repo, revision)
+    env = {**env, "HF_HOME": str(tmp_path / "hf")}
+    params = project / "params.yaml"
+    params.write_text(
+        params.read_text().replace("  backbone: minilm", f"  backbone: {repo}", 1)
+    )  # run.backbone
+    record = "backbones/tinyorg--tiny-bert.json"
+    run([str(BIN / "snakemake"), "-c1", record], project, env)
+    assert json.loads((project / record).read_text())["revision"] == revision
+    jobs = dry_run(project, env, "-c1", force=False)
+    assert not [job for job in jobs if job["rule"] == "prefetch"], "prefetched once, then up to date"
+    for job in jobs:
+        if job["rule"] in GPU_RULES:
+            assert record in job["input"] and str(job["shell"]).startswith("HF_HUB_OFFLINE=1 prompttune ")
+            assert job["resources"]["gpu"] == "1"  # a hub backbone is a GPU job (choice, cost.needs_gpu)
 
 
 # --- benchmarks/gpu_check.sh --------------------------------------------------------------------------
