@@ -8,7 +8,8 @@
 # job's threads, the SLURM executor asks for them as --cpus-per-task); train, landscape and mi_check take their
 # runtime (minutes, scaled by the attempt: a retried job gets more time), mem_mb and gpu from prompttune/cost.py. A hub
 # backbone is downloaded once by `prefetch` into the Hugging Face cache (which the compute nodes must share, e.g. through
-# HF_HOME), and the jobs that read it run with HF_HUB_OFFLINE=1 before their `prompttune` command.
+# HF_HOME), and with such a backbone in the profile the compute jobs run HF_HUB_OFFLINE=1 before their `prompttune`
+# command.
 import json
 
 import yaml
@@ -50,9 +51,8 @@ def prefetched(backbone):
     return [ancient(f"backbones/{backbone.replace('/', '--')}.json")] if hub_id(backbone) else []
 
 
-def offline(backbone):
-    """The shell prefix of a job that reads ``backbone``: the hub is not asked again on a compute node."""
-    return "HF_HUB_OFFLINE=1 " if hub_id(backbone) else ""
+# The compute jobs' shell prefix when the profile reads the hub (none otherwise: the commands stay DVC's, unchanged).
+OFFLINE = "HF_HUB_OFFLINE=1 " if BACKBONES else ""
 
 
 def job_resources(job_cost):
@@ -131,10 +131,8 @@ if STACK:  # one job per stage, every seed in one process, as DVC's stages
         threads: lambda w: train_cost(w).cpus
         resources:
             **job_resources(train_cost),
-        params:
-            env=lambda w: offline(stage_backbone(w)),
         shell:
-            "{params.env}prompttune train --config {input.config}"
+            OFFLINE + "prompttune train --config {input.config}"
 
     RUN_INPUTS = {stage: [str(paths.method_dir(stage))] for stage in STAGES}
 
@@ -155,10 +153,8 @@ else:  # one job per seed, for a cluster to spread
         threads: lambda w: train_cost(w).cpus
         resources:
             **job_resources(train_cost),
-        params:
-            env=lambda w: offline(stage_backbone(w)),
         shell:
-            "{params.env}prompttune train --config {input.config} --seed {wildcards.seed}"
+            OFFLINE + "prompttune train --config {input.config} --seed {wildcards.seed}"
 
     RUN_INPUTS = {stage: [f"{paths.run_dir(stage, seed)}/metrics.json" for seed in seeds] for stage, seeds in STAGES.items()}
 
@@ -186,30 +182,23 @@ rule landscape:
     threads: lambda w: landscape_cost(w).cpus
     resources:
         **job_resources(landscape_cost),
-    params:
-        env=lambda w: offline(landscape_backbone(w)),
     shell:
-        "{params.env}prompttune landscape --config {input.config}"
-
-
-MI_BACKBONE = COST.mi_spec["backbone"]
+        OFFLINE + "prompttune landscape --config {input.config}"
 
 
 rule mi_check:
     input:
         config=str(paths.MI_CHECK_CONFIG),
         data=f"data/{PARAMS.studies.mi_check.cell}",
-        backbone=prefetched(MI_BACKBONE),
+        backbone=prefetched(COST.mi_spec["backbone"]),
         code=code("mi-check"),
     output:
         directory(str(paths.MI_CHECK_DIR)),
     threads: lambda w: COST.mi_check().cpus
     resources:
         **job_resources(lambda w: COST.mi_check()),
-    params:
-        env=offline(MI_BACKBONE),
     shell:
-        "{params.env}prompttune mi-check"
+        OFFLINE + "prompttune mi-check"
 
 
 rule aggregate:
