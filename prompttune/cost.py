@@ -57,9 +57,11 @@ two moments) plus, for the seeds sharing the backbone pass, the graphs alive at 
 clean and the perturbed pass) plus one layer's saved activations for the gradients being formed
 (choice). It must fit ``budget`` × the device memory (choice: 85 %, the rest for the CUDA context and
 the allocator's fragmentation). ``fit`` finds the fewest micro-batches of whole examples (gradient
-accumulation; objectives whose loss is a mean over examples) and, if one example is still too large,
-the choices per chunk (which needs one more forward without gradient per step); a stage that fits
-neither way is flagged.
+accumulation, for objectives whose loss is a mean over examples: ``run.train.micro_batch_size``, which
+the model reads when it is set and otherwise names) and, if one example is still too large, the choices
+per chunk that would fit (it would take one more forward without gradient per step); a step that needs
+choice chunks, which the training loop does not have, or that fits no way is flagged, as is a landscape
+whose one batch does not fit.
 """
 
 from __future__ import annotations
