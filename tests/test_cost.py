@@ -295,6 +295,28 @@ def test_sizes_come_from_the_data_when_it_is_there(mirror: Path) -> None:
     )  # the mirror lacks its val.jsonl
 
 
+def test_the_official_sizes_agree_with_every_file_of_the_mirror(mirror: Path) -> None:
+    checked = 0
+    for task_name, files in cost.OFFICIAL.items():
+        task = get_task(task_name)
+        for source, size in files.items():
+            path = mirror / task.files[source]
+            if not path.is_file():
+                continue
+            examples = task.read(path, source)
+            assert len(examples) == size.examples, path
+            if size.units is not None:
+                assert len({example.group for example in examples}) == size.units, path
+            if task.kind == "multiple_choice":
+                counts = [len(example.choices) for example in examples]
+                assert (max(counts), round(sum(counts) / len(counts), 1)) == (
+                    size.choices_max,
+                    size.choices_mean,
+                )
+            checked += 1
+    assert checked >= 20  # what the mirror lacks (SuperGLUE train files but RTE's and WSC's, ReCoRD's val)
+
+
 def test_the_device_follows_the_backbone() -> None:
     minilm = dataclasses.replace(hand_run("pt"), backbone="minilm")
     assert not cost.needs_gpu(minilm) and cost.run_precision("auto", cost.DEFAULT.cpu()) == "fp32"
