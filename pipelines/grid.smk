@@ -1,8 +1,20 @@
-# Rules of the Snakefile (PARAMS, STAGES, LANDSCAPES, PROFILE and STACK come from it): the same jobs as dvc.yaml's
+# Rules of the Snakefile (PARAMS, STAGES, LANDSCAPES, PROFILE, STACK and COST come from it): the same jobs as dvc.yaml's
 # stages, with the same outputs; with grid.stack_seeds false, one training job per seed instead. Each rule's code inputs
 # are the ones dvc.yaml declares for the same stage (one list, checked against the import closure by
 # tests/test_pipelines.py), so an edit to the code a job imports reruns it in both pipelines.
+#
+# The cluster route: fetch, prefetch, aggregate and report run where Snakemake runs (the login node, which reaches the
+# internet); every rule declares its threads (Snakemake exports OMP_NUM_THREADS and the other BLAS thread counts as the
+# job's threads, the SLURM executor asks for them as --cpus-per-task); train, landscape and mi_check take their
+# runtime (minutes, scaled by the attempt: a retried job gets more time), mem_mb and gpu from prompttune/cost.py. A hub
+# backbone is downloaded once by `prefetch` into the Hugging Face cache (which the compute nodes must share, e.g. through
+# HF_HOME), and with such a backbone in the profile the compute jobs run HF_HUB_OFFLINE=1 before their `prompttune`
+# command.
+import json
+
 import yaml
+
+from prompttune.backbone import EMBEDDED
 
 RUN_FILES = ["prompt.pt", "predictions.jsonl", "config.json", "provenance.json", "metrics.json", "curve.csv"]
 DVC_STAGES = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
@@ -17,6 +29,61 @@ def code(stage):
     return files
 
 
+localrules:
+    all,
+    fetch,
+    prefetch,
+    aggregate,
+    report,
+
+
+def hub_id(backbone):
+    """A backbone the jobs read from the Hugging Face hub: neither embedded nor a local folder."""
+    return backbone not in EMBEDDED and not Path(backbone).exists()
+
+
+BACKBONES = {name.replace("/", "--"): name for name in {c.run.backbone for c in COST.stages.values()} if hub_id(name)}
+
+
+def prefetched(backbone):
+    """The prefetch record a job reading ``backbone`` waits for (none for an embedded or local one); ancient: a
+    repeated prefetch reruns nothing."""
+    return [ancient(f"backbones/{backbone.replace('/', '--')}.json")] if hub_id(backbone) else []
+
+
+# The compute jobs' shell prefix when the profile reads the hub (none otherwise: the commands stay DVC's, unchanged).
+OFFLINE = "HF_HUB_OFFLINE=1 " if BACKBONES else ""
+
+
+def job_resources(job_cost):
+    """A rule's resources from its jobs' cost records (``job_cost(wildcards)``); runtime × attempt."""
+    return dict(
+        runtime=lambda w, attempt: job_cost(w).runtime_min * attempt,
+        mem_mb=lambda w: job_cost(w).mem_mb,
+        gpu=lambda w: int(job_cost(w).gpu),
+    )
+
+
+rule prefetch:
+    output:
+        "backbones/{backbone}.json",
+    wildcard_constraints:
+        backbone=r"[^/]+",
+    threads: 1
+    resources:
+        **cost.LOCAL_JOB,
+    run:
+        from huggingface_hub import snapshot_download
+
+        from prompttune.backbone import load_backbone
+
+        name = BACKBONES[wildcards.backbone]
+        load_backbone(name)  # the files every job loads, into the cache, and proof that they load
+        snapshot = snapshot_download(name, local_files_only=True, allow_patterns=["config.json"])
+        record = {"backbone": name, "revision": Path(snapshot).name, "snapshot": snapshot}
+        Path(output[0]).write_text(json.dumps(record, indent=2) + "\n")
+
+
 rule fetch:
     input:
         code("fetch"),
@@ -24,6 +91,9 @@ rule fetch:
         directory("data/{cell}"),
     wildcard_constraints:
         cell=r"[^/]+",
+    threads: 1
+    resources:
+        **cost.LOCAL_JOB,
     shell:
         "prompttune fetch --cell {wildcards.cell} --dest {output}"
 
@@ -35,12 +105,21 @@ def stage_config(w):
     return str(paths.stage_config(STAGE_OF[w.cell, w.name]))
 
 
+def stage_backbone(w):
+    return COST.stages[STAGE_OF[w.cell, w.name]].run.backbone
+
+
+def train_cost(w):
+    return COST.train(STAGE_OF[w.cell, w.name])
+
+
 if STACK:  # one job per stage, every seed in one process, as DVC's stages
 
     rule train:
         input:
             config=stage_config,
             data="data/{cell}",
+            backbone=lambda w: prefetched(stage_backbone(w)),
             code=code("train"),
         output:
             directory("runs/{cell}/{name}"),
@@ -49,8 +128,11 @@ if STACK:  # one job per stage, every seed in one process, as DVC's stages
         wildcard_constraints:
             cell=r"[^/]+",
             name=r"[^/]+",
+        threads: lambda w: train_cost(w).cpus
+        resources:
+            **job_resources(train_cost),
         shell:
-            "prompttune train --config {input.config}"
+            OFFLINE + "prompttune train --config {input.config}"
 
     RUN_INPUTS = {stage: [str(paths.method_dir(stage))] for stage in STAGES}
 
@@ -60,6 +142,7 @@ else:  # one job per seed, for a cluster to spread
         input:
             config=stage_config,
             data="data/{cell}",
+            backbone=lambda w: prefetched(stage_backbone(w)),
             code=code("train"),
         output:
             [f"runs/{{cell}}/{{name}}/seed{{seed}}/{name}" for name in RUN_FILES],
@@ -67,10 +150,21 @@ else:  # one job per seed, for a cluster to spread
             cell=r"[^/]+",
             name=r"[^/]+",
             seed=r"\d+",
+        threads: lambda w: train_cost(w).cpus
+        resources:
+            **job_resources(train_cost),
         shell:
-            "prompttune train --config {input.config} --seed {wildcards.seed}"
+            OFFLINE + "prompttune train --config {input.config} --seed {wildcards.seed}"
 
     RUN_INPUTS = {stage: [f"{paths.run_dir(stage, seed)}/metrics.json" for seed in seeds] for stage, seeds in STAGES.items()}
+
+
+def landscape_backbone(w):
+    return COST.stages[STAGE_OF[w.cell, w.method]].run.backbone
+
+
+def landscape_cost(w):
+    return COST.landscape(w.cell, w.method)
 
 
 rule landscape:
@@ -78,25 +172,33 @@ rule landscape:
         config="configs/landscape/{cell}/{method}.json",
         data="data/{cell}",
         runs=lambda w: RUN_INPUTS[STAGE_OF[w.cell, w.method]],
+        backbone=lambda w: prefetched(landscape_backbone(w)),
         code=code("landscape"),
     output:
         directory("results/landscape/{cell}/{method}"),
     wildcard_constraints:
         cell=r"[^/]+",
         method=r"[^/]+",
+    threads: lambda w: landscape_cost(w).cpus
+    resources:
+        **job_resources(landscape_cost),
     shell:
-        "prompttune landscape --config {input.config}"
+        OFFLINE + "prompttune landscape --config {input.config}"
 
 
 rule mi_check:
     input:
         config=str(paths.MI_CHECK_CONFIG),
         data=f"data/{PARAMS.studies.mi_check.cell}",
+        backbone=prefetched(COST.mi_spec["backbone"]),
         code=code("mi-check"),
     output:
         directory(str(paths.MI_CHECK_DIR)),
+    threads: lambda w: COST.mi_check().cpus
+    resources:
+        **job_resources(lambda w: COST.mi_check()),
     shell:
-        "prompttune mi-check"
+        OFFLINE + "prompttune mi-check"
 
 
 rule aggregate:
@@ -109,6 +211,9 @@ rule aggregate:
         "results/runs.csv",
         "results/curves.csv",
         "results/summary.csv",
+    threads: 1
+    resources:
+        **cost.LOCAL_JOB,
     shell:
         "prompttune aggregate --out results"
 
@@ -124,5 +229,8 @@ rule report:
     output:
         "results/claims.csv",
         str(paths.report(PROFILE)),
+    threads: 1
+    resources:
+        **cost.LOCAL_JOB,
     shell:
         "prompttune report --out {output[1]}"

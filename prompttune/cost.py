@@ -1,0 +1,879 @@
+"""What a profile costs on a cluster, before anything runs: FLOPs, GPU-hours, peak memory and the
+micro-batching that makes each training step fit, per training job, per landscape and for the MI check,
+from the resolved configs and the data sizes; and the resources each job asks the cluster for (the
+Snakefile's ``threads`` and ``resources``).
+
+Notation: one sequence of ``T`` query tokens attends to ``T_k`` key tokens (``pt``: T = T_k =
+max_length + prompt; ``pt2``: T = max_length, T_k = T + prefix); ``L`` layers of width ``d``, FFN width
+``f``, ``a`` heads; ``P = L·(4d² + 2df)`` the parameters of the backbone's weight matrices (embeddings
+are looked up, not multiplied). Every length is the upper bound ``max_length``; a training batch holds
+``min(batch_size, n_train)`` examples of the split's largest number of choices (a batch is padded to its
+largest), an evaluation the split's mean number of choices (evaluation batches are sorted by length).
+
+FLOPs:
+
+- forward ``F = T·(2P + 4·L·d·T_k)`` per sequence: 2 FLOPs per multiply-add of every weight matrix
+  (paper: Kaplan et al. 2020, "Scaling Laws for Neural Language Models", Table 1) plus QKᵀ and AV,
+  2·d·T_k each per query token and layer, with no causal halving (an encoder attends both ways; PaLM,
+  Chowdhery et al. 2022, App. B, counts attention the same way, 12·L·H·Q·T per token for a training step);
+- backward through the frozen backbone ``B = T·(2P + 8·L·d·T_k)`` (choice, from autograd's rules): the
+  weights take no gradient, so each weight matrix costs one product (∂x = ∂y·Wᵀ) instead of the two
+  behind the usual 6·P per token (Kaplan et al. §2.1), while QKᵀ and AV multiply two activations and
+  take gradients to both, twice their forward. A cross-entropy step is so ≈ 2× a forward pass (the
+  4·P·tokens of benchmarks/peft_throughput.py, attention added);
+- passes per step (``passes``): PTP's ``extra_passes`` (prompttune/objectives/ptp.py): rn ``2F + 2B``,
+  adv-emb ``(K + 2)·(F + B)``, adv-text ``2F + 3B`` plus HotFlip's vocabulary products ``2·N·T·d·V``,
+  which run in fp32; InfoPrompt with β > 0 one forward without prompt per training example, once (its
+  cached ``r⁻``); base ``head`` on cached features one forward over every split, once;
+- evaluation: a forward over the selection split at step 0, every ``eval_every`` steps and at the step
+  cap, then the selected checkpoint on the selection and report splits; the step cap is an upper bound
+  (early stopping only shortens a run);
+- landscape (prompttune/landscape.py): per seed ``points² + 1`` forwards without gradient and one
+  forward + backward (the directions), over the first ``n_examples`` report examples as one batch, fp32;
+- time = FLOPs / (peak of the precision × ``mfu``) (choice: 35 % model-FLOPs utilisation of the dense
+  bf16 peak, PaLM's definition of MFU); a job's runtime request adds ``startup_s`` and multiplies by
+  ``safety``.
+
+Memory — what autograd keeps for the backward of one forward pass with gradients flowing to the input
+(``saved_bytes``; choice: derived from which tensors PyTorch saves for a frozen transformers encoder
+layer under autocast, checked tensor by tensor with ``saved_tensors_hooks`` in tests/test_cost.py). Per
+token and layer, ``e`` the compute dtype's bytes (bf16: 2, fp32: 4), ``m`` a dropout mask's element
+(CUDA's native dropout: a 1-byte bool; on CPU the masked tensor's own size):
+
+- two LayerNorms: input in fp32 (autocast keeps the residual stream in fp32) and mean and rstd, ``8d + 16``;
+- attention inputs Q, K, V: ``e·d·(1 + 2·T_k/T)``;
+- FFN: the GELU input ``e·f``; dropout (backbone dropout on) masks after attention and FFN ``2·m·d``;
+- attention scores, ``materialized`` (eager or math attention; the default: an upper bound of what any
+  kernel keeps at these lengths): the fp32 softmax output ``4·a·T_k``, its cast to the compute dtype
+  ``e·a·T_k`` (mixed precision), with dropout its mask ``m·a·T_k`` (and in fp32 the dropout output
+  ``4·a·T_k``); ``fused`` (SDPA's flash / memory-efficient kernels): the output ``e·d``, the
+  log-sum-exp ``4·a`` and the additive mask ``e·T_k`` instead;
+- once per token: the embeddings' LayerNorm, ``4d + 8``, and with dropout its mask ``m·d``;
+- per pass, mixed precision only: the compute-dtype copies of the frozen fp32 weight matrices that
+  autocast makes and backward reuses, ``e·P``.
+
+A step's peak is the static part (fp32 weights, each seed's prompt and head with gradient and AdamW's
+two moments) plus, for the seeds sharing the backbone pass, the graphs alive at once (two for PTP: the
+clean and the perturbed pass) plus one layer's saved activations for the gradients being formed
+(choice). It must fit ``budget`` × the device memory (choice: 85 %, the rest for the CUDA context and
+the allocator's fragmentation). ``fit`` finds the fewest micro-batches of whole examples (gradient
+accumulation, for objectives whose loss is a mean over examples: ``run.train.micro_batch_size``, which
+the model reads when it is set and otherwise names) and, if one example is still too large, the choices
+per chunk that would fit (it would take one more forward without gradient per step); a step that needs
+choice chunks, which the training loop does not have, or that fits no way is flagged, as is a landscape
+whose one batch does not fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from prompttune import paths
+from prompttune.config import Params, RunConfig, Stage, StageConfig, TrainConfig, expand_stages, split_cell
+from prompttune.errors import PromptTuneError
+
+GIB = 2**30
+Precision = Literal["bf16", "fp16", "fp32"]
+Attention = Literal["materialized", "fused"]
+ELEMENT = {"bf16": 2, "fp16": 2, "fp32": 4}
+
+
+# --- what runs where ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device as the cost model sees it: memory, dense peak throughput per precision, the sustained
+    share of it (``mfu``) and the share of memory a job may plan for (``budget``)."""
+
+    name: str
+    gpu: bool
+    memory_gib: float
+    peak_tflops: dict[str, float]
+    mfu: float = 0.35
+    budget: float = 0.85
+    dropout_mask_bytes: int | None = field(
+        default=1, metadata={"help": "bytes per dropout-mask element; None: the masked tensor's (CPU)"}
+    )
+
+    @property
+    def budget_bytes(self) -> float:
+        return self.memory_gib * GIB * self.budget
+
+    def seconds(self, flops: float, precision: str) -> float:
+        return flops / (self.peak_tflops[precision] * 1e12 * self.mfu)
+
+
+H100 = Device(  # NVIDIA H100 Tensor Core GPU datasheet, SXM5: dense (the "with sparsity" figures halved)
+    name="NVIDIA H100 SXM 80GB",
+    gpu=True,
+    memory_gib=80.0,
+    peak_tflops={"bf16": 989.4, "fp16": 989.4, "fp32": 66.9},
+)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The jobs' machines and the margins on what they request (all choices)."""
+
+    gpu: Device = H100
+    gpu_job_cpus: int = 4  # host threads of a GPU job: collation, pinned copies, tokenising once
+    cpu_job_cpus: int = 8  # torch threads of a CPU job (Snakemake caps them at --cores locally)
+    cpu_tflops_per_core: float = 0.05  # sustained: 55 GFLOP/s per thread measured (benchmarks/README.md)
+    safety: float = 1.5  # requested runtime = safety × estimate
+    startup_s: float = 120.0  # imports, CUDA start, the backbone read from a shared file system
+    min_runtime_min: int = 10
+    host_base_gib: float = 3.0  # Python, torch, transformers and the CUDA host side of one process
+    host_bytes_per_token: int = 64  # a tokenised sequence's ids and masks in memory, per token
+
+    def cpu(self) -> Device:
+        rate = self.cpu_job_cpus * self.cpu_tflops_per_core
+        return Device(
+            name=f"CPU ({self.cpu_job_cpus} threads)",
+            gpu=False,
+            memory_gib=math.inf,
+            peak_tflops={"bf16": rate, "fp16": rate, "fp32": rate},
+            mfu=1.0,
+            budget=1.0,
+            dropout_mask_bytes=None,
+        )
+
+
+DEFAULT = Cluster()
+
+
+def needs_gpu(run: RunConfig) -> bool:
+    """Choice: a job gets a GPU when its backbone is not one of the embedded CPU backbones and its
+    ``train.device`` allows one (``auto``), or when ``train.device`` names one."""
+    from prompttune.backbone import EMBEDDED
+
+    device = run.train.device
+    return device.startswith("cuda") or (device == "auto" and run.backbone not in EMBEDDED)
+
+
+def run_precision(requested: str, device: Device) -> Precision:
+    """What ``train.precision`` resolves to on ``device`` (as prompttune.precision does on a GPU with
+    bf16; choice: a CPU job is costed in fp32)."""
+    if requested != "auto":
+        return requested  # type: ignore[return-value]
+    return "bf16" if device.gpu else "fp32"
+
+
+# --- the backbone ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A backbone's sizes; ``params`` counts every parameter (no pooler: ``load_backbone`` drops it)."""
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    ffn: int
+    vocab: int
+    params: int
+
+    @property
+    def matrix_params(self) -> int:
+        """``P``: the weight matrices every token goes through (attention and FFN, every layer)."""
+        return self.layers * (4 * self.hidden**2 + 2 * self.hidden * self.ffn)
+
+
+KNOWN_SHAPES = {  # hub config.json of the backbones the profiles name, for planning before any download
+    "roberta-large": Shape("roberta-large", layers=24, hidden=1024, heads=16, ffn=4096, vocab=50265,
+                           params=354_310_144),
+}  # fmt: skip
+
+
+def shape_of(config: Any, name: str) -> Shape:
+    """The ``Shape`` of a transformers config (BERT, RoBERTa, ALBERT: shared layers are counted once)."""
+    d, f, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    width = getattr(config, "embedding_size", d)  # ALBERT's word embeddings are narrower
+    rows = config.vocab_size + config.max_position_embeddings + config.type_vocab_size
+    embeddings = rows * width + 2 * width + (width * d + d if width != d else 0)
+    layer = 4 * (d * d + d) + 2 * d * f + f + d + 4 * d
+    distinct = getattr(config, "num_hidden_groups", layers) if config.model_type == "albert" else layers
+    params = embeddings + distinct * layer
+    return Shape(name, layers, d, config.num_attention_heads, f, config.vocab_size, params)
+
+
+def backbone_shape(name: str) -> Shape:
+    """From the backbone's config on this machine (embedded, a local folder, the hub cache), else from
+    ``KNOWN_SHAPES``; anything else is a one-line error."""
+    from prompttune.config import _local_backbone_config
+
+    config = _local_backbone_config(name)
+    if config is not None:
+        return shape_of(config, name)
+    if name in KNOWN_SHAPES:
+        return KNOWN_SHAPES[name]
+    record = f"backbones/{name.replace('/', '--')}.json"
+    raise PromptTuneError(
+        f"cost: backbone {name!r} is neither on this machine nor in prompttune.cost.KNOWN_SHAPES; "
+        f"prefetch it first (`snakemake {record}`) or add its sizes there"
+    )
+
+
+# --- data sizes ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitSize:
+    """Examples of a split, and the sequences (choices) per example: 1 for classification."""
+
+    examples: int
+    choices_max: int = 1
+    choices_mean: float = 1.0
+
+
+@dataclass(frozen=True)
+class FileSize(SplitSize):
+    """A data file of the official release: examples as prompttune's readers count them (MultiRC: answer
+    options, ReCoRD: queries) and its sampling units when they differ (MultiRC: questions)."""
+
+    units: int | None = None
+
+
+def _same(n: int) -> dict[str, FileSize]:
+    return {"fewglue_train": FileSize(n), "fewglue_dev32": FileSize(n)}
+
+
+# Sources: SuperGLUE v2 and GLUE SST-2 rows per file as the Hugging Face `super_glue` / `glue` dataset
+# cards list them (Wang et al. 2019, Table 1, rounds them), equal to the line counts of the files in the
+# data mirror where it has them (shared/data/SOURCES.md); FewGLUE (timoschick/fewglue) and FewGLUE_32dev
+# (THUDM/P-tuning): 32 examples, MultiRC's 32 questions being 154 and 167 answer options, ReCoRD's choice
+# counts measured on the mirror's files. ReCoRD's full train and val are not in the mirror: their choice
+# counts are assumed (choice: the FewGLUE files' mean, and twice their largest count, 25) until fetched.
+OFFICIAL: dict[str, dict[str, FileSize]] = {
+    "BoolQ": {**_same(32), "full_train": FileSize(9427), "val": FileSize(3270)},
+    "CB": {**_same(32), "full_train": FileSize(250), "val": FileSize(56)},
+    "COPA": {
+        **{source: FileSize(32, 2, 2.0) for source in ("fewglue_train", "fewglue_dev32")},
+        "full_train": FileSize(400, 2, 2.0),
+        "val": FileSize(100, 2, 2.0),
+    },
+    "MultiRC": {
+        "fewglue_train": FileSize(154, units=32),
+        "fewglue_dev32": FileSize(167, units=32),
+        "full_train": FileSize(27243, units=5100),
+        "val": FileSize(4848, units=953),
+    },
+    "ReCoRD": {
+        "fewglue_train": FileSize(32, 23, 12.4),
+        "fewglue_dev32": FileSize(32, 25, 11.5),
+        "full_train": FileSize(100730, 50, 12.0),
+        "val": FileSize(10000, 50, 12.0),
+    },
+    "RTE": {**_same(32), "full_train": FileSize(2490), "val": FileSize(277)},
+    "WiC": {**_same(32), "full_train": FileSize(5428), "val": FileSize(638)},
+    "WSC": {**_same(32), "full_train": FileSize(554), "val": FileSize(104)},
+    "SST-2": {"full_train": FileSize(67349), "val": FileSize(872)},
+}
+
+
+@dataclass(frozen=True)
+class CellSizes:
+    """The three splits of a cell, the first examples of the report split a landscape reads, and where the
+    numbers come from (``data/<cell>`` or ``table``)."""
+
+    train: SplitSize
+    select: SplitSize
+    report: SplitSize
+    report_head: SplitSize
+    source: str
+
+
+def _draw(file: FileSize, units: int) -> SplitSize:
+    per_unit = file.examples / (file.units or file.examples)
+    return SplitSize(round(units * per_unit), file.choices_max, file.choices_mean)
+
+
+def table_sizes(setting: str, task: str, head: int) -> CellSizes:
+    """A cell's split sizes from ``OFFICIAL`` by the rules of prompttune/splits.py (content overlaps
+    between files, which splits.py removes, are not subtracted)."""
+    from prompttune.splits import FEWSHOT_SELECT, HELDOUT_FRACTION, parse_setting
+
+    files = OFFICIAL[task]
+    parsed = parse_setting(setting)
+    report = files["val"]
+    if parsed.name == "fewglue":
+        train, select = files["fewglue_train"], files["fewglue_dev32"]
+    else:
+        full = files["full_train"]
+        units = full.units or full.examples
+        if parsed.name == "superglue":
+            held = max(1, round(HELDOUT_FRACTION * units))
+            train, select = _draw(full, units - held), _draw(full, held)
+        else:
+            assert parsed.k is not None
+            train = _draw(full, parsed.k)
+            select = files.get("fewglue_dev32") or _draw(full, FEWSHOT_SELECT)
+    first = SplitSize(min(head, report.examples), report.choices_max, report.choices_mean)
+    return CellSizes(*(_plain(s) for s in (train, select, report)), first, "table")
+
+
+def _plain(size: SplitSize) -> SplitSize:
+    return SplitSize(size.examples, size.choices_max, size.choices_mean)
+
+
+def data_sizes(root: Path, setting: str, task: str, data_seed: int, head: int) -> CellSizes:
+    """A cell's split sizes from its fetched files (``prompttune.splits.load_splits``)."""
+    from prompttune.splits import load_splits
+    from prompttune.tasks import get_task
+
+    task_ = get_task(task)
+    splits = load_splits(root, setting, task_, data_seed)
+
+    def size(examples: list[Any]) -> SplitSize:
+        if task_.kind != "multiple_choice":
+            return SplitSize(len(examples))
+        counts = [len(example.choices) for example in examples]
+        return SplitSize(len(examples), max(counts), sum(counts) / len(counts))
+
+    parts = (splits.train, splits.select, splits.report, splits.report[:head])
+    return CellSizes(*(size(part) for part in parts), str(root))
+
+
+def cell_sizes(cell: str, data_seed: int, head: int, data_root: Path | None = None) -> CellSizes:
+    """``data_sizes`` when every file the cell reads is in ``data_root`` (default ``data/<cell>``), else
+    ``table_sizes``."""
+    from prompttune.splits import required_files
+
+    setting, task = split_cell(cell)
+    root = data_root if data_root is not None else paths.data_dir(cell)
+    if all((root / file).is_file() for file in required_files(setting, task)):
+        return data_sizes(root, setting, task, data_seed, head)
+    return table_sizes(setting, task, head)
+
+
+# --- FLOPs and memory of a pass -------------------------------------------------------------------------
+
+
+def lengths(run: RunConfig) -> tuple[int, int]:
+    """``(T, T_k)`` of a run's sequences (module docstring)."""
+    n, length = run.prompt.length, run.train.max_length
+    if run.base == "pt":
+        return length + n, length + n
+    if run.base == "pt2":
+        return length, length + n
+    return length, length
+
+
+def forward_flops(shape: Shape, t_q: int, t_k: int) -> int:
+    """``F`` of one sequence: ``T·(2P + 4·L·d·T_k)``."""
+    return t_q * (2 * shape.matrix_params + 4 * shape.layers * shape.hidden * t_k)
+
+
+def backward_flops(shape: Shape, t_q: int, t_k: int) -> int:
+    """``B`` of one sequence through the frozen backbone, to its input: ``T·(2P + 8·L·d·T_k)``."""
+    return t_q * (2 * shape.matrix_params + 8 * shape.layers * shape.hidden * t_k)
+
+
+def hotflip_flops(shape: Shape, t_q: int) -> int:
+    """HotFlip's first-order gains of one sequence against the whole vocabulary: ``2·T·d·V`` (fp32)."""
+    return 2 * t_q * shape.hidden * shape.vocab
+
+
+@dataclass(frozen=True)
+class Memory:
+    """How a pass keeps its activations: the precision, backbone dropout, the attention kernel's
+    bookkeeping and the size of a dropout mask element (None: the masked tensor's own)."""
+
+    precision: Precision
+    dropout: bool
+    attention: Attention = "materialized"
+    mask_bytes: int | None = 1
+
+    def mask(self, element: int) -> int:
+        return self.mask_bytes if self.mask_bytes is not None else element
+
+
+def layer_bytes(shape: Shape, t_q: int, t_k: int, memory: Memory) -> int:
+    """Bytes one layer saves for backward, per sequence (module docstring, term by term)."""
+    d, f, a = shape.hidden, shape.ffn, shape.heads
+    e = ELEMENT[memory.precision]
+    mixed = e < 4
+    per_token = 2 * (4 * d + 2 * 4) + e * d + e * f  # LayerNorm inputs and statistics, Q, GELU input
+    per_token += 2 * memory.mask(e) * d if memory.dropout else 0
+    kv = 2 * e * d * t_k  # K and V, prefix included
+    if memory.attention == "materialized":
+        scores = 4 + (e if mixed else 0)  # fp32 softmax output (+ its cast for AV)
+        if memory.dropout:
+            scores += memory.mask(4) + (0 if mixed else 4)  # the mask (+ fp32: the dropout output)
+        return t_q * (per_token + scores * a * t_k) + kv
+    return t_q * (per_token + e * d + 4 * a + e * t_k) + kv
+
+
+def saved_bytes(shape: Shape, sequences: float, t_q: int, t_k: int, memory: Memory) -> float:
+    """Bytes autograd keeps for the backward of one forward pass over ``sequences`` sequences (0: none)."""
+    if not sequences:
+        return 0.0
+    e = ELEMENT[memory.precision]
+    embeddings = t_q * (4 * shape.hidden + 8 + (memory.mask(4) * shape.hidden if memory.dropout else 0))
+    weights = e * shape.matrix_params if e < 4 else 0
+    return sequences * (shape.layers * layer_bytes(shape, t_q, t_k, memory) + embeddings) + weights
+
+
+def nograd_bytes(shape: Shape, sequences: float, t_q: int, t_k: int, precision: Precision) -> float:
+    """Peak of a forward pass without gradient (choice): the fp32 hidden states in and out of a layer
+    and its residual, plus the larger of the attention's (scores, softmax, its cast; Q, K, V) and the
+    FFN's (intermediate before and after GELU) temporaries."""
+    d, e, a = shape.hidden, ELEMENT[precision], shape.heads
+    attention = (2 * e + 4) * a * t_k + 3 * e * d
+    return sequences * t_q * (3 * 4 * d + max(attention, 2 * e * shape.ffn))
+
+
+# --- one training step ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Passes:
+    """One training step through the backbone in units of one forward ``F`` and one backward ``B`` of the
+    batch; the autograd graphs alive at once; whether the loss is a mean over examples (micro-batches then
+    give the same gradient); HotFlip's products; InfoPrompt's once-per-example forward without prompt."""
+
+    forward: int
+    backward: int
+    live_graphs: int
+    separable: bool
+    hotflip: bool = False
+    negatives: bool = False
+
+
+def passes(run: RunConfig) -> Passes:
+    """The pass structure of the run's objective (PTP: ``extra_passes`` of prompttune/objectives/ptp.py;
+    InfoPrompt's ``L_rep`` contrasts every example of a batch with the others, so it is not separable)."""
+    from prompttune.objectives import OBJECTIVES
+
+    name, options = run.objective, run.objective_options
+    family = OBJECTIVES.get(name).family
+    if family == "ce":
+        return Passes(1, 1, 1, separable=True)
+    if name == "ptp-adv-emb":
+        k = options["steps"]
+        return Passes(k + 2, k + 2, 2, separable=True)
+    if name == "ptp-adv-text":
+        return Passes(2, 3, 2, separable=True, hotflip=True)
+    if family == "ptp":
+        return Passes(2, 2, 2, separable=True)
+    if family == "infoprompt":
+        return Passes(1, 1, 1, separable=options["beta"] == 0, negatives=options["beta"] > 0)
+    raise PromptTuneError(f"cost: objective {name!r} has no pass structure in prompttune.cost.passes")
+
+
+def configured_micro_batch(train: TrainConfig) -> int:
+    """``run.train.micro_batch_size`` (0: the whole batch in one pass). Read with a default: the field
+    comes with the training loop's gradient accumulation, built elsewhere."""
+    return getattr(train, "micro_batch_size", 0)
+
+
+def trainable_params(run: RunConfig, shape: Shape, classes: int) -> int:
+    """The prompt, the head and InfoPrompt's ``W_c``: what AdamW trains."""
+    n, d = run.prompt.length, shape.hidden
+    prompt = {"pt": n * d, "pt2": shape.layers * 2 * n * d, "head": 0}[run.base]
+    if run.base == "pt2" and run.prompt.reparam:
+        h = run.prompt.reparam_hidden
+        prompt = n * d + d * h + h + h * shape.layers * 2 * d + shape.layers * 2 * d
+    w_c = d * d if run.objective_options.get("beta", 0) > 0 else 0
+    return prompt + d * classes + classes + w_c
+
+
+def step_peak(run: RunConfig, shape: Shape, memory: Memory, sequences: float, seeds: int = 1) -> float:
+    """Peak device bytes of a training step whose backbone pass holds ``sequences`` sequences (of every seed
+    sharing it): fp32 weights, ``seeds`` prompts and heads with gradient and AdamW's two moments, the graphs
+    alive at once, and one layer's saved activations for the gradients being formed."""
+    from prompttune.tasks import get_task
+
+    t_q, t_k = lengths(run)
+    static = 4 * shape.params + 16 * seeds * trainable_params(run, shape, get_task(run.task).num_classes)
+    graphs = passes(run).live_graphs * saved_bytes(shape, sequences, t_q, t_k, memory)
+    return static + graphs + sequences * layer_bytes(shape, t_q, t_k, memory)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How a step fits: examples per micro-batch and how many, choices per chunk (None: all at once),
+    the peak in bytes, whether it fits the budget with what the training loop does, and what to know."""
+
+    micro_batch_size: int
+    micro_batches: int
+    choice_chunk: int | None
+    peak_bytes: float
+    fits: bool
+    note: str = ""
+
+
+def fit(
+    batch: int,
+    choices: int,
+    peak: Callable[[int, int], float],
+    budget: float,
+    separable: bool,
+    configured: int = 0,
+) -> StepPlan:
+    """The fewest micro-batches of whole examples whose step ``peak(examples, choices per pass)`` fits
+    ``budget``, with the ``train.micro_batch_size`` the training loop then needs in ``note``; a configured
+    micro-batch size is taken as it is and only checked. Past one example, the fewest chunks of its choices
+    that would fit are reported, and the step is flagged: the training loop has no choice chunks."""
+
+    def plan(size: int, chunk: int | None, fits: bool, note: str) -> StepPlan:
+        return StepPlan(size, math.ceil(batch / size), chunk, peak(size, chunk or choices), fits, note)
+
+    if configured:
+        size = min(configured, batch)
+        fits = peak(size, choices) <= budget
+        return plan(size, None, fits, "" if fits else "the configured micro_batch_size does not fit")
+    for count in range(1, (batch if separable else 1) + 1):
+        size = math.ceil(batch / count)
+        if peak(size, choices) <= budget:
+            return plan(size, None, True, f"needs train.micro_batch_size: {size}" if count > 1 else "")
+    if not separable:
+        return plan(batch, None, False, "the objective couples a batch's examples: no micro-batches")
+    for count in range(2, choices + 1):
+        chunk = math.ceil(choices / count)
+        if peak(1, chunk) <= budget:
+            return plan(1, chunk, False, f"one example does not fit; chunks of {chunk} choices would")
+    return plan(1, 1, False, "one choice of one example does not fit")
+
+
+# --- jobs ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """One pipeline job: what it computes, on what, and the resources it asks for.
+
+    ``gpu_hours`` is the estimate at the assumed sustained throughput (no safety factor, no start);
+    ``runtime_min`` the request (``Cluster.safety`` × (estimate + start), at least ``min_runtime_min``);
+    ``peak_memory_gib`` the device memory of its largest step (host memory for a CPU job, which
+    ``mem_mb`` then includes). Micro-batching and choice chunks as ``fit`` chose them."""
+
+    rule: str
+    key: str
+    seeds: int
+    device: str
+    gpu: bool
+    precision: str
+    steps: int
+    tokens_per_step: int
+    flops: float
+    gpu_hours: float
+    peak_memory_gib: float
+    micro_batch_size: int
+    micro_batches: int
+    choice_chunk: int | None
+    fits: bool
+    note: str
+    runtime_min: int
+    cpus: int
+    mem_mb: int
+    sizes: str
+
+    def resources(self) -> dict[str, int]:
+        """Snakemake's ``resources`` of the job (the SLURM executor: ``-t``, ``--mem``, ``--gpus``)."""
+        return {"runtime": self.runtime_min, "mem_mb": self.mem_mb, "gpu": int(self.gpu)}
+
+
+LOCAL_JOB = {"runtime": 30, "mem_mb": 4096, "gpu": 0}  # fetch, prefetch, aggregate, report (choice)
+
+
+def _request(cluster: Cluster, seconds: float) -> int:
+    minutes = cluster.safety * (seconds + cluster.startup_s) / 60
+    return max(cluster.min_runtime_min, math.ceil(minutes))
+
+
+def _host_mb(cluster: Cluster, shape: Shape, tokens: float, device_peak: float, gpu: bool) -> int:
+    """Host memory: the process, the backbone twice while it loads, the tokenised splits, and on a CPU the
+    activations too; 25 % margin, in whole GiB (choice)."""
+    total = cluster.host_base_gib * GIB + 2 * 4 * shape.params + cluster.host_bytes_per_token * tokens
+    total += 0 if gpu else device_peak
+    return math.ceil(1.25 * total / GIB) * 1024
+
+
+def _tokens(sizes: CellSizes, t_q: int) -> float:
+    return t_q * sum(s.examples * s.choices_mean for s in (sizes.train, sizes.select, sizes.report))
+
+
+def train_job(config: StageConfig, seeds: int, sizes: CellSizes, cluster: Cluster = DEFAULT) -> JobCost:
+    """A training job of ``seeds`` seeds of a stage (every seed: DVC's stage; one: a Snakemake job per
+    seed)."""
+    import torch
+
+    from prompttune.train import evaluation_interval, number_of_steps, stacks, uses_feature_cache
+
+    run = config.run
+    shape = backbone_shape(run.backbone)
+    gpu = needs_gpu(run)
+    device = cluster.gpu if gpu else cluster.cpu()
+    precision = run_precision(run.train.precision, device)
+    memory = Memory(precision, run.train.backbone_dropout, mask_bytes=device.dropout_mask_bytes)
+    t_q, t_k = lengths(run)
+    n_train = sizes.train.examples
+    batch, choices = min(run.train.batch_size, n_train), sizes.train.choices_max
+    cap, every = number_of_steps(run, n_train), evaluation_interval(run, n_train)
+    evaluations = 1 + cap // every + (cap % every != 0)
+    step = passes(run)
+    forward, backward = forward_flops(shape, t_q, t_k), backward_flops(shape, t_q, t_k)
+    runs = [dataclasses.replace(run, seed=s) for s in range(seeds)]
+    together = seeds if stacks(runs, torch.device("cuda" if gpu else "cpu")) else 1
+    cached = uses_feature_cache(run)
+
+    def peak(examples: int, chunk: int) -> float:
+        if cached:
+            return step_peak(run, shape, memory, 0, seeds)
+        return step_peak(run, shape, memory, together * examples * chunk, seeds)
+
+    plan = fit(batch, choices, peak, device.budget_bytes, step.separable, configured_micro_batch(run.train))
+    if cached:  # the backbone runs once over every split; the head trains on its output
+        rows = sum(s.examples * s.choices_mean for s in (sizes.train, sizes.select, sizes.report))
+        flops_mixed, flops_fp32 = rows * forward, 0.0
+    else:
+        sequences = batch * choices
+        per_step = sequences * (step.forward * forward + step.backward * backward)
+        per_step += sequences * forward if plan.choice_chunk else 0  # chunks: every choice's logits first
+        evaluated = (evaluations + 1) * sizes.select.examples * sizes.select.choices_mean
+        evaluated += sizes.report.examples * sizes.report.choices_mean
+        negatives = n_train * forward_flops(shape, run.train.max_length, run.train.max_length)
+        flops_mixed = seeds * (cap * per_step + evaluated * forward + (negatives if step.negatives else 0))
+        flops_fp32 = seeds * cap * (sequences * hotflip_flops(shape, t_q) if step.hotflip else 0)
+    seconds = device.seconds(flops_mixed, precision) + device.seconds(flops_fp32, "fp32")
+    eval_rows = run.train.eval_batch_size * max(sizes.select.choices_max, sizes.report.choices_max)
+    eval_peak = 4 * shape.params + nograd_bytes(shape, eval_rows, t_q, t_k, precision)
+    eval_fits = eval_peak <= device.budget_bytes
+    note = "; ".join(
+        part for part in (plan.note, "" if eval_fits else "an evaluation batch does not fit") if part
+    )
+    return JobCost(
+        rule="train",
+        key=config.stage.key,
+        seeds=seeds,
+        device=device.name,
+        gpu=gpu,
+        precision=precision,
+        steps=cap,
+        tokens_per_step=batch * choices * t_q,
+        flops=flops_mixed + flops_fp32,
+        gpu_hours=seconds / 3600 if gpu else 0.0,
+        peak_memory_gib=max(plan.peak_bytes, eval_peak) / GIB,
+        micro_batch_size=plan.micro_batch_size,
+        micro_batches=plan.micro_batches,
+        choice_chunk=plan.choice_chunk,
+        fits=plan.fits and eval_fits,
+        note=note,
+        runtime_min=_request(cluster, seconds),
+        cpus=cluster.gpu_job_cpus if gpu else cluster.cpu_job_cpus,
+        mem_mb=_host_mb(cluster, shape, _tokens(sizes, t_q), max(plan.peak_bytes, eval_peak), gpu),
+        sizes=sizes.source,
+    )
+
+
+def landscape_job(
+    spec: dict[str, Any], run: RunConfig, sizes: CellSizes, cluster: Cluster = DEFAULT
+) -> JobCost:
+    """One (cell, method) of the landscape study (``configs/landscape/<cell>/<method>.json`` as ``spec``),
+    every seed of it, on the main run's config ``run``: fp32, eval mode (landscape.py)."""
+    shape = backbone_shape(run.backbone)
+    gpu = needs_gpu(run)
+    device = cluster.gpu if gpu else cluster.cpu()
+    t_q, t_k = lengths(run)
+    head = sizes.report_head
+    sequences = head.examples * head.choices_max
+    forward, backward = forward_flops(shape, t_q, t_k), backward_flops(shape, t_q, t_k)
+    seeds = len(spec["runs"])
+    flops = seeds * sequences * ((spec["points"] ** 2 + 2) * forward + backward)
+    memory = Memory("fp32", dropout=False, mask_bytes=device.dropout_mask_bytes)
+    static = 4 * shape.params
+
+    def peak(examples: int, chunk: int) -> float:
+        rows = examples * chunk
+        return (
+            static + saved_bytes(shape, rows, t_q, t_k, memory) + rows * layer_bytes(shape, t_q, t_k, memory)
+        )
+
+    plan = fit(head.examples, head.choices_max, peak, device.budget_bytes, separable=True)
+    if plan.micro_batches > 1 or plan.choice_chunk:  # landscape.py runs one batch
+        needs = f"{plan.micro_batches} micro-batches of {plan.micro_batch_size} examples"
+        needs += f", {plan.choice_chunk} choices at a time" if plan.choice_chunk else ""
+        plan = dataclasses.replace(
+            plan, fits=False, note=f"one batch does not fit; the direction pass needs {needs}"
+        )
+    seconds = device.seconds(flops, "fp32")
+    grid_peak = static + nograd_bytes(shape, sequences, t_q, t_k, "fp32")
+    return JobCost(
+        rule="landscape",
+        key=f"{spec['cell']}/{spec['method']}",
+        seeds=seeds,
+        device=device.name,
+        gpu=gpu,
+        precision="fp32",
+        steps=spec["points"] ** 2 + 2,
+        tokens_per_step=sequences * t_q,
+        flops=flops,
+        gpu_hours=seconds / 3600 if gpu else 0.0,
+        peak_memory_gib=max(peak(head.examples, head.choices_max), grid_peak) / GIB,
+        micro_batch_size=plan.micro_batch_size,
+        micro_batches=plan.micro_batches,
+        choice_chunk=plan.choice_chunk,
+        fits=plan.fits,
+        note=plan.note,
+        runtime_min=_request(cluster, seconds),
+        cpus=cluster.gpu_job_cpus if gpu else cluster.cpu_job_cpus,
+        mem_mb=_host_mb(cluster, shape, _tokens(sizes, t_q), 0 if gpu else peak(1, 1), gpu),
+        sizes=sizes.source,
+    )
+
+
+HVP_GRADIENTS = 2  # a Hessian-vector product by double backward ≈ 2 gradient evaluations (choice)
+
+
+def mi_check_job(
+    spec: dict[str, Any], run: RunConfig, sizes: CellSizes, cluster: Cluster = DEFAULT
+) -> JobCost:
+    """The MI-convergence check (``configs/mi_check.json`` as ``spec``) on the backbone of its cell's run
+    ``run``: per real-model run (each seed and the two negative controls) ``L̂`` by power iteration, then
+    ``steps`` full-batch gradient steps, and the held-out bounds before and after; fp32 (mi_check.py)."""
+    from prompttune import mi_check
+
+    shape = backbone_shape(spec["backbone"])
+    gpu = needs_gpu(run)
+    device = cluster.gpu if gpu else cluster.cpu()
+    size = 8 if spec.get("quick") else mi_check.REAL_EXAMPLES
+    iters = 5 if spec.get("quick") else mi_check.REAL_POWER_ITERS
+    t = mi_check.REAL_MAX_LENGTH + mi_check.REAL_PROMPT_LENGTH
+    rows = min(size, sizes.train.examples) * sizes.train.choices_max
+    held = min(size, sizes.select.examples) * sizes.select.choices_max
+    gradient = rows * (forward_flops(shape, t, t) + backward_flops(shape, t, t))
+    runs = len(spec["seeds"]) + len(mi_check.CONTROLS)
+    flops = runs * (
+        (HVP_GRADIENTS * iters + spec["steps"]) * gradient + 4 * held * forward_flops(shape, t, t)
+    )
+    memory = Memory("fp32", dropout=False, mask_bytes=device.dropout_mask_bytes)
+    peak = 4 * shape.params + (1 + HVP_GRADIENTS) * saved_bytes(shape, rows, t, t, memory)
+    seconds = device.seconds(flops, "fp32")
+    return JobCost(
+        rule="mi_check",
+        key="mi_check",
+        seeds=len(spec["seeds"]),
+        device=device.name,
+        gpu=gpu,
+        precision="fp32",
+        steps=runs * (iters + spec["steps"]),
+        tokens_per_step=rows * t,
+        flops=flops,
+        gpu_hours=seconds / 3600 if gpu else 0.0,
+        peak_memory_gib=peak / GIB,
+        micro_batch_size=rows,
+        micro_batches=1,
+        choice_chunk=None,
+        fits=peak <= device.budget_bytes,
+        note="" if peak <= device.budget_bytes else "the full batch does not fit",
+        runtime_min=_request(cluster, seconds),
+        cpus=cluster.gpu_job_cpus if gpu else cluster.cpu_job_cpus,
+        mem_mb=_host_mb(cluster, shape, (rows + held) * t, 0 if gpu else peak, gpu),
+        sizes=sizes.source,
+    )
+
+
+# --- a profile ------------------------------------------------------------------------------------------
+
+
+class ProfileCost:
+    """Every job of a profile, costed on demand (so a cluster job that parses the Snakefile reads only its
+    own cell's data): ``train(stage)``, ``landscape(cell, method)``, ``mi_check()``, ``jobs()``.
+    ``per_seed``: one training job per seed (Snakemake with ``grid.stack_seeds: false``)."""
+
+    def __init__(
+        self, params: Params, per_seed: bool, cluster: Cluster = DEFAULT, data_root: Path | None = None
+    ) -> None:
+        from prompttune.pipeline import grid_record, landscape_configs
+
+        self.params, self.per_seed, self.cluster, self.data_root = params, per_seed, cluster, data_root
+        self.stages = {config.stage: config for config in expand_stages(params)}
+        self.landscapes = landscape_configs(params)
+        self.mi_spec = grid_record(params, list(self.stages.values())).mi_check
+        self._sizes: dict[str, CellSizes] = {}
+        self._jobs: dict[str, JobCost] = {}
+
+    def sizes(self, cell: str) -> CellSizes:
+        if cell not in self._sizes:
+            run = next(c.run for c in self.stages.values() if c.stage.cell == cell)
+            head = self.params.studies.landscape.n_examples
+            root = self.data_root / cell if self.data_root is not None else None
+            self._sizes[cell] = cell_sizes(cell, run.data_seed, head, root)
+        return self._sizes[cell]
+
+    def _cached(self, key: str, make: Callable[[], JobCost]) -> JobCost:
+        if key not in self._jobs:
+            self._jobs[key] = make()
+        return self._jobs[key]
+
+    def train(self, stage: Stage) -> JobCost:
+        config = self.stages[stage]
+        seeds = 1 if self.per_seed else len(config.seeds)
+        return self._cached(
+            f"train {stage.key}", lambda: train_job(config, seeds, self.sizes(stage.cell), self.cluster)
+        )
+
+    def landscape(self, cell: str, method: str) -> JobCost:
+        spec, run = self.landscapes[cell, method], self.stages[Stage(cell, method)].run
+        return self._cached(
+            f"landscape {cell}/{method}", lambda: landscape_job(spec, run, self.sizes(cell), self.cluster)
+        )
+
+    def mi_check(self) -> JobCost:
+        cell = self.mi_spec["cell"]
+        run = next(c.run for c in self.stages.values() if c.stage.cell == cell)
+        return self._cached(
+            "mi_check", lambda: mi_check_job(self.mi_spec, run, self.sizes(cell), self.cluster)
+        )
+
+    def jobs(self) -> list[JobCost]:
+        """One record per training job (× seeds when per seed), landscape and the MI check."""
+        train = [
+            self.train(stage)
+            for stage, config in self.stages.items()
+            for _ in range(len(config.seeds) if self.per_seed else 1)
+        ]
+        return [*train, *(self.landscape(*pair) for pair in self.landscapes), self.mi_check()]
+
+
+def table(jobs: list[JobCost]) -> str:
+    """A markdown table of jobs (one row per distinct job) and the totals by rule."""
+    head = (
+        "| job | seeds | precision | steps | tokens/step | micro-batches × examples | choice chunk | "
+        "peak GiB | fits | GPU-h | runtime min | mem MB | cpus | note |\n"
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |\n"
+    )
+    rows, seen = [], set()
+    for job in jobs:
+        if (job.rule, job.key) in seen:
+            continue
+        seen.add((job.rule, job.key))
+        rows.append(
+            f"| {job.rule} {job.key} | {job.seeds} | {job.precision} | {job.steps} | {job.tokens_per_step} | "
+            f"{job.micro_batches} × {job.micro_batch_size} | {job.choice_chunk or 'all'} | "
+            f"{job.peak_memory_gib:.1f} | {'yes' if job.fits else '**no**'} | {job.gpu_hours:.2f} | "
+            f"{job.runtime_min} | {job.mem_mb} | {job.cpus} | {job.note} |"
+        )
+    return head + "\n".join(rows) + "\n\n" + summary(jobs) + "\n"
+
+
+def summary(jobs: list[JobCost]) -> str:
+    """Totals per rule (every job counted, per-seed jobs included) and the largest peak."""
+    lines = []
+    for rule in dict.fromkeys(job.rule for job in jobs):
+        mine = [job for job in jobs if job.rule == rule]
+        gpu_h = sum(job.gpu_hours for job in mine)
+        asked = sum(job.runtime_min for job in mine if job.gpu) / 60
+        lines.append(f"{rule}: {len(mine)} jobs, {gpu_h:.1f} GPU-hours estimated, {asked:.1f} requested")
+    largest = max(jobs, key=lambda job: job.peak_memory_gib)
+    lines.append(f"largest peak: {largest.peak_memory_gib:.1f} GiB ({largest.rule} {largest.key})")
+    unfit = sorted({f"{job.rule} {job.key}" for job in jobs if not job.fits})
+    lines.append(f"does not fit: {', '.join(unfit) if unfit else 'none'}")
+    return "\n".join(lines)
