@@ -55,4 +55,4 @@ format: venv
 	$(BIN)/ruff check --fix prompttune tests
 
 clean:
-	rm -rf runs results data reports/*.html .snakemake
+	rm -rf runs results data configs backbones reports/*.html .snakemake

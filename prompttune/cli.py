@@ -160,11 +160,17 @@ def train(
 def plan(
     params: Path = PARAMS,
     fresh: bool = typer.Option(False, help="probe again instead of reading this machine's cached probes"),
+    gpu: bool = typer.Option(
+        False,
+        "--gpu",
+        help="the GPU cluster's cost model instead of probes (also when the backbone is not here)",
+    ),
 ) -> None:
-    """The active profile's stages and their expected wall time on this machine (a short probe of each
-    kind of step, cached per machine), before a long `dvc repro`."""
-    from prompttune import paths
-    from prompttune.config import expand_stages, load_params, split_cell
+    """Before a long `dvc repro`: the active profile's stages and their expected wall time on this machine
+    (a short probe of each kind of step, cached per machine), or with --gpu each job's GPU-hours, peak
+    memory and micro-batching from the cost model (prompttune/cost.py) the cluster profile asks for."""
+    from prompttune import cost, paths
+    from prompttune.config import expand_stages, load_params, local_backbone_config, split_cell
     from prompttune.data import fetch as fetch_files
     from prompttune.plan import estimates, studies_s, table
     from prompttune.precision import resolve_precision
@@ -172,11 +178,18 @@ def plan(
     from prompttune.train import resolve_device
 
     loaded = load_params(params)
-    for cell in {config.stage.cell for config in expand_stages(loaded)}:
+    stages = expand_stages(loaded)
+    missing = sorted({c.run.backbone for c in stages if local_backbone_config(c.run.backbone) is None})
+    if gpu or missing:
+        if missing and not gpu:
+            say(f"backbone {', '.join(missing)} is not on this machine: the GPU cost model instead of probes")
+        jobs = cost.ProfileCost(loaded, per_seed=not loaded.grid.stack_seeds).jobs()
+        typer.echo(cost.table(jobs), nl=False)
+        return
+    for cell in {config.stage.cell for config in stages}:
         fetch_files(required_files(*split_cell(cell)), paths.data_dir(cell))
-    first = expand_stages(loaded)[0].run
-    device = resolve_device(first.train.device)
-    precision = resolve_precision(first.train.precision, device)
+    device = resolve_device(stages[0].run.train.device)
+    precision = resolve_precision(stages[0].run.train.precision, device)
     say(f"probing each kind of step on {device} ({precision.used}: {precision.reason})")
     rows = estimates(loaded, fresh=fresh)
     typer.echo(table(rows, studies_s(loaded, rows)))

@@ -562,7 +562,7 @@ def check_method(method: str, key: str) -> None:
 
 
 @functools.cache
-def _local_backbone_config(name: str) -> Any:
+def local_backbone_config(name: str) -> Any:
     """The backbone's config when it is on this machine (embedded, a local folder or the hub cache), else
     None: a hub id that is not cached is checked when the run loads it."""
     from prompttune.backbone import backbone_config, resolve_backbone
@@ -582,7 +582,7 @@ def check_backbone(backbone: str, method: str, key: str) -> None:
     is on this machine."""
     from prompttune.bases.base import check_support
 
-    backbone_config = _local_backbone_config(backbone)
+    backbone_config = local_backbone_config(backbone)
     if backbone_config is not None:
         try:
             check_support(*split_method(method), backbone_config)

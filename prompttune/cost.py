@@ -206,9 +206,9 @@ def shape_of(config: Any, name: str) -> Shape:
 def backbone_shape(name: str) -> Shape:
     """From the backbone's config on this machine (embedded, a local folder, the hub cache), else from
     ``KNOWN_SHAPES``; anything else is a one-line error."""
-    from prompttune.config import _local_backbone_config
+    from prompttune.config import local_backbone_config
 
-    config = _local_backbone_config(name)
+    config = local_backbone_config(name)
     if config is not None:
         return shape_of(config, name)
     if name in KNOWN_SHAPES:
@@ -470,7 +470,7 @@ def passes(run: RunConfig) -> Passes:
 def configured_micro_batch(train: TrainConfig) -> int:
     """``run.train.micro_batch_size`` (0: the whole batch in one pass). Read with a default: the field
     comes with the training loop's gradient accumulation, built elsewhere."""
-    return getattr(train, "micro_batch_size", 0)
+    return train.micro_batch_size
 
 
 def trainable_params(run: RunConfig, shape: Shape, classes: int) -> int:
@@ -696,12 +696,13 @@ def landscape_job(
             static + saved_bytes(shape, rows, t_q, t_k, memory) + rows * layer_bytes(shape, t_q, t_k, memory)
         )
 
-    plan = fit(head.examples, head.choices_max, peak, device.budget_bytes, separable=True)
-    if plan.micro_batches > 1 or plan.choice_chunk:  # landscape.py runs one batch
-        needs = f"{plan.micro_batches} micro-batches of {plan.micro_batch_size} examples"
-        needs += f", {plan.choice_chunk} choices at a time" if plan.choice_chunk else ""
+    from prompttune.landscape import DIRECTION_CHUNK  # imported here: landscape.py loads torch and matplotlib
+
+    chunk = min(head.examples, DIRECTION_CHUNK)  # landscape.py's direction gradient, chunk by chunk
+    plan = fit(chunk, head.choices_max, peak, device.budget_bytes, separable=True)
+    if plan.micro_batches > 1 or plan.choice_chunk:
         plan = dataclasses.replace(
-            plan, fits=False, note=f"one batch does not fit; the direction pass needs {needs}"
+            plan, fits=False, note=f"a chunk of {chunk} examples of the direction pass does not fit"
         )
     seconds = device.seconds(flops, "fp32")
     grid_peak = static + nograd_bytes(shape, sequences, t_q, t_k, "fp32")
@@ -716,7 +717,7 @@ def landscape_job(
         tokens_per_step=sequences * t_q,
         flops=flops,
         gpu_hours=seconds / 3600 if gpu else 0.0,
-        peak_memory_gib=max(peak(head.examples, head.choices_max), grid_peak) / GIB,
+        peak_memory_gib=max(peak(chunk, head.choices_max), grid_peak) / GIB,
         micro_batch_size=plan.micro_batch_size,
         micro_batches=plan.micro_batches,
         choice_chunk=plan.choice_chunk,

@@ -82,16 +82,39 @@ def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return scale * math.exp(float(best.x))
 
 
+DIRECTION_CHUNK = 8  # examples per backward pass of the direction's gradient (memory; choice)
+
+
+def chunked_gradient(
+    model: PromptModel, batch: Batch, temperature: float, chunk: int = DIRECTION_CHUNK
+) -> torch.Tensor:
+    """``∇_{e(x)}`` of the batch's mean calibrated CE, ``chunk`` examples (all their choices) at a time, so
+    the backward of a large multiple-choice batch fits in memory; equal to the one-batch gradient."""
+    embeds = model.embed(batch["input_ids"]).detach().float()
+    n = batch["labels"].shape[0]
+    per_example = embeds.shape[0] // n
+    grad = torch.zeros_like(embeds)
+    for start in range(0, n, chunk):
+        rows = slice(start, min(n, start + chunk))
+        seqs = slice(rows.start * per_example, rows.stop * per_example)
+        sub = {
+            k: v[rows] if k in ("labels", "example_index", "choice_mask") else v[seqs]
+            for k, v in batch.items()
+        }
+        part = embeds[seqs].clone().requires_grad_(True)
+        loss = F.cross_entropy(_logits(model, sub, part) / temperature, sub["labels"], reduction="sum") / n
+        (grad[seqs],) = torch.autograd.grad(loss, part)
+    return grad
+
+
 def directions(
     model: PromptModel, batch: Batch, seed: int, temperature: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The clean word embeddings ``e(x)``, ``ĝ`` (of the loss at ``temperature``) and ``r̂`` (unit norm,
     zero off the text positions, orthogonal), for the model in its current mode."""
     mask = batch["text_mask"].unsqueeze(-1).float()
-    embeds = model.embed(batch["input_ids"]).detach().float().requires_grad_(True)
-    loss = F.cross_entropy(_logits(model, batch, embeds) / temperature, batch["labels"])
-    (grad,) = torch.autograd.grad(loss, embeds)
-    g_hat = grad * mask
+    embeds = model.embed(batch["input_ids"]).detach().float()
+    g_hat = chunked_gradient(model, batch, temperature) * mask
     if not g_hat.norm() > 0:
         raise ValueError("the loss has no gradient with respect to the text embeddings of this batch")
     g_hat = g_hat / g_hat.norm()

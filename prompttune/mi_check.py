@@ -561,9 +561,9 @@ def real_run(
     """One seed: build the model (eval mode, head fixed), estimate L̂ at init, run GD at η = 1/L̂."""
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    model = PromptModel.build(config, weights, tokenizer, get_task(config.task)).eval()
+    model = PromptModel.build(config, weights, tokenizer, get_task(config.task)).to(weights.device).eval()
     model.head.requires_grad_(False)
-    objective = InfoPrompt(InfoPromptConfig(), model)
+    objective = InfoPrompt(InfoPromptConfig(), model).to(weights.device)
     objective.contrast = contrast[1]
     params = [model.base.prompt, objective.w_c]
 
@@ -572,7 +572,7 @@ def real_run(
         return terms.l_head + terms.l_rep
 
     with sdpa_kernel(SDPBackend.MATH):  # double backward needs the composite attention
-        generator = torch.Generator().manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(config.seed)  # draws on the CPU, moved to the device
         l_hat = power_iteration(loss_fn, params, iters=power_iters, rtol=REAL_POWER_RTOL, generator=generator)
     run = RealRun(seed=config.seed, contrast=contrast[0], l_hat=l_hat, eta=1.0 / l_hat)
     run.heldout_before = heldout_bounds(model, objective.w_c, heldout)
@@ -597,10 +597,17 @@ def real_part(data_root: Path, spec: dict[str, Any]) -> tuple[list[RealRun], lis
     splits = load_splits(data_root, setting, task, 13)
     size = 8 if quick else REAL_EXAMPLES
     weights, tokenizer = load_backbone(spec["backbone"])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    weights.to(device)
     mc = task.kind == "multiple_choice"
     train, heldout = (
-        collate(encode_cached(examples[:size], task, tokenizer, REAL_MAX_LENGTH), tokenizer, mc)
-        for examples in (splits.train, splits.select)
+        {
+            k: v.to(device)
+            for k, v in collate(
+                encode_cached(part[:size], task, tokenizer, REAL_MAX_LENGTH), tokenizer, mc
+            ).items()
+        }
+        for part in (splits.train, splits.select)
     )
     power_iters = 5 if quick else REAL_POWER_ITERS
     steps = spec["steps"]

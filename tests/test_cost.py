@@ -273,10 +273,9 @@ def test_no_paper_training_job_plans_beyond_the_budget(paper: cost.ProfileCost) 
         assert job.mem_mb >= 1024 * math.ceil(2 * 4 * cost.KNOWN_SHAPES["roberta-large"].params / 2**30)
         if job.fits:
             assert job.peak_memory_gib <= 0.85 * 80, job.key
-    unfit = {(job.rule, job.key) for job in jobs if not job.fits}
-    ptp = [f"pt-ptp-{variant}" for variant in ("rn-emb", "adv-emb", "rn-text", "adv-text")]
-    assert unfit == {("landscape", f"fewglue.ReCoRD/{method}") for method in ("pt", "pt2", *ptp)}
-    assert all("micro-batches" in job.note for job in jobs if not job.fits)  # flagged with what they need
+    assert [job.key for job in jobs if not job.fits] == [], "with chunked landscape directions, every job fits"
+    recorded = [job for job in jobs if job.rule == "landscape" and job.key.startswith("fewglue.ReCoRD/")]
+    assert recorded and all(job.peak_memory_gib <= 0.85 * 80 for job in recorded)
 
 
 # --- sizes ---------------------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ BIN = Path(sys.executable).parent
 PROJECT_FILES = ["params.yaml", "dvc.yaml", "Snakefile", "pipelines", "prompttune"]
 GIT_ID = {"NAME": "prompttune tests", "EMAIL": "tests@prompttune.invalid"}
 RUN_FILES = ("prompt.pt", "predictions.jsonl", "config.json", "provenance.json", "metrics.json", "curve.csv")
+ENV_PREFIX = re.compile(
+    r"^(?:[A-Z_][A-Z0-9_]*=\S* )+"
+)  # e.g. HF_HUB_OFFLINE=1 before a cluster job's command
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900, stderr: bool = False) -> str:
@@ -90,7 +93,11 @@ def snakemake_jobs(project: Path, env: dict[str, str], *args: str) -> tuple[set[
     """(shell commands, output files) of every job of a forced dry run."""
     out = run([str(BIN / "snakemake"), "-n", "-p", "--forceall", "-c1", *args], project, env, stderr=True)
     prefix = "Shell command: "
-    commands = {line.strip().removeprefix(prefix) for line in out.splitlines() if line.startswith(prefix)}
+    commands = {
+        ENV_PREFIX.sub("", line.strip().removeprefix(prefix))
+        for line in out.splitlines()
+        if line.startswith(prefix)
+    }
     commands.discard("None")  # rule all has no command
     summary = run([str(BIN / "snakemake"), "--summary", "-c1", *args], project, env)
     outputs = {line.split("\t")[0] for line in summary.splitlines()[1:] if line.strip()}
