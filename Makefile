@@ -17,10 +17,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-# Fetch → train every grid cell → aggregate → report, through DVC; prints the report's path.
+# Configure → fetch → train every stage → studies → aggregate → report, through DVC; prints the report's path.
+# `prompttune configure` first: dvc.yaml iterates the stage list it writes (pipelines/stages.yaml).
 reproduce: venv
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "error: run inside a git clone (DVC needs git)"; exit 2; }
 	@test -d .dvc || $(BIN)/dvc init --quiet
+	$(BIN)/prompttune configure
 	$(BIN)/dvc repro
 	@echo "report: $$(realpath reports/$$($(BIN)/python -c 'import yaml; print(yaml.safe_load(open("params.yaml")).get("profile") or "custom")').html)"
 
@@ -42,17 +44,19 @@ test: venv
 test-fast: venv
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q -m "not e2e"
 
-# Per-step cost of every objective relative to plain cross-entropy (prints a table).
+# Per-step cost of every objective relative to plain cross-entropy, and the verdicts' error rates and power
+# (prints tables; the calibration takes about an hour on 2 cores at its default replicates).
 bench: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/objective_cost.py --threads 1 --repeats 2
+	$(BIN)/python benchmarks/verdict_calibration.py
 
 lint: venv
-	$(BIN)/ruff check prompttune tests
-	$(BIN)/ruff format --check prompttune tests
+	$(BIN)/ruff check prompttune tests benchmarks
+	$(BIN)/ruff format --check prompttune tests benchmarks
 
 format: venv
-	$(BIN)/ruff format prompttune tests
-	$(BIN)/ruff check --fix prompttune tests
+	$(BIN)/ruff format prompttune tests benchmarks
+	$(BIN)/ruff check --fix prompttune tests benchmarks
 
 clean:
 	rm -rf runs results data configs backbones reports/*.html .snakemake

@@ -51,6 +51,9 @@ def prefetched(backbone):
     return [ancient(f"backbones/{backbone.replace('/', '--')}.json")] if hub_id(backbone) else []
 
 
+# Each compute job's progress lines (stderr) go to the console and to its log under logs/ (kept after the job).
+LOG = " 2> >(tee {log} >&2)"
+
 # The compute jobs' shell prefix when the profile reads the hub (none otherwise: the commands stay DVC's, unchanged).
 OFFLINE = "HF_HUB_OFFLINE=1 " if BACKBONES else ""
 
@@ -128,11 +131,13 @@ if STACK:  # one job per stage, every seed in one process, as DVC's stages
         wildcard_constraints:
             cell=r"[^/]+",
             name=r"[^/]+",
+        log:
+            "logs/train/{cell}/{name}.log",
         threads: lambda w: train_cost(w).cpus
         resources:
             **job_resources(train_cost),
         shell:
-            OFFLINE + "prompttune train --config {input.config}"
+            OFFLINE + "prompttune train --config {input.config}" + LOG
 
     RUN_INPUTS = {stage: [str(paths.method_dir(stage))] for stage in STAGES}
 
@@ -150,11 +155,13 @@ else:  # one job per seed, for a cluster to spread
             cell=r"[^/]+",
             name=r"[^/]+",
             seed=r"\d+",
+        log:
+            "logs/train/{cell}/{name}/seed{seed}.log",
         threads: lambda w: train_cost(w).cpus
         resources:
             **job_resources(train_cost),
         shell:
-            OFFLINE + "prompttune train --config {input.config} --seed {wildcards.seed}"
+            OFFLINE + "prompttune train --config {input.config} --seed {wildcards.seed}" + LOG
 
     RUN_INPUTS = {stage: [f"{paths.run_dir(stage, seed)}/metrics.json" for seed in seeds] for stage, seeds in STAGES.items()}
 
@@ -179,11 +186,13 @@ rule landscape:
     wildcard_constraints:
         cell=r"[^/]+",
         method=r"[^/]+",
+    log:
+        "logs/landscape/{cell}/{method}.log",
     threads: lambda w: landscape_cost(w).cpus
     resources:
         **job_resources(landscape_cost),
     shell:
-        OFFLINE + "prompttune landscape --config {input.config}"
+        OFFLINE + "prompttune landscape --config {input.config}" + LOG
 
 
 rule mi_check:
@@ -194,11 +203,13 @@ rule mi_check:
         code=code("mi-check"),
     output:
         directory(str(paths.MI_CHECK_DIR)),
+    log:
+        "logs/mi_check.log",
     threads: lambda w: COST.mi_check().cpus
     resources:
         **job_resources(lambda w: COST.mi_check()),
     shell:
-        OFFLINE + "prompttune mi-check"
+        OFFLINE + "prompttune mi-check" + LOG
 
 
 rule aggregate:

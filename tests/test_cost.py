@@ -273,7 +273,7 @@ def test_no_paper_training_job_plans_beyond_the_budget(paper: cost.ProfileCost) 
         assert job.mem_mb >= 1024 * math.ceil(2 * 4 * cost.KNOWN_SHAPES["roberta-large"].params / 2**30)
         if job.fits:
             assert job.peak_memory_gib <= 0.85 * 80, job.key
-    assert [job.key for job in jobs if not job.fits] == [], "with chunked landscape directions, every job fits"
+    assert [job.key for job in jobs if not job.fits] == [], "chunked landscape directions: every job fits"
     recorded = [job for job in jobs if job.rule == "landscape" and job.key.startswith("fewglue.ReCoRD/")]
     assert recorded and all(job.peak_memory_gib <= 0.85 * 80 for job in recorded)
 

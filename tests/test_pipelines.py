@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from prompttune.config import expand_stages, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ["params.yaml", "dvc.yaml", "Snakefile", "pipelines", "prompttune"]
+PROJECT_FILES = ["params.yaml", "dvc.yaml", "Snakefile", ".dvcignore", "pipelines", "prompttune"]
 GIT_ID = {"NAME": "prompttune tests", "EMAIL": "tests@prompttune.invalid"}
 RUN_FILES = ("prompt.pt", "predictions.jsonl", "config.json", "provenance.json", "metrics.json", "curve.csv")
 ENV_PREFIX = re.compile(
@@ -358,6 +359,16 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     assert trained == ["runs/fewshot-64.SST-2/head"], rerun
 
 
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative path) with the SHA-256 of its bytes; the ``.gitignore`` files
+    DVC writes beside its outputs are left out (``.dvcignore`` hides them from DVC's hashes too)."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != ".gitignore"
+    }
+
+
 def check_sharing(project: Path, env: dict[str, str], remote: Path) -> None:
     """The README's "Share results": ``dvc push`` to a remote and ``dvc pull`` into a workspace that lost its
     runs and report bring both back, byte for byte."""
@@ -365,12 +376,14 @@ def check_sharing(project: Path, env: dict[str, str], remote: Path) -> None:
     report = project / "reports" / "smoke.html"
     metrics = project / "runs/fewglue.CB/pt/seed1/metrics.json"
     before = (report.read_bytes(), metrics.read_bytes())
+    runs_before = tree_digest(project / "runs")
     run([dvc, "remote", "add", "-d", "shared", str(remote)], project, env)
     run([dvc, "push"], project, env)
     shutil.rmtree(project / "runs")
     report.unlink()
     run([dvc, "pull"], project, env)
     assert (report.read_bytes(), metrics.read_bytes()) == before
+    assert tree_digest(project / "runs") == runs_before
     assert changed_stages(project, env) == set()
 
 
