@@ -9,10 +9,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 venv: $(VENV)/.installed
 
-# Pinned dependencies (torch==2.13.0 among them), then the package itself, editable.
+# Pinned dependencies (torch==2.13.0 among them), then the package itself, editable. On a package index whose
+# torch==2.13.0 is the CUDA build (plain PyPI on Linux: several GB), `make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu`
+# installs the CPU wheel of the same version first.
+TORCH_INDEX ?=
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/pip install --quiet --index-url $(TORCH_INDEX) "$$(grep '^torch==' requirements.lock)")
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
