@@ -202,6 +202,7 @@ class ClaimRow:
     seeds_needed_reference: float = math.nan
     runs: int = 0
     unconverged: int = 0
+    seconds_per_seed: float = math.nan  # training time of one more seed of every arm the claim needs
 
 
 # --- reading the runs ---------------------------------------------------------------------------
@@ -252,6 +253,17 @@ class Runs:
         """(runs, of which not converged) among the usable runs of ``methods`` in ``setting``."""
         rows = [r for method in methods for r in self.rows(setting, method, variants)]
         return len(rows), sum(not r["converged"] for r in rows)
+
+    def seconds_per_seed(self, setting: str, methods: Sequence[str], variants: bool = False) -> float:
+        """The recorded wall time of one seed of ``methods`` in ``setting`` (their usable runs' total over
+        the seeds they have): what each further seed of a claim costs on the machine that trained them.
+        NaN where a run did not record it."""
+        rows = [r for method in methods for r in self.rows(setting, method, variants)]
+        recorded = pd.Series([r.get("wall_time_s") for r in rows], dtype=object)
+        seconds = pd.to_numeric(recorded, errors="coerce")
+        if not rows or seconds.isna().any():
+            return math.nan
+        return float(seconds.sum()) / len({int(r["seed"]) for r in rows})
 
     def learned(self, setting: str, methods: Sequence[str]) -> tuple[int, int]:
         """(runs, of which learned) among the usable main runs of ``methods`` in ``setting``."""
@@ -352,8 +364,24 @@ def _seeds(value: float) -> str:
     return f"> {MAX_SEEDS}" if math.isinf(value) else f"{int(value)}"
 
 
-def _power_text(parts: Sequence[Part], claim: Claim) -> tuple[str, str, float, float, float]:
-    """(detectable, seeds needed, detectable value, seeds for the observed effect, for the reference)."""
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{max(1, round(seconds / 60))} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _cost(seeds: float, seconds_per_seed: float) -> str:
+    """`` (≈ 48 min)``: the training time of that many seeds at the grid's recorded cost per seed."""
+    if not (math.isfinite(seeds) and math.isfinite(seconds_per_seed)):
+        return ""
+    return f" (≈ {_duration(seeds * seconds_per_seed)})"
+
+
+def _power_text(
+    parts: Sequence[Part], claim: Claim, seconds_per_seed: float
+) -> tuple[str, str, float, float, float]:
+    """(detectable, seeds needed with their training time, detectable value, seeds for the observed
+    effect, for the reference)."""
     first = parts[0]
     detectable = [part.detectable() for part in parts]
     worst = max(detectable, key=lambda d: -math.inf if math.isnan(d) else d)
@@ -367,7 +395,8 @@ def _power_text(parts: Sequence[Part], claim: Claim) -> tuple[str, str, float, f
         text = f"{'±' if len(parts) == 1 else 'each part ≥ '}{worst:.2f}"
     ref = f"{claim.reference:g}" + (f" ({RELATIVE[claim.id]})" if claim.id in RELATIVE else "")
     seeds = (
-        f"{_seeds(need_obs)} for the observed effect; {_seeds(need_ref)} for {ref} ({claim.reference_source})"
+        f"{_seeds(need_obs)}{_cost(need_obs, seconds_per_seed)} for the observed effect; "
+        f"{_seeds(need_ref)}{_cost(need_ref, seconds_per_seed)} for {ref} ({claim.reference_source})"
     )
     return (
         f"{text} at {POWER:.0%} power",
@@ -410,9 +439,10 @@ def _row(
     reason: str,
     runs: tuple[int, int],
     paper_number: str = "—",
+    seconds_per_seed: float = math.nan,
 ) -> ClaimRow:
     """A measured row; a claim resting on a run that did not converge is ``inconclusive``."""
-    detectable, seeds_text, worst, need_obs, need_ref = _power_text(parts, claim)
+    detectable, seeds_text, worst, need_obs, need_ref = _power_text(parts, claim, seconds_per_seed)
     first = parts[0]
     tasks, seeds = paired
     total, unconverged = runs
@@ -447,6 +477,7 @@ def _row(
         seeds_needed_reference=need_ref,
         runs=total,
         unconverged=unconverged,
+        seconds_per_seed=seconds_per_seed,
     )
 
 
@@ -528,7 +559,17 @@ def ptp_rows(runs: Runs) -> list[ClaimRow]:
             arms = runs.unconverged(setting, [best, base])
             paper = "—" if number is None else f"{number:+.2f}"
             rows.append(
-                _row(claim, scope, [part], _interval(part, 2), (tasks, seeds), *part.verdict(), arms, paper)
+                _row(
+                    claim,
+                    scope,
+                    [part],
+                    _interval(part, 2),
+                    (tasks, seeds),
+                    *part.verdict(),
+                    arms,
+                    paper,
+                    runs.seconds_per_seed(setting, [*variants, base]),
+                )
             )
     if not scopes:
         rows += [
@@ -563,7 +604,8 @@ def ptp_stability(runs: Runs, setting: str, base: str, variants: Sequence[str]) 
     )
     scope = Scope(setting, base, runs.backbone, f"best variant {best} of {len(variants)} (α/{len(variants)})")
     arms = runs.unconverged(setting, [best, base])
-    return _row(claim, scope, [part], measured, (tasks, seeds), *part.verdict(), arms)
+    cost = runs.seconds_per_seed(setting, [*variants, base])
+    return _row(claim, scope, [part], measured, (tasks, seeds), *part.verdict(), arms, seconds_per_seed=cost)
 
 
 def ptp_sharpness(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
@@ -576,7 +618,10 @@ def ptp_sharpness(runs: Runs, setting: str, base: str, variants: Sequence[str]) 
     part, tasks, seeds = gain_part(treat, control, "less", alpha, relative_reference(claim, control))
     scope = Scope(setting, base, runs.backbone, f"best variant {best} of {len(variants)} (α/{len(variants)})")
     arms = runs.unconverged(setting, [best, base])
-    return _row(claim, scope, [part], _interval(part, 4), (tasks, seeds), *part.verdict(), arms)
+    cost = runs.seconds_per_seed(setting, [*variants, base])  # landscapes not counted
+    return _row(
+        claim, scope, [part], _interval(part, 4), (tasks, seeds), *part.verdict(), arms, seconds_per_seed=cost
+    )
 
 
 def combine(parts: Sequence[Part]) -> tuple[Verdict, str]:
@@ -618,6 +663,7 @@ def multi_part_row(
         (tasks, seeds),
         *combine(parts),
         counts,
+        seconds_per_seed=runs.seconds_per_seed(setting, methods),
     )
 
 
@@ -678,7 +724,19 @@ def infoprompt_rows(runs: Runs, mi_checks: dict[str, Any] | None) -> list[ClaimR
             if claim_id == "IP-2":
                 total, learned = runs.learned(setting, [full, base])
                 measured += f"; did not learn: {total - learned} of {total} runs"
-            rows.append(_row(claim, scope, [part], measured, (tasks, seeds), *part.verdict(), counts))
+            cost = runs.seconds_per_seed(setting, [full, base])
+            rows.append(
+                _row(
+                    claim,
+                    scope,
+                    [part],
+                    measured,
+                    (tasks, seeds),
+                    *part.verdict(),
+                    counts,
+                    seconds_per_seed=cost,
+                )
+            )
         rows.append(infoprompt_init(runs, setting, base, full))
         if len(ablations) < 2:
             rows.append(_missing(CLAIMS["IP-4"], f"both ablations of {full} in {setting}"))
@@ -708,6 +766,7 @@ def infoprompt_init(runs: Runs, setting: str, base: str, full: str) -> ClaimRow:
         (tasks, seeds),
         *part.verdict(),
         counts,
+        seconds_per_seed=runs.seconds_per_seed(setting, [full, base], variants=True),
     )
 
 

@@ -317,3 +317,20 @@ def test_every_verdict_rule_detects_a_large_shift_given_enough_seeds(seeds: int)
         ), hits
     if seeds == 3:  # three seeds give the stability test nothing to test
         assert hits["PTP-3"] == 0
+
+
+def test_seeds_needed_come_with_their_training_time_at_the_grids_cost() -> None:
+    """PTP-2's next seed costs one run of every variant (the best is picked among them) and of the base."""
+    from prompttune.claims import _duration
+
+    wall = {"pt": 20.0, "pt-ptp-rn-emb": 35.0, "pt-ptp-adv-emb": 70.0, "pt-ptp-rn-text": 30.0}
+    wall["pt-ptp-adv-text"] = 55.0
+    shifts = {"pt": 0.0, **dict.fromkeys(PTP_VARIANTS, 1.0)}
+    rows = table(shifts, 6, np.random.default_rng(5), **{m: {"wall_time_s": w} for m, w in wall.items()})
+    row = verdicts(pd.DataFrame(rows), "PTP-2")[0]
+    assert row.seconds_per_seed == 210.0
+    n = int(row.seeds_needed_observed)
+    assert row.seeds_needed.startswith(f"{n} (≈ {_duration(210.0 * n)}) for the observed effect; ")
+    assert (_duration(2908), _duration(9139), _duration(20)) == ("48 min", "2.5 h", "1 min")
+    no_times = verdicts(pd.DataFrame(table(shifts, 6, np.random.default_rng(5))), "PTP-2")[0]
+    assert math.isnan(no_times.seconds_per_seed) and "≈" not in no_times.seeds_needed
