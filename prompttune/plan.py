@@ -6,8 +6,10 @@ the stage's own data and model, one warm-up step, then ``PROBE_STEPS`` timed tra
 evaluation of the selection split. Probes are cached per machine (the CPU's model and flags, torch's CPU
 capability and threads, ``ONEDNN_MAX_CPU_ISA``/``ATEN_CPU_CAPABILITY``, the device) in
 ``$PROMPTTUNE_CACHE/plan.json``, so a second ``plan`` costs nothing. A stage's estimate is an upper bound:
-its seeds × (the step cap × the step cost + the evaluations) + the process start; the convergence rule
-usually stops runs earlier.
+its seeds × (the step cap × the step cost + the evaluations) + the process start. Runs that stop early
+(the plateau rule) stop after ``patience`` evaluations without gain at the soonest, which gives the lower
+bound; where between the two a run ends depends on its learning curve (the default's runs stopped at about
+40 % of their caps).
 """
 
 from __future__ import annotations
@@ -43,11 +45,19 @@ class StageEstimate:
     step_cap: int
     evaluations: int
     cost: StepCost
+    min_steps: int = 0  # the soonest the plateau rule can stop a run (the cap without early stopping)
+    min_evaluations: int = 0
+
+    def _seconds(self, steps: int, evaluations: int) -> float:
+        return PROCESS_START_S + self.seeds * (steps * self.cost.step_s + evaluations * self.cost.eval_s)
 
     @property
     def upper_bound_s(self) -> float:
-        per_seed = self.step_cap * self.cost.step_s + self.evaluations * self.cost.eval_s
-        return PROCESS_START_S + self.seeds * per_seed
+        return self._seconds(self.step_cap, self.evaluations)
+
+    @property
+    def lower_bound_s(self) -> float:
+        return self._seconds(self.min_steps or self.step_cap, self.min_evaluations or self.evaluations)
 
 
 def machine_key() -> str:
@@ -129,9 +139,14 @@ def estimates(params: Params, data_root: Path = paths.DATA, fresh: bool = False)
             atomic_write_json(cache_file, cache)
         n_train = _n_train(stage, data_root)
         cap = number_of_steps(config, n_train)
-        evaluations = cap // evaluation_interval(config, n_train) + 1
+        interval = evaluation_interval(config, n_train)
+        evaluations = cap // interval + 1
+        soonest = min(cap, config.train.patience * interval) if config.train.early_stopping else cap
+        cost = StepCost(**machine[key])
         out.append(
-            StageEstimate(stage.stage.key, len(stage.seeds), cap, evaluations, StepCost(**machine[key]))
+            StageEstimate(
+                stage.stage.key, len(stage.seeds), cap, evaluations, cost, soonest, soonest // interval + 1
+            )
         )
     return out
 
@@ -168,15 +183,20 @@ def studies_s(params: Params, rows: list[StageEstimate]) -> dict[str, float]:
 
 def table(rows: list[StageEstimate], studies: dict[str, float]) -> str:
     """The plan as text: one line per stage, the studies, then the total."""
-    lines = [f"{'stage':46} {'seeds':>5} {'cap':>5} {'s/step':>7} {'precision':>9} {'≤ minutes':>9}"]
+    lines = [f"{'stage':46} {'seeds':>5} {'cap':>5} {'s/step':>7} {'precision':>9} {'≥ min':>9} {'≤ min':>9}"]
     for row in rows:
         lines.append(
             f"{row.key:46} {row.seeds:5d} {row.step_cap:5d} {row.cost.step_s:7.2f} {row.cost.precision:>9} "
-            f"{row.upper_bound_s / 60:9.1f}"
+            f"{row.lower_bound_s / 60:9.1f} {row.upper_bound_s / 60:9.1f}"
         )
     lines += [
-        f"{name:46} {'':5} {'':5} {'':7} {'':9} {seconds / 60:9.1f}" for name, seconds in studies.items()
+        f"{name:46} {'':5} {'':5} {'':7} {'':9} {seconds / 60:9.1f} {seconds / 60:9.1f}"
+        for name, seconds in studies.items()
     ]
-    total = sum(row.upper_bound_s for row in rows) + sum(studies.values())
-    lines.append(f"total, upper bound (every run to its step cap): {math.ceil(total / 60)} min")
+    low = sum(row.lower_bound_s for row in rows) + sum(studies.values())
+    high = sum(row.upper_bound_s for row in rows) + sum(studies.values())
+    lines.append(
+        f"total: {math.floor(low / 60)} min if every run stops at the soonest the plateau rule allows,"
+        f" {math.ceil(high / 60)} min if every run trains to its step cap"
+    )
     return "\n".join(lines)

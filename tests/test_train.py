@@ -229,3 +229,36 @@ def test_a_run_that_crashes_is_a_failed_result_and_its_sibling_seed_goes_on(
         "crashed in a training step: RuntimeError: CUDA out of memory. Tried to allocate 20.00 GiB"
     )
     assert load_metrics(tmp_path / "seed2" / "metrics.json").status == "failed" and second.report is None
+
+
+def test_early_stopping_and_selection_never_read_the_report_split(
+    tiny_backbone: str, cb_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same run with every report label changed stops at the same step, selects the same step and
+    draws the same selection curve; only its report score moves."""
+    import prompttune.train as train_module
+
+    config = tiny_config(tiny_backbone, "pt", steps=60, eval_every=2, patience=2, early_stopping=True)
+    honest = train_run(config, cb_data, tmp_path / "honest")
+    load = train_module.load_splits
+
+    def relabelled(*args, **kwargs):
+        splits = load(*args, **kwargs)
+        report = [dataclasses.replace(e, label=(e.label + 1) % 3) for e in splits.report]
+        return dataclasses.replace(splits, report=report)
+
+    monkeypatch.setattr(train_module, "load_splits", relabelled)
+    changed = train_run(config, cb_data, tmp_path / "changed")
+    assert honest.steps < 60, "the plateau rule stopped the run early"
+    assert (changed.steps, changed.selected_step, changed.convergence) == (
+        honest.steps,
+        honest.selected_step,
+        honest.convergence,
+    )
+    curve = [
+        (row["step"], row["select_score"]) for row in csv.DictReader((tmp_path / "honest/curve.csv").open())
+    ]
+    assert curve == [
+        (row["step"], row["select_score"]) for row in csv.DictReader((tmp_path / "changed/curve.csv").open())
+    ]
+    assert changed.report.score != honest.report.score

@@ -1,0 +1,22 @@
+"""The verdict calibration benchmark runs through the claims code on a profile's own layout and ends with its
+contract line (its rates are checked at scale by running it; tests/test_claims.py checks the rules)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_verdict_calibration_prints_a_table_per_profile_and_the_worst_rate() -> None:
+    script = ROOT / "benchmarks" / "verdict_calibration.py"
+    args = [sys.executable, str(script), "--reps", "20", "--profiles", "smoke", "default", "--jobs", "1"]
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    assert "profile smoke (20 replicates" in out and "profile default (20 replicates" in out
+    for claim in ("PTP-2", "PTP-3", "PTP-4", "PTP-5", "IP-1", "IP-2", "IP-3", "IP-4"):
+        assert f"| {claim} | " in out
+    assert "| IP-2 | fewshot-256/pt | 10 × 1 |" in out  # the default's own seed count, from its layout
+    assert re.fullmatch(r"max false-verdict rate: (0|1)\.\d{4}", out.strip().splitlines()[-1])
