@@ -274,6 +274,12 @@ class LandscapeStudy:
     points: int = field(default=41, metadata={"help": "grid points per axis, odd (METHODS.md: 41)"})
     rho: float = field(default=0.1, metadata={"help": "sharpness radius, ≤ radius"})
     n_examples: int = field(default=32, metadata={"help": "first N examples of the report split"})
+    chunk: int = field(
+        default=8,
+        metadata={
+            "help": "examples per backward pass of the gradient direction (memory only; same gradient)"
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("cells", "methods", "seeds"):
@@ -284,6 +290,7 @@ class LandscapeStudy:
         _check(self.points >= 3 and self.points % 2 == 1, "points must be odd and ≥ 3")
         _check(0 < self.rho <= self.radius, "rho must be in (0, radius]")
         _check(self.n_examples >= 1, "n_examples must be ≥ 1")
+        _check(self.chunk >= 1, "chunk must be ≥ 1")
 
 
 @dataclass(frozen=True)

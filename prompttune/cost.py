@@ -696,9 +696,7 @@ def landscape_job(
             static + saved_bytes(shape, rows, t_q, t_k, memory) + rows * layer_bytes(shape, t_q, t_k, memory)
         )
 
-    from prompttune.landscape import DIRECTION_CHUNK  # imported here: landscape.py loads torch and matplotlib
-
-    chunk = min(head.examples, DIRECTION_CHUNK)  # landscape.py's direction gradient, chunk by chunk
+    chunk = min(head.examples, spec["chunk"])  # landscape.py's direction gradient, chunk by chunk
     plan = fit(chunk, head.choices_max, peak, device.budget_bytes, separable=True)
     if plan.micro_batches > 1 or plan.choice_chunk:
         plan = dataclasses.replace(

@@ -44,6 +44,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from prompttune.backbone import load_backbone
 from prompttune.batches import Batch, collate
 from prompttune.checkpoint import load_run, read_config
+from prompttune.config import LandscapeStudy
 from prompttune.errors import PromptTuneError
 from prompttune.io import atomic_write_bytes, atomic_write_json
 from prompttune.model import PromptModel
@@ -82,7 +83,9 @@ def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return scale * math.exp(float(best.x))
 
 
-DIRECTION_CHUNK = 8  # examples per backward pass of the direction's gradient (memory; choice)
+DIRECTION_CHUNK = (
+    LandscapeStudy.chunk
+)  # examples per backward pass of the direction's gradient (memory; choice)
 
 
 def chunked_gradient(
@@ -108,13 +111,13 @@ def chunked_gradient(
 
 
 def directions(
-    model: PromptModel, batch: Batch, seed: int, temperature: float = 1.0
+    model: PromptModel, batch: Batch, seed: int, temperature: float = 1.0, chunk: int = DIRECTION_CHUNK
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The clean word embeddings ``e(x)``, ``ĝ`` (of the loss at ``temperature``) and ``r̂`` (unit norm,
     zero off the text positions, orthogonal), for the model in its current mode."""
     mask = batch["text_mask"].unsqueeze(-1).float()
     embeds = model.embed(batch["input_ids"]).detach().float()
-    g_hat = chunked_gradient(model, batch, temperature) * mask
+    g_hat = chunked_gradient(model, batch, temperature, chunk) * mask
     if not g_hat.norm() > 0:
         raise ValueError("the loss has no gradient with respect to the text embeddings of this batch")
     g_hat = g_hat / g_hat.norm()
@@ -125,7 +128,15 @@ def directions(
     return embeds.detach(), g_hat, r_hat
 
 
-def loss_surface(model: PromptModel, batch: Batch, *, radius: float, points: int = 41, seed: int = 0) -> dict:
+def loss_surface(
+    model: PromptModel,
+    batch: Batch,
+    *,
+    radius: float,
+    points: int = 41,
+    seed: int = 0,
+    chunk: int = DIRECTION_CHUNK,
+) -> dict:
     """The calibrated loss on the grid (module docstring). ``losses[j][i]`` is the loss at ``a = axis[i]``,
     ``b = axis[j]``; ``raw_losses`` the same without calibration; ``points`` must be odd so the centre
     lies on the grid."""
@@ -140,7 +151,7 @@ def loss_surface(model: PromptModel, batch: Batch, *, radius: float, points: int
         with torch.no_grad():
             centre_logits = _logits(model, batch, model.embed(batch["input_ids"]).float())
         temperature = calibrate(centre_logits, labels)
-        embeds, g_hat, r_hat = directions(model, batch, seed, temperature)
+        embeds, g_hat, r_hat = directions(model, batch, seed, temperature, chunk)
         n_coordinates = int(batch["text_mask"].sum().item()) * embeds.shape[-1]
         rms = embedding_rms(model)
         unit = rms * math.sqrt(n_coordinates)
@@ -272,6 +283,7 @@ def landscape_for_run(
     rho: float,
     n_examples: int = 32,
     seed: int = 0,
+    chunk: int = DIRECTION_CHUNK,
     backbone: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
 ) -> dict:
     """Surface and calibrated sharpness of a finished run on the first ``n_examples`` of its report
@@ -287,7 +299,7 @@ def landscape_for_run(
     examples = splits.report[:n_examples]
     features = encode_cached(examples, task, run.tokenizer, config.train.max_length)
     batch = to_device(collate(features, run.tokenizer, task.kind == "multiple_choice"), device)
-    surface = loss_surface(model, batch, radius=radius, points=points, seed=seed)
+    surface = loss_surface(model, batch, radius=radius, points=points, seed=seed, chunk=chunk)
     surface.update(
         rho=rho,
         sharpness=sharpness(surface, rho),
@@ -343,6 +355,7 @@ def landscape_for_method(spec: dict[str, Any], data_root: Path) -> list[dict]:
                 points=spec["points"],
                 rho=spec["rho"],
                 n_examples=spec["n_examples"],
+                chunk=spec["chunk"],
                 backbone=backbone,
             )
         surfaces.append(surface)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipelines import BIN, project_copy, run
+from test_pipelines import BIN, LOG_SUFFIX, project_copy, run
 
 from prompttune import cost, paths
 from prompttune.config import expand_stages, load_params
@@ -32,7 +32,7 @@ GPU_RULES = ("train", "landscape", "mi_check")
 
 def dry_run(project: Path, env: dict[str, str], *args: str, force: bool = True) -> list[dict[str, object]]:
     """Every job of a dry run (forced: every job of the DAG): rule, wildcards, threads, resources, inputs and
-    shell command."""
+    shell command (``shell``; the copy of its stderr into its log file apart, as ``log``)."""
     forced = ["--forceall"] if force else []
     out = run([str(BIN / "snakemake"), "-n", "-p", *forced, *args], project, env, stderr=True)
     jobs = []
@@ -47,7 +47,8 @@ def dry_run(project: Path, env: dict[str, str], *args: str, force: bool = True) 
                 "threads": int(fields.get("threads", 1)),
                 "resources": dict(item.split("=", 1) for item in fields["resources"].split(", ")),
                 "input": fields.get("input", "").split(", "),
-                "shell": match[3],
+                "shell": LOG_SUFFIX.sub("", match[3]),
+                "log": (LOG_SUFFIX.search(match[3]) or [None, None])[1],
             }
         )
     return jobs
@@ -136,6 +137,8 @@ def test_smoke_profile_local_dry_run_is_the_grid(tmp_path: Path, mirror: Path) -
     assert all(job["resources"]["gpu"] == "0" for job in jobs)
     train = [job for job in jobs if job["rule"] == "train"]
     assert train and all(job["threads"] == 2 for job in train)  # torch gets both cores, not 1
+    for job in jobs:  # each compute job keeps its progress lines in its own log
+        assert (job["log"] or "").startswith("logs/") == (job["rule"] in GPU_RULES), job
 
 
 def hub_cache(home: Path, repo: str, revision: str) -> None:

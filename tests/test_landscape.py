@@ -176,6 +176,7 @@ def test_landscape_for_a_trained_run_writes_json_and_png(
         "points": 5,
         "rho": 0.25,
         "n_examples": 6,
+        "chunk": 2,
     }
     (study,) = landscape_for_method(spec, cb_data)
     assert study == surface | {"run": study["run"]}  # the same surface, whichever way it is computed

@@ -38,6 +38,12 @@ RUN_FILES = ("prompt.pt", "predictions.jsonl", "config.json", "provenance.json",
 ENV_PREFIX = re.compile(
     r"^(?:[A-Z_][A-Z0-9_]*=\S* )+"
 )  # e.g. HF_HUB_OFFLINE=1 before a cluster job's command
+LOG_SUFFIX = re.compile(r" 2> >\(tee (\S+) >&2\)$")  # Snakemake's copy of a job's stderr into its log
+
+
+def pipeline_command(shell: str) -> str:
+    """A Snakemake job's shell command as DVC's stage runs it: without the environment prefix and the log."""
+    return LOG_SUFFIX.sub("", ENV_PREFIX.sub("", shell.strip()))
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900, stderr: bool = False) -> str:
@@ -95,7 +101,7 @@ def snakemake_jobs(project: Path, env: dict[str, str], *args: str) -> tuple[set[
     out = run([str(BIN / "snakemake"), "-n", "-p", "--forceall", "-c1", *args], project, env, stderr=True)
     prefix = "Shell command: "
     commands = {
-        ENV_PREFIX.sub("", line.strip().removeprefix(prefix))
+        pipeline_command(line.strip().removeprefix(prefix))
         for line in out.splitlines()
         if line.startswith(prefix)
     }
