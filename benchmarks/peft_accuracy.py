@@ -126,8 +126,11 @@ def peft_seed(config, setup: Setup) -> Side:
         examples = setup.splits.select if split == "select" else setup.splits.report
         return setup.task.score(setup.task.compute_metrics(examples, preds)), preds
 
+    def report_accuracy() -> float:
+        return setup.task.compute_metrics(setup.splits.report, score("report")[1])["acc"]
+
     seconds, curve = 0.0, [(0, 0.0, score("select")[0])]
-    best, accuracy = curve[0][2], 0.0
+    best, accuracy = curve[0][2], report_accuracy()
     for step in range(1, setup.cap + 1):
         batch = to_device(setup.batch(next(order)), setup.device)
         tick = time.perf_counter()
@@ -143,12 +146,7 @@ def peft_seed(config, setup: Setup) -> Side:
             select = score("select")[0]
             curve.append((step, seconds, select))
             if select >= best:
-                best = select
-                _, preds = score("report")
-                accuracy = setup.task.compute_metrics(setup.splits.report, preds)["acc"]
-    if accuracy == 0.0 and best == curve[0][2]:  # never improved on step 0: its report accuracy
-        _, preds = score("report")
-        accuracy = setup.task.compute_metrics(setup.splits.report, preds)["acc"]
+                best, accuracy = select, report_accuracy()
     return Side(curve, accuracy)
 
 
