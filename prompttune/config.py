@@ -276,9 +276,7 @@ class LandscapeStudy:
     n_examples: int = field(default=32, metadata={"help": "first N examples of the report split"})
     chunk: int = field(
         default=8,
-        metadata={
-            "help": "examples per backward pass of the gradient direction (memory only; same gradient)"
-        },
+        metadata={"help": "examples per pass, longest first (memory and padding only; same surface)"},
     )
 
     def __post_init__(self) -> None:

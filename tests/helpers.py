@@ -10,6 +10,15 @@ CB_EXAMPLES = [  # three hand-made CB pairs, one per class
     Example(guid="t-1", text_a="It rained all day long in the city.", text_b="It was sunny.", label=1),
     Example(guid="t-2", text_a="He might come.", text_b="He came.", label=2),
 ]
+COPA_EXAMPLES = [  # the first is shorter than the second in every choice
+    Example(guid="c-0", text_a="The glass fell.", choices=("so it broke.", "so it sang."), label=0),
+    Example(
+        guid="c-1",
+        text_a="She was tired because it rained all day long in the city.",
+        choices=("because she ran all day long.", "because she slept on the mat."),
+        label=1,
+    ),
+]
 
 TINY_TRAIN = {
     "steps": 6,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import CB_EXAMPLES
+from helpers import CB_EXAMPLES, COPA_EXAMPLES
 from transformers import DistilBertConfig, DistilBertModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from prompttune.backbone import backbone_config, load_backbone
@@ -46,15 +46,6 @@ TASKS = ("CB", "COPA")
 PROMPT_LENGTH = 3
 POSITION_CAPACITY = 256  # tokens every tiny backbone's position table holds (conftest)
 
-COPA_EXAMPLES = [  # the first is shorter than the second in every choice
-    Example(guid="c-0", text_a="The glass fell.", choices=("so it broke.", "so it sang."), label=0),
-    Example(
-        guid="c-1",
-        text_a="She was tired because it rained all day long in the city.",
-        choices=("because she ran all day long.", "because she slept on the mat."),
-        label=1,
-    ),
-]
 EXAMPLES = {"CB": CB_EXAMPLES, "COPA": COPA_EXAMPLES}
 SHORT_EXAMPLE = {"CB": 2, "COPA": 0}  # index of an example shorter than another of its list
 

@@ -3,14 +3,16 @@ scale), files written for a run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import CB_EXAMPLES, tiny_config
+from helpers import CB_EXAMPLES, COPA_EXAMPLES, tiny_config
 
 from prompttune.backbone import load_backbone
 from prompttune.batches import collate, encode
@@ -21,6 +23,7 @@ from prompttune.landscape import (
     landscape_for_method,
     landscape_for_run,
     loss_surface,
+    pieces,
     plot_surfaces,
     sharpness,
 )
@@ -71,6 +74,29 @@ def test_centre_is_the_clean_loss_and_the_gradient_direction_goes_uphill(model_a
     n_text = int(batch["text_mask"].sum())
     assert surface["n_coordinates"] == n_text * 32
     assert surface["unit_value"] == pytest.approx(surface["rms_embedding"] * math.sqrt(n_text * 32))
+
+
+@pytest.mark.parametrize("task", ["CB", "COPA"])
+def test_length_sorted_pieces_give_the_whole_batchs_surface(tiny_backbone: str, task: str) -> None:
+    torch.manual_seed(0)
+    backbone, tokenizer = load_backbone(tiny_backbone)
+    config = dataclasses.replace(tiny_config(tiny_backbone), task=task)
+    model = PromptModel.build(config, backbone, tokenizer, get_task(task))
+    spec = get_task(task)
+    examples = CB_EXAMPLES if task == "CB" else COPA_EXAMPLES
+    batch = collate(encode(examples, spec, tokenizer, 32), tokenizer, spec.kind == "multiple_choice")
+    parts = pieces(batch, 1)
+    assert sorted(int(rows) for rows, _, _ in parts) == list(range(len(examples)))
+    widths = [sub["input_ids"].shape[1] for _, _, sub in parts]
+    assert widths == sorted(widths, reverse=True) and widths[-1] < batch["input_ids"].shape[1]  # trimmed
+    whole = loss_surface(model, batch, radius=0.5, points=3, chunk=len(examples))
+    cut = loss_surface(model, batch, radius=0.5, points=3, chunk=1)
+    for key in ("losses", "raw_losses"):
+        assert np.allclose(cut[key], whole[key], rtol=1e-5, atol=1e-6)
+    assert cut["temperature"] == pytest.approx(whole["temperature"], rel=1e-4)
+    with torch.no_grad():
+        clean = F.cross_entropy(model.eval()(batch).logits, batch["labels"]).item()
+    assert cut["raw_centre_loss"] == pytest.approx(clean, rel=1e-5)
 
 
 def test_calibration_finds_the_temperature_that_minimises_the_loss() -> None:
