@@ -29,7 +29,8 @@ FLOPs:
   cap, then the selected checkpoint on the selection and report splits; the step cap is an upper bound
   (early stopping only shortens a run);
 - landscape (prompttune/landscape.py): per seed ``points² + 1`` forwards without gradient and one
-  forward + backward (the directions), over the first ``n_examples`` report examples as one batch, fp32;
+  forward + backward (the directions), over the first ``n_examples`` report examples in pieces of
+  ``chunk`` examples (padding to the cell's length, an upper bound), fp32;
 - time = FLOPs / (peak of the precision × ``mfu``) (choice: 35 % model-FLOPs utilisation of the dense
   bf16 peak, PaLM's definition of MFU); a job's runtime request adds ``startup_s`` and multiplies by
   ``safety``.
@@ -696,14 +697,14 @@ def landscape_job(
             static + saved_bytes(shape, rows, t_q, t_k, memory) + rows * layer_bytes(shape, t_q, t_k, memory)
         )
 
-    chunk = min(head.examples, spec["chunk"])  # landscape.py's direction gradient, chunk by chunk
+    chunk = min(head.examples, spec["chunk"])  # landscape.py's passes, piece by piece
     plan = fit(chunk, head.choices_max, peak, device.budget_bytes, separable=True)
     if plan.micro_batches > 1 or plan.choice_chunk:
         plan = dataclasses.replace(
-            plan, fits=False, note=f"a chunk of {chunk} examples of the direction pass does not fit"
+            plan, fits=False, note=f"a chunk of {chunk} examples of the landscape's passes does not fit"
         )
     seconds = device.seconds(flops, "fp32")
-    grid_peak = static + nograd_bytes(shape, sequences, t_q, t_k, "fp32")
+    grid_peak = static + nograd_bytes(shape, chunk * head.choices_max, t_q, t_k, "fp32")
     return JobCost(
         rule="landscape",
         key=f"{spec['cell']}/{spec['method']}",
