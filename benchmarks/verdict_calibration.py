@@ -16,8 +16,9 @@ through exactly the code the report uses (``prompttune.claims.claim_rows``). Sce
 
 Seed noise (points; choice, near the default profile's own spreads): a shared per-(task, seed) effect of
 sd 2, a per-run effect of sd 3, the selection score = report score + N(0, 3²); steps to gain 60 ± 15,
-sharpness 0.05 ± 0.015, prompt-init effects of sd 3. IP-5 is not statistical (its checks and controls are
-tested in tests/test_mi_check.py) and is left out.
+sharpness 0.05 ± 0.015 (only on the runs the profile's landscape study covers), prompt-init effects of
+sd 3. IP-5 is not statistical (its checks and controls are tested in tests/test_mi_check.py) and is left
+out.
 
     python benchmarks/verdict_calibration.py [--reps 10000] [--profiles default paper] [--jobs 2]
 
@@ -38,7 +39,7 @@ import pandas as pd
 import yaml
 
 from prompttune.claims import CLAIMS, claim_rows
-from prompttune.config import Stage, params_from_dict, resolve_run
+from prompttune.config import Stage, landscape_pairs, params_from_dict, resolve_run
 from prompttune.objectives import OBJECTIVES
 from prompttune.stats import ALPHA
 
@@ -80,9 +81,16 @@ def layout(profile: str) -> pd.DataFrame:
                                 "prompt_init": config.prompt.init,
                                 "seed": seed,
                                 "backbone": config.backbone,
+                                "cell": cell,
                             }
                         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    study = params.studies.landscape
+    trained = list(zip(frame["cell"], frame["method"], strict=True))
+    pairs = set(landscape_pairs(study, set(trained)))
+    studied = pd.Series([pair in pairs for pair in trained], index=frame.index)
+    frame["landscape"] = studied & (frame["variant"] == "") & frame["seed"].isin(study.seeds)
+    return frame
 
 
 def simulate(table: pd.DataFrame, scenario: str, family: str, rng: np.random.Generator) -> pd.DataFrame:
@@ -123,7 +131,8 @@ def simulate(table: pd.DataFrame, scenario: str, family: str, rng: np.random.Gen
     out["report_score"] = report
     out["select_score"] = report + rng.normal(0, SELECT_SD, n)
     out["steps_to_gain"] = np.maximum(1.0, STEPS * steps_scale + rng.normal(0, STEPS_SD, n))
-    out["sharpness"] = SHARP * sharp_scale + rng.normal(0, SHARP_SD, n) * sharp_scale
+    sharpness = SHARP * sharp_scale + rng.normal(0, SHARP_SD, n) * sharp_scale
+    out["sharpness"] = np.where(table["landscape"], sharpness, np.nan)
     out["converged"] = True
     out["learned"] = status != "collapsed"
     return out

@@ -3,10 +3,13 @@ contract line (its rates are checked at scale by running it; tests/test_claims.p
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,3 +23,19 @@ def test_verdict_calibration_prints_a_table_per_profile_and_the_worst_rate() -> 
         assert f"| {claim} | " in out
     assert "| IP-2 | fewshot-256/pt | 10 × 1 |" in out  # the default's own seed count, from its layout
     assert re.fullmatch(r"max false-verdict rate: (0|1)\.\d{4}", out.strip().splitlines()[-1])
+
+
+def test_the_calibration_gives_sharpness_only_to_the_runs_the_landscape_study_covers() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "verdict_calibration", ROOT / "benchmarks" / "verdict_calibration.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.layout("paper")
+    studied = table[table["landscape"]]
+    assert not studied.empty and (studied["variant"] == "").all()
+    assert "fewglue.ReCoRD" in set(table["cell"]) and "fewglue.ReCoRD" not in set(studied["cell"])
+    simulated = module.simulate(table, "null", "normal", np.random.default_rng(0))
+    assert simulated.loc[table["landscape"], "sharpness"].notna().all()
+    assert simulated.loc[~table["landscape"], "sharpness"].isna().all()
