@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -421,11 +422,18 @@ def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
             project,
             env,
         )
-    run([dvc, "queue", "start", "-j", "2"], project, env)
-    deadline = time.monotonic() + 900
-    while re.search(r"\b(Queued|Running)\b", status := run([dvc, "queue", "status"], project, env)):
-        assert time.monotonic() < deadline, status
-        time.sleep(5)
+    # the workers run as daemons: with our pipes they would hold this call open until they exit
+    start = [dvc, "queue", "start", "-j", "2"]
+    subprocess.run(
+        start, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+    )
+    try:
+        deadline = time.monotonic() + 900
+        while re.search(r"\b(Queued|Running)\b", status := run([dvc, "queue", "status"], project, env)):
+            assert time.monotonic() < deadline, status
+            time.sleep(5)
+    finally:
+        stop_queue_workers(project)
     assert status.count("Success") == len(seeds), status
     shown = json.loads(run([dvc, "exp", "show", "--json"], project, env))
     experiments = {
@@ -443,6 +451,15 @@ def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
     assert {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")} == before
     cache = Path(env["PROMPTTUNE_CACHE"]) / "tokens"
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
+
+
+def stop_queue_workers(project: Path) -> None:
+    """Kill the queue's workers that outlive the queue: dvc-task's monitor can start a worker's shutdown while
+    its experiment still runs, and that worker then never exits (its experiment's results are recorded)."""
+    for pid_file in (project / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.pid"):
+        cmdline = Path("/proc") / pid_file.read_text().strip() / "cmdline"
+        if cmdline.exists() and b"queue-worker" in cmdline.read_bytes():
+            os.kill(int(cmdline.parent.name), signal.SIGKILL)
 
 
 def test_slurm_profile_dry_run_gives_one_gpu_job_per_run(tmp_path: Path, mirror: Path) -> None:
