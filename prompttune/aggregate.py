@@ -4,7 +4,8 @@ task × method × variant the mean ± sd of the report score.
 
 The grid is read from ``configs/grid.json`` and each run from its own ``metrics.json`` (which embeds the
 config it ran), never from params.yaml. Runs that ``failed`` are counted and listed but enter no mean;
-``collapsed`` runs are results and count. Scores are in points. Standard deviations use ddof = 1.
+``collapsed`` runs are results and count. Scores and the learning-curve area are in points.
+Standard deviations use ddof = 1.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def run_tables(grid: GridRecord, root: Path = Path(".")) -> tuple[list[RunRow], 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per setting × task × method × variant, over the runs that did not fail: mean and sd (ddof = 1) of
-    the report score, and how many runs there are, failed, collapsed and converged."""
+    the report score, the mean learning-curve area and sharpness, and how many runs there are, failed,
+    collapsed and converged."""
     keys = ["setting", "task", "method", "variant"]
     usable = runs[runs["status"] != "failed"]
     stats = usable.groupby(keys, sort=False).agg(
@@ -84,7 +86,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         sd=("report_score", "std"),
         n=("report_score", "count"),
         converged=("converged", "sum"),
-        steps_to_gain=("steps_to_gain", "mean"),
+        learning_area=("learning_area", "mean"),
         sharpness=("sharpness", "mean"),
     )
     counts = runs.groupby(keys, sort=False).agg(

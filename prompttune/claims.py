@@ -11,9 +11,15 @@ Verdicts (stats.ALPHA per side):
 - ``reproduced``: significant in the claimed direction;
 - ``contradicted``: significant in the other direction;
 - ``smaller than claimed``: the paper gives a number, on the base it used, and the interval excludes it;
+- ``below reference``: where the paper gives no number, the interval excludes the reference effect the
+  project chose (``Claim.reference``, named in the reason): an effect of the size that matters is ruled
+  out (one side of TOST, at α);
 - ``inconclusive``, with the reason: too few seeds (with the effect the seeds can detect and the seeds
-  needed), no effect of the claimed or reference size, runs not converged, arms not measured, or
-  (IP-5) a part skipped or a negative control that passed.
+  needed), tied differences (no spread, no test), collapsed runs among the arms of a mean comparison,
+  runs not converged, arms not measured, or (IP-5) a part skipped or a negative control that passed.
+
+Every verdict carries its reason: the p-value against α for ``reproduced`` and ``contradicted`` (and the
+part or check behind it), the bound for ``smaller than claimed`` and ``below reference``.
 
 Choices (stated on the report page):
 
@@ -27,13 +33,21 @@ Choices (stated on the report page):
   intersection-union test, valid at α without correction) and ``contradicted`` when any part is
   significantly the wrong way after Holm's correction;
 - a claim resting on a run that did not pass the convergence rule is ``inconclusive (not converged)``;
+- a comparison of means guards against collapses it cannot see. An arm that collapses in some seeds but
+  happened not to in these looks better than its mean: a verdict in favour of the treatment
+  (``reproduced``) would be false if the treatment side collapses unseen, one in favour of the base
+  (``contradicted``, ``smaller than claimed``, ``below reference``) if the base side does (simulated in
+  the calibration's ``unequal-collapse`` null families). So such a verdict is given only when the side it
+  favours has no collapsed run and at least ``GUARD_RUNS`` runs (its methods' main and variant runs, the
+  sibling variants pooled for the best-variant claims): enough that a collapse rate of ``COLLAPSE_RISK``
+  would have shown with probability 1 − ``GUARD_MISS`` (choice);
 - where the paper gives no number, power is shown against a reference effect (``REFERENCE``, choice).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,30 +60,54 @@ from prompttune.stats import (
     MAX_SEEDS,
     POWER,
     TestResult,
+    describe,
     dispersion_test,
     holm,
+    iut_seeds_needed,
     paired_t,
+    spread_range,
     t_detectable,
     t_seeds_needed,
 )
 
-Verdict = Literal["reproduced", "contradicted", "smaller than claimed", "inconclusive"]
+Verdict = Literal["reproduced", "contradicted", "smaller than claimed", "below reference", "inconclusive"]
+VERDICTS: tuple[Verdict, ...] = (
+    "reproduced",
+    "contradicted",
+    "smaller than claimed",
+    "below reference",
+    "inconclusive",
+)
 Direction = Literal["greater", "less"]
 PTP, INFOPROMPT = "ptp", "infoprompt"
+COLLAPSE_RISK = 0.15  # the collapse rate a mean comparison must be able to see (choice; the calibration's)
+GUARD_MISS = 0.05  # the chance such a rate goes unseen in GUARD_RUNS runs (choice)
+GUARD_RUNS = math.ceil(math.log(GUARD_MISS) / math.log(1 - COLLAPSE_RISK))
+FAVOURS_TREATMENT: tuple[str, ...] = ("reproduced",)
 Scores = dict[str, dict[int, float]]  # task → seed → value
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of CLAIMS.md: what it says, how it is tested, and the effect its power is judged against
-    (the paper's number where one is public, else a reference effect chosen by the project)."""
+    """A claim of CLAIMS.md: what it says, what is measured, the statistical test (the function itself, so
+    the table's description is that function's own), the rule around it, and the effect its power is
+    judged against (the paper's number where one is public, else a reference effect chosen by the
+    project)."""
 
     id: str
     paper: str
     text: str
-    test: str
+    measure: str
+    tester: Callable[..., TestResult] | None
+    rule: str
     reference: float
     reference_source: str  # "paper" or "choice"
+
+    @property
+    def test(self) -> str:
+        """The test column: the measure, the test function's own description, and the rule."""
+        named = f"; {describe(self.tester)} (stats.{self.tester.__name__})" if self.tester else ""
+        return f"{self.measure}{named}{'; ' + self.rule if self.rule else ''}"
 
 
 CLAIMS = {
@@ -79,7 +117,9 @@ CLAIMS = {
             "PTP-1",
             "PTP",
             "PTP improves the state-of-the-art prompt tuning method on SuperGLUE",
-            "mean over tasks of (best PTP variant − base), paired t over seeds (α/k)",
+            "mean over tasks of (best PTP variant − base) per seed",
+            paired_t,
+            "α/k for the best of k variants",
             1.94,
             "paper",
         ),
@@ -87,7 +127,9 @@ CLAIMS = {
             "PTP-2",
             "PTP",
             "… and on FewGLUE",
-            "mean over tasks of (best PTP variant − base), paired t over seeds (α/k)",
+            "mean over tasks of (best PTP variant − base) per seed",
+            paired_t,
+            "α/k for the best of k variants",
             2.34,
             "paper",
         ),
@@ -95,8 +137,9 @@ CLAIMS = {
             "PTP-3",
             "PTP",
             "vanilla prompt tuning is unstable across seeds; PTP reduces the variance",
-            "geometric mean over tasks of sd(best PTP variant) / sd(base), within-seed swap "
-            "permutation test (α/k); collapsed runs count",
+            "spread across seeds, best PTP variant against base, per task",
+            dispersion_test,
+            "α/k for the best of k variants; collapsed runs count",
             0.5,
             "choice",
         ),
@@ -104,7 +147,9 @@ CLAIMS = {
             "PTP-4",
             "PTP",
             "PTP's loss landscape is smoother than vanilla prompt tuning's",
-            "mean over tasks of calibrated sharpness (best PTP variant − base), paired t (α/k)",
+            "mean over tasks of calibrated sharpness (best PTP variant − base) per seed",
+            paired_t,
+            "α/k for the best of k variants",
             0.5,
             "choice",
         ),
@@ -112,8 +157,9 @@ CLAIMS = {
             "PTP-5",
             "PTP",
             "both RN and ADV help, in text and embedding space",
-            "each variant: mean over tasks of (variant − base), paired t; all must hold "
-            "(intersection-union), any against (Holm)",
+            "each variant: mean over tasks of (variant − base) per seed",
+            paired_t,
+            "all must hold (intersection-union), any against (Holm)",
             2.0,
             "choice",
         ),
@@ -121,7 +167,9 @@ CLAIMS = {
             "IP-1",
             "InfoPrompt",
             "InfoPrompt outperforms traditional prompt tuning",
-            "mean over tasks of (InfoPrompt − base), paired t over seeds",
+            "mean over tasks of (InfoPrompt − base) per seed",
+            paired_t,
+            "",
             2.0,
             "choice",
         ),
@@ -129,8 +177,11 @@ CLAIMS = {
             "IP-2",
             "InfoPrompt",
             "InfoPrompt accelerates convergence",
-            "mean over tasks of steps to 90 % of the gain over the untrained score (InfoPrompt − base), "
-            "paired t; a run that did not learn counts at its step cap",
+            "mean over tasks of (InfoPrompt − base) per seed of the learning-curve area: the selection score "
+            "above the majority class averaged over the step budget (a run that learns less cannot score "
+            "higher; one that never learns scores 0)",
+            paired_t,
+            "",
             0.25,
             "choice",
         ),
@@ -138,8 +189,9 @@ CLAIMS = {
             "IP-3",
             "InfoPrompt",
             "InfoPrompt is more robust to the prompt initialisation",
-            "per seed, sd of the score across prompt inits; mean over tasks of (InfoPrompt − base), "
-            "paired t; collapsed runs count",
+            "per seed, sd of the score across prompt inits; mean over tasks of (InfoPrompt − base)",
+            paired_t,
+            "collapsed runs count",
             0.5,
             "choice",
         ),
@@ -147,8 +199,9 @@ CLAIMS = {
             "IP-4",
             "InfoPrompt",
             "both losses contribute",
-            "each ablation: mean over tasks of (full − ablation), paired t; all must hold "
-            "(intersection-union), any against (Holm)",
+            "each ablation: mean over tasks of (full − ablation) per seed",
+            paired_t,
+            "all must hold (intersection-union), any against (Holm)",
             2.0,
             "choice",
         ),
@@ -157,6 +210,8 @@ CLAIMS = {
             "InfoPrompt",
             "a gradient-descent algorithm can train the MI loss",
             "the MI-convergence study: every check passes and every negative control fails",
+            None,
+            "",
             math.nan,
             "—",
         ),
@@ -166,7 +221,7 @@ CLAIMS = {
 RELATIVE = {
     "PTP-3": "sd ratio",
     "PTP-4": "of the base's sharpness",
-    "IP-2": "of the base's steps",
+    "IP-2": "of the base's learning-curve area",
     "IP-3": "of the base's spread",
 }
 
@@ -186,7 +241,7 @@ class ClaimRow:
     verdict: Verdict
     reason: str
     detectable: str  # the smallest effect the seeds detect with POWER
-    seeds_needed: str  # seeds to decide at the observed effect and at the reference effect
+    seeds_needed: str  # seeds to decide at the observed effect and at the reference effect, with ranges
     setting: str = ""
     base: str = ""
     backbone: str = ""
@@ -202,6 +257,7 @@ class ClaimRow:
     seeds_needed_reference: float = math.nan
     runs: int = 0
     unconverged: int = 0
+    collapsed: int = 0  # collapsed runs among the two sides of a mean comparison
     seconds_per_seed: float = math.nan  # training time of one more seed of every arm the claim needs
 
 
@@ -210,10 +266,12 @@ class ClaimRow:
 
 class Runs:
     """The runs of runs.csv as plain records, indexed for paired lookups. ``usable``: status not
-    ``failed``; ``main``: not a variant run."""
+    ``failed``; ``main``: not a variant run. ``power``: compute the planning columns (detectable effect,
+    seeds needed); the calibration benchmark, which needs only verdicts, turns it off."""
 
-    def __init__(self, runs: pd.DataFrame) -> None:
+    def __init__(self, runs: pd.DataFrame, power: bool = True) -> None:
         self.records = runs.to_dict("records")
+        self.power = power
         self.backbone = ", ".join(sorted({r["backbone"] for r in self.records}))
         self.by_method: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for record in self.records:
@@ -254,6 +312,23 @@ class Runs:
         rows = [r for method in methods for r in self.rows(setting, method, variants)]
         return len(rows), sum(not r["converged"] for r in rows)
 
+    def side(self, setting: str, methods: Sequence[str]) -> tuple[int, int]:
+        """(runs, of which collapsed) among the usable runs of ``methods`` in ``setting``, variant runs
+        included: one side of a mean comparison, for the collapse guard."""
+        rows = [r for m in methods for r in self.rows(setting, m, variants=True)]
+        return len(rows), sum(r["status"] == "collapsed" for r in rows)
+
+    def resolution(self, setting: str, methods: Sequence[str], tasks: Sequence[str]) -> float:
+        """The smallest step of a per-seed difference averaged over ``tasks``: one report example of the
+        largest report split, over the number of tasks (points); 0 where the sizes are not recorded."""
+        sizes = [
+            r["report_examples"]
+            for m in methods
+            for r in self.rows(setting, m)
+            if r["task"] in tasks and not pd.isna(r.get("report_examples", math.nan))
+        ]
+        return 100.0 / max(sizes) / len(tasks) if sizes and tasks else 0.0
+
     def seconds_per_seed(self, setting: str, methods: Sequence[str], variants: bool = False) -> float:
         """The recorded wall time of one seed of ``methods`` in ``setting`` (their usable runs' total over
         the seeds they have): what each further seed of a claim costs on the machine that trained them.
@@ -292,17 +367,32 @@ def paired_matrix(treatment: Scores, control: Scores) -> tuple[list[str], list[i
 @dataclass(frozen=True)
 class Part:
     """One comparison behind a claim row: the test, the claimed direction, the α it is tested at, the
-    reference effect for power (a magnitude in the test's units) and the paper's number (only on the
-    paper's own base). ``seeds_per_unit`` turns the test's values into seeds: 1 for per-seed differences,
-    2 / tasks for PTP-3's seed pairs (one per task per two seeds). ``ratio``: the test is on log ratios."""
+    reference effect (a magnitude in the test's units) and where it comes from, and the paper's number
+    (only on the paper's own base). ``seeds_per_unit`` turns the test's values into seeds: 1 for per-seed
+    differences, 2 / tasks for PTP-3's seed pairs. ``ratio``: the test is on log ratios. ``resolution``:
+    the smallest step of the values (an interval is never narrower). ``values`` / ``seeds``: the per-seed
+    differences, for a multi-part claim's joint power. ``label``: the part's name in a multi-part row.
+    ``reference_test``: for a reference relative to the base's own value (a fraction r of it), the test
+    of treatment − (1 ± r)·base per seed against 0, so the base's estimated value carries its own
+    uncertainty into the below-reference verdict."""
 
     test: TestResult
     direction: Direction
     alpha: float
     reference: float
     claimed: float | None = None
+    reference_source: str = "choice"
     seeds_per_unit: float = 1.0
     ratio: bool = False
+    resolution: float = 0.0
+    values: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = ()
+    label: str = ""
+    reference_test: TestResult | None = None
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.direction == "greater" else -1.0
 
     @property
     def p_claimed(self) -> float:
@@ -313,49 +403,89 @@ class Part:
         return self.test.p_less if self.direction == "greater" else self.test.p_greater
 
     @property
+    def p_below(self) -> float:
+        """One-sided p that the effect is smaller than the reference on the claimed side."""
+        if self.reference_test is not None:
+            return self.reference_test.p_below(0.0, self.direction)
+        return self.test.p_below(self.sign * self.reference, self.direction)
+
+    @property
     def decidable(self) -> bool:
         return not math.isnan(self.p_claimed)
 
     @property
+    def tied(self) -> bool:
+        return self.test.n >= 2 and self.test.sd == 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The 1 − 2α interval, widened where it is narrower than the mean's resolution (one value's
+        resolution over the number of values)."""
+        test = self.test
+        half = max((test.high - test.low) / 2, self.resolution / max(1, test.n) / 2)
+        return test.estimate - half, test.estimate + half
+
+    @property
     def beyond_claim(self) -> bool:
         """The interval's bound on the claimed side excludes the paper's number."""
-        if self.claimed is None or math.isnan(self.test.high):
+        low, high = self.interval
+        if self.claimed is None or math.isnan(high):
             return False
-        return self.test.high < self.claimed if self.direction == "greater" else self.test.low > self.claimed
+        return high < self.claimed if self.direction == "greater" else low > self.claimed
+
+    @property
+    def excludes_zero(self) -> tuple[bool, bool]:
+        """(the interval lies on the claimed side of 0, on the other side)."""
+        low, high = self.interval
+        claimed_side = low > 0 if self.direction == "greater" else high < 0
+        other_side = high < 0 if self.direction == "greater" else low > 0
+        return claimed_side, other_side
 
     @property
     def below_reference(self) -> bool:
-        """The interval excludes the reference effect (an effect of that size is ruled out)."""
-        if math.isnan(self.test.high):
+        """An effect of the reference size is ruled out: significant at α (the interval, widened to the
+        resolution, excludes an absolute reference)."""
+        if not self.p_below < self.alpha:
             return False
-        if self.direction == "greater":
-            return self.test.high < self.reference
-        return self.test.low > -self.reference
-
-    def detectable(self) -> float:
-        return t_detectable(self.test.n, self.test.sd, self.alpha)
-
-    def seeds_needed(self, effect: float) -> float:
-        units = t_seeds_needed(effect, self.test.sd, self.alpha)
-        return float(math.ceil(units * self.seeds_per_unit - 1e-9)) if math.isfinite(units) else units
-
-    def verdict(self) -> tuple[Verdict, str]:
-        if not self.decidable:
-            seeds = self.test.n * self.seeds_per_unit
-            return "inconclusive", f"too few seeds ({seeds:g} per task give no test)"
-        if self.p_against < self.alpha:
-            return "contradicted", ""
-        if self.beyond_claim:
-            return "smaller than claimed", ""
-        if self.p_claimed < self.alpha:
-            return "reproduced", ""
-        if self.below_reference:
-            return "inconclusive", "no effect of the reference size"
-        return "inconclusive", "too few seeds"
+        if self.reference_test is not None:
+            return True
+        low, high = self.interval
+        return high < self.reference if self.direction == "greater" else low > -self.reference
 
     def shown(self, value: float) -> float:
         """A value of the test's scale as the row shows it (ratios: exp of the log)."""
         return math.exp(value) if self.ratio else value
+
+    def text(self, value: float) -> str:
+        return f"{self.shown(value):.2f}" if self.ratio else f"{value:+.2f}"
+
+    def reference_text(self) -> str:
+        value = self.text(-self.reference if self.ratio else self.sign * self.reference)
+        source = "choice" if self.reference_source == "choice" else "the paper's number, on another base"
+        return f"{value} ({source})"
+
+    def verdict(self) -> tuple[Verdict, str]:
+        alpha = f"α = {self.alpha:.3g}"
+        if self.tied:
+            return "inconclusive", (
+                f"tied: all {self.test.n} values equal {self.text(self.test.estimate)}, no spread to test"
+            )
+        if not self.decidable:
+            seeds = self.test.n * self.seeds_per_unit
+            return "inconclusive", f"too few seeds ({seeds:g} per task give no test)"
+        claimed_side, other_side = self.excludes_zero
+        if self.p_against < self.alpha and other_side:
+            return "contradicted", f"significant the other way: p = {self.p_against:.2g} < {alpha}"
+        if self.beyond_claim:
+            bound = self.interval[1] if self.direction == "greater" else self.interval[0]
+            return "smaller than claimed", (
+                f"the interval's bound {self.text(bound)} excludes the paper's {self.claimed:+.2f}"
+            )
+        if self.p_claimed < self.alpha and claimed_side:
+            return "reproduced", f"p = {self.p_claimed:.2g} < {alpha}"
+        if self.below_reference:
+            return "below reference", f"the interval excludes the reference effect {self.reference_text()}"
+        return "inconclusive", f"too few seeds (p = {self.p_claimed:.2g}, {alpha})"
 
 
 def _seeds(value: float) -> str:
@@ -377,26 +507,66 @@ def _cost(seeds: float, seconds_per_seed: float) -> str:
     return f" (≈ {_duration(seeds * seconds_per_seed)})"
 
 
+def _in_seeds(part: Part, units: float) -> float:
+    return float(math.ceil(units * part.seeds_per_unit - 1e-9)) if math.isfinite(units) else units
+
+
+def seeds_needed(parts: Sequence[Part], effects: Sequence[float], sd_scale: float = 1.0) -> float:
+    """Seeds for the claim's own rule to hold with ``POWER`` when each part's true effect is ``effects``
+    (magnitudes in the claimed direction), at the observed spreads × ``sd_scale``: the noncentral t for
+    one part, the intersection-union simulation for several (``stats.iut_seeds_needed``)."""
+    if len(parts) == 1:
+        part = parts[0]
+        if not effects[0] > 0:
+            return math.inf
+        return _in_seeds(part, t_seeds_needed(effects[0], part.test.sd * sd_scale, part.alpha))
+    common = sorted(set.intersection(*(set(part.seeds) for part in parts)))
+    if len(common) < 3:
+        return math.nan
+    matrix = np.array([[dict(zip(p.seeds, p.values, strict=True))[s] for p in parts] for s in common])
+    cov = np.cov(matrix, rowvar=False) * sd_scale**2
+    return _in_seeds(parts[0], iut_seeds_needed(effects, cov, parts[0].alpha))
+
+
+def _needed_text(parts: Sequence[Part], effects: Sequence[float]) -> tuple[str, float]:
+    """Seeds needed at ``effects`` with the range the spread's uncertainty gives: ``14 (9–25)``."""
+    point = seeds_needed(parts, effects)
+    first = parts[0]
+    low_sd, high_sd = spread_range(first.test.n, first.test.sd)
+    if math.isnan(point) or math.isnan(low_sd):
+        return _seeds(point), point
+    low = seeds_needed(parts, effects, low_sd / first.test.sd)
+    high = seeds_needed(parts, effects, high_sd / first.test.sd)
+    return f"{_seeds(point)} ({_seeds(low)}–{_seeds(high)})", point
+
+
 def _power_text(
     parts: Sequence[Part], claim: Claim, seconds_per_seed: float
 ) -> tuple[str, str, float, float, float]:
     """(detectable, seeds needed with their training time, detectable value, seeds for the observed
-    effect, for the reference)."""
+    effect, for the reference). No number for an observed effect in the wrong direction."""
     first = parts[0]
-    detectable = [part.detectable() for part in parts]
+    detectable = [t_detectable(p.test.n, p.test.sd, p.alpha) for p in parts]
     worst = max(detectable, key=lambda d: -math.inf if math.isnan(d) else d)
-    need_obs = max((p.seeds_needed(p.test.estimate) for p in parts), default=math.nan)
-    need_ref = max((p.seeds_needed(p.reference) for p in parts), default=math.nan)
     if math.isnan(worst):
         text = "none (too few seeds for the test)"
     elif first.ratio:
         text = f"sd ratio ≤ {math.exp(-worst):.2f}"
     else:
         text = f"{'±' if len(parts) == 1 else 'each part ≥ '}{worst:.2f}"
+    observed = [p.sign * p.test.estimate for p in parts]
+    wrong = [p.label or claim.id for p, effect in zip(parts, observed, strict=True) if not effect > 0]
+    if wrong:
+        obs_text, need_obs = f"— ({', '.join(wrong)} observed the other way)", math.nan
+    else:
+        obs_text, need_obs = _needed_text(parts, observed)
+        obs_text += _cost(need_obs, seconds_per_seed)
+    ref_text, need_ref = _needed_text(parts, [p.reference for p in parts])
     ref = f"{claim.reference:g}" + (f" ({RELATIVE[claim.id]})" if claim.id in RELATIVE else "")
     seeds = (
-        f"{_seeds(need_obs)}{_cost(need_obs, seconds_per_seed)} for the observed effect; "
-        f"{_seeds(need_ref)}{_cost(need_ref, seconds_per_seed)} for {ref} ({claim.reference_source})"
+        f"{obs_text} for the observed effect; {ref_text}{_cost(need_ref, seconds_per_seed)} for {ref} "
+        f"({claim.reference_source}); {POWER:.0%} power for the whole rule, range from the spread's "
+        f"uncertainty"
     )
     return (
         f"{text} at {POWER:.0%} power",
@@ -415,7 +585,8 @@ def _interval(part: Part, digits: int) -> str:
     value = f"{part.shown(test.estimate):{sign}.{digits}f}"
     if math.isnan(test.low):
         return value
-    return f"{value} [{part.shown(test.low):{sign}.{digits}f}, {part.shown(test.high):{sign}.{digits}f}]"
+    low, high = part.interval
+    return f"{value} [{part.shown(low):{sign}.{digits}f}, {part.shown(high):{sign}.{digits}f}]"
 
 
 @dataclass
@@ -429,26 +600,67 @@ class Scope:
         return f"{self.setting}, base {self.base}, {self.backbone}" + (f"; {self.note}" if self.note else "")
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What a measured row rests on besides its test: the paired tasks and seeds, the runs of its arms
+    (how many, not converged), for a mean comparison its two sides as (runs, collapsed) for the collapse
+    guard (None where the row is not a mean comparison), and the recorded cost of one more seed."""
+
+    tasks: Sequence[str]
+    seeds: Sequence[int]
+    runs: tuple[int, int]
+    sides: tuple[tuple[int, int], tuple[int, int]] | None = None
+    seconds_per_seed: float = math.nan
+
+    def unguarded(self, verdict: Verdict) -> str:
+        """Why the collapse guard withholds ``verdict`` (module docstring), or "" when it does not."""
+        if self.sides is None or verdict == "inconclusive":
+            return ""
+        name, (runs, collapsed) = (
+            ("treatment", self.sides[0]) if verdict in FAVOURS_TREATMENT else ("base", self.sides[1])
+        )
+        if collapsed:
+            return f"{collapsed} of the {name} side's {runs} runs collapsed"
+        if runs < GUARD_RUNS:
+            return (
+                f"the {name} side has {runs} runs; {GUARD_RUNS} without a collapse are needed to see a "
+                f"{COLLAPSE_RISK:.0%} collapse rate"
+            )
+        return ""
+
+    @property
+    def collapsed(self) -> int:
+        return sum(side[1] for side in self.sides) if self.sides else 0
+
+
 def _row(
     claim: Claim,
     scope: Scope,
     parts: Sequence[Part],
     measured: str,
-    paired: tuple[Sequence[str], Sequence[int]],
-    verdict: Verdict,
-    reason: str,
-    runs: tuple[int, int],
+    evidence: Evidence,
+    verdict: tuple[Verdict, str],
+    power: bool,
     paper_number: str = "—",
-    seconds_per_seed: float = math.nan,
 ) -> ClaimRow:
-    """A measured row; a claim resting on a run that did not converge is ``inconclusive``."""
-    detectable, seeds_text, worst, need_obs, need_ref = _power_text(parts, claim, seconds_per_seed)
+    """A measured row. It is ``inconclusive`` when it rests on a run that did not converge, or (a mean
+    comparison) when the collapse guard withholds its verdict (module docstring)."""
+    verdict_, reason = verdict
+    if power:
+        detectable, seeds_text, worst, need_obs, need_ref = _power_text(
+            parts, claim, evidence.seconds_per_seed
+        )
+    else:
+        detectable, seeds_text, worst, need_obs, need_ref = "—", "—", math.nan, math.nan, math.nan
     first = parts[0]
-    tasks, seeds = paired
-    total, unconverged = runs
-    n = f"{len(seeds)} seeds × {len(tasks)} task(s); {total} runs"
+    total, unconverged = evidence.runs
+    n = f"{len(evidence.seeds)} seeds × {len(evidence.tasks)} task(s); {total} runs"
+    guard = evidence.unguarded(verdict_)
     if unconverged:
-        verdict, reason = "inconclusive", f"not converged: {unconverged} of {total} runs"
+        verdict_, reason = "inconclusive", f"not converged: {unconverged} of {total} runs"
+    elif guard:
+        verdict_, reason = "inconclusive", f"collapse guard: {guard} (the test alone: {verdict_}; {reason})"
+    low, high = first.interval
     return ClaimRow(
         id=claim.id,
         paper=claim.paper,
@@ -458,7 +670,7 @@ def _row(
         measured=measured,
         n=n,
         test=claim.test,
-        verdict=verdict,
+        verdict=verdict_,
         reason=reason,
         detectable=detectable,
         seeds_needed=seeds_text,
@@ -466,18 +678,19 @@ def _row(
         base=scope.base,
         backbone=scope.backbone,
         estimate=first.shown(first.test.estimate),
-        low=first.shown(first.test.low),
-        high=first.shown(first.test.high),
+        low=first.shown(low),
+        high=first.shown(high),
         p_claimed=first.p_claimed,
         alpha=first.alpha,
-        n_seeds=len(seeds),
-        n_tasks=len(tasks),
+        n_seeds=len(evidence.seeds),
+        n_tasks=len(evidence.tasks),
         detectable_effect=worst,
         seeds_needed_observed=need_obs,
         seeds_needed_reference=need_ref,
         runs=total,
         unconverged=unconverged,
-        seconds_per_seed=seconds_per_seed,
+        collapsed=evidence.collapsed,
+        seconds_per_seed=evidence.seconds_per_seed,
     )
 
 
@@ -505,11 +718,34 @@ def gain_part(
     alpha: float,
     reference: float,
     claimed: float | None = None,
+    reference_source: str = "choice",
+    resolution: float = 0.0,
+    label: str = "",
+    relative: float | None = None,
 ) -> tuple[Part, list[str], list[int]]:
-    """The paired t part of treatment − control, per seed averaged over the tasks both arms have."""
+    """The paired t part of treatment − control, per seed averaged over the tasks both arms have;
+    ``relative``: the reference is that fraction of the base's value (``Part.reference_test``)."""
     tasks, seeds, t, c = paired_matrix(treatment, control)
     diffs = (t - c).mean(axis=0) if tasks else np.array([])
-    return Part(paired_t(diffs, alpha), direction, alpha, reference, claimed), tasks, seeds
+    reference_test = None
+    if relative is not None:
+        sign = 1.0 if direction == "greater" else -1.0
+        shifted = (t - (1 + sign * relative) * c).mean(axis=0) if tasks else np.array([])
+        reference_test = paired_t(shifted, alpha)
+    part = Part(
+        paired_t(diffs, alpha),
+        direction,
+        alpha,
+        reference,
+        claimed,
+        reference_source,
+        resolution=resolution,
+        values=tuple(float(d) for d in diffs),
+        seeds=tuple(seeds),
+        label=label,
+        reference_test=reference_test,
+    )
+    return part, tasks, seeds
 
 
 def relative_reference(claim: Claim, control: Scores) -> float:
@@ -533,6 +769,12 @@ def best_variant(runs: Runs, setting: str, variants: Sequence[str]) -> str:
     return max(sorted(variants), key=mean_select)
 
 
+def _best_scope(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> tuple[str, float, Scope]:
+    best = best_variant(runs, setting, variants)
+    note = f"best variant {best} of {len(variants)} (α/{len(variants)})"
+    return best, ALPHA / len(variants), Scope(setting, base, runs.backbone, note)
+
+
 def ptp_rows(runs: Runs) -> list[ClaimRow]:
     rows: list[ClaimRow] = []
     scopes = runs.scopes(PTP)
@@ -542,35 +784,34 @@ def ptp_rows(runs: Runs) -> list[ClaimRow]:
         if not matching:
             rows.append(_missing(claim, f"PTP variants and their base in the {setting_name} setting"))
         for setting, base, variants in matching:
-            best = best_variant(runs, setting, variants)
-            alpha = ALPHA / len(variants)
+            best, alpha, scope = _best_scope(runs, setting, base, variants)
             number = paper_numbers.difference("PTP", setting, base)
+            treatment = runs.values(setting, best)
             part, tasks, seeds = gain_part(
-                runs.values(setting, best),
+                treatment,
                 runs.values(setting, base),
                 "greater",
                 alpha,
                 claim.reference,
                 number,
+                claim.reference_source,
+                runs.resolution(setting, [best, base], sorted(treatment)),
             )
-            scope = Scope(
-                setting, base, runs.backbone, f"best variant {best} of {len(variants)} (α/{len(variants)})"
-            )
-            arms = runs.unconverged(setting, [best, base])
-            paper = "—" if number is None else f"{number:+.2f}"
-            rows.append(
-                _row(
-                    claim,
-                    scope,
-                    [part],
-                    _interval(part, 2),
-                    (tasks, seeds),
-                    *part.verdict(),
-                    arms,
-                    paper,
-                    runs.seconds_per_seed(setting, [*variants, base]),
+            if number is not None:
+                scope.note += (
+                    f"; the paper's {number:+.2f} is its average over its own tasks and backbone, "
+                    f"measured here on {', '.join(tasks)} with {runs.backbone}"
                 )
+            evidence = Evidence(
+                tasks,
+                seeds,
+                runs.unconverged(setting, [best, base]),
+                (runs.side(setting, variants), runs.side(setting, [base])),
+                runs.seconds_per_seed(setting, [*variants, base]),
             )
+            paper = "—" if number is None else f"{number:+.2f}"
+            measured = _interval(part, 2)
+            rows.append(_row(claim, scope, [part], measured, evidence, part.verdict(), runs.power, paper))
     if not scopes:
         rows += [
             _missing(CLAIMS[c], "PTP variants and their base in the grid")
@@ -585,8 +826,7 @@ def ptp_rows(runs: Runs) -> list[ClaimRow]:
 
 def ptp_stability(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
     claim = CLAIMS["PTP-3"]
-    best = best_variant(runs, setting, variants)
-    alpha = ALPHA / len(variants)
+    best, alpha, scope = _best_scope(runs, setting, base, variants)
     tasks, seeds, t, c = paired_matrix(runs.values(setting, best), runs.values(setting, base))
     test = dispersion_test(t, c, alpha)
     part = Part(
@@ -602,42 +842,61 @@ def ptp_stability(runs: Runs, setting: str, base: str, variants: Sequence[str]) 
         if math.isnan(test.estimate)
         else f"spread ratio {_interval(part, 2)} (sd per task, variant vs base: {per_task})"
     )
-    scope = Scope(setting, base, runs.backbone, f"best variant {best} of {len(variants)} (α/{len(variants)})")
-    arms = runs.unconverged(setting, [best, base])
-    cost = runs.seconds_per_seed(setting, [*variants, base])
-    return _row(claim, scope, [part], measured, (tasks, seeds), *part.verdict(), arms, seconds_per_seed=cost)
+    evidence = Evidence(
+        tasks,
+        seeds,
+        runs.unconverged(setting, [best, base]),
+        seconds_per_seed=runs.seconds_per_seed(setting, [*variants, base]),
+    )
+    return _row(claim, scope, [part], measured, evidence, part.verdict(), runs.power)
 
 
 def ptp_sharpness(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
     claim = CLAIMS["PTP-4"]
-    best = best_variant(runs, setting, variants)
+    best, alpha, scope = _best_scope(runs, setting, base, variants)
     treat, control = runs.values(setting, best, "sharpness"), runs.values(setting, base, "sharpness")
     if not treat or not control:
         return _missing(claim, f"landscapes of {base} and {best} in {setting}")
-    alpha = ALPHA / len(variants)
-    part, tasks, seeds = gain_part(treat, control, "less", alpha, relative_reference(claim, control))
-    scope = Scope(setting, base, runs.backbone, f"best variant {best} of {len(variants)} (α/{len(variants)})")
-    arms = runs.unconverged(setting, [best, base])
-    cost = runs.seconds_per_seed(setting, [*variants, base])  # landscapes not counted
-    return _row(
-        claim, scope, [part], _interval(part, 4), (tasks, seeds), *part.verdict(), arms, seconds_per_seed=cost
+    reference = relative_reference(claim, control)
+    part, tasks, seeds = gain_part(treat, control, "less", alpha, reference, relative=claim.reference)
+    evidence = Evidence(
+        tasks,
+        seeds,
+        runs.unconverged(setting, [best, base]),
+        seconds_per_seed=runs.seconds_per_seed(setting, [*variants, base]),  # landscapes not counted
     )
+    return _row(claim, scope, [part], _interval(part, 4), evidence, part.verdict(), runs.power)
 
 
 def combine(parts: Sequence[Part]) -> tuple[Verdict, str]:
     """All parts must hold (intersection-union: reproduced only when every part is significant); the claim
-    is contradicted when any part is significantly the wrong way after Holm's correction."""
+    is contradicted when any part is significantly the wrong way after Holm's correction, and below the
+    reference when any part's effect is significantly below it after Holm's correction (the claim needs
+    every part at the reference size)."""
+    tied = [part.label for part in parts if part.tied]
+    if tied:
+        return "inconclusive", f"tied: {', '.join(tied)} has no spread to test"
     if not parts or not all(part.decidable for part in parts):
-        return "inconclusive", "too few seeds"
+        return "inconclusive", "too few seeds (some part has no test)"
+    alpha = parts[0].alpha
     against = holm([part.p_against for part in parts])
-    if min(against) < parts[0].alpha:
-        return "contradicted", ""
-    if all(part.p_claimed < part.alpha for part in parts):
-        return "reproduced", ""
-    undecided = [i for i, part in enumerate(parts) if part.p_claimed >= part.alpha]
-    if all(parts[i].below_reference for i in undecided):
-        return "inconclusive", "no effect of the reference size"
-    return "inconclusive", "too few seeds"
+    worst = int(np.argmin(against))
+    if against[worst] < alpha:
+        return "contradicted", (
+            f"{parts[worst].label} significant the other way: Holm-adjusted p = {against[worst]:.2g} < "
+            f"α = {alpha:g}"
+        )
+    if all(part.p_claimed < alpha for part in parts):
+        return "reproduced", f"every part p < α = {alpha:g} (largest {max(p.p_claimed for p in parts):.2g})"
+    below = holm([part.p_below for part in parts])
+    lowest = int(np.argmin(below))
+    if below[lowest] < alpha:
+        return "below reference", (
+            f"{parts[lowest].label}: the interval excludes the reference effect "
+            f"{parts[lowest].reference_text()} (Holm-adjusted p = {below[lowest]:.2g})"
+        )
+    undecided = [part.label for part in parts if part.p_claimed >= alpha]
+    return "inconclusive", f"too few seeds ({', '.join(undecided)} not yet significant)"
 
 
 def multi_part_row(
@@ -646,31 +905,42 @@ def multi_part_row(
     setting: str,
     base: str,
     arms: Sequence[tuple[str, Scores, Scores]],
-    methods: Sequence[str],
+    treatments: Sequence[str],
+    controls: Sequence[str],
 ) -> ClaimRow:
-    """A claim whose every part must hold: one paired-t part per (label, treatment, control)."""
+    """A claim whose every part must hold: one paired-t part per (label, treatment, control); the
+    methods on each side, for the collapse guard."""
+    methods = [*treatments, *controls]
     parts, texts, tasks, seeds = [], [], [], []
     for label, treatment, control in arms:
-        part, tasks, seeds = gain_part(treatment, control, "greater", ALPHA, claim.reference)
+        resolution = runs.resolution(setting, methods, sorted(treatment))
+        part, tasks, seeds = gain_part(
+            treatment, control, "greater", ALPHA, claim.reference, resolution=resolution, label=label
+        )
         parts.append(part)
         texts.append(f"{label}: {_interval(part, 2)}")
-    counts = runs.unconverged(setting, methods)
+    evidence = Evidence(
+        tasks,
+        seeds,
+        runs.unconverged(setting, methods),
+        (runs.side(setting, treatments), runs.side(setting, controls)),
+        runs.seconds_per_seed(setting, methods),
+    )
     return _row(
         claim,
         Scope(setting, base, runs.backbone),
         parts,
         "; ".join(texts),
-        (tasks, seeds),
-        *combine(parts),
-        counts,
-        seconds_per_seed=runs.seconds_per_seed(setting, methods),
+        evidence,
+        combine(parts),
+        runs.power,
     )
 
 
 def ptp_variants(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
     control = runs.values(setting, base)
     arms = [(v.removeprefix(base + "-"), runs.values(setting, v), control) for v in variants]
-    return multi_part_row(CLAIMS["PTP-5"], runs, setting, base, arms, [*variants, base])
+    return multi_part_row(CLAIMS["PTP-5"], runs, setting, base, arms, variants, [base])
 
 
 def init_spread(runs: Runs, setting: str, method: str) -> Scores:
@@ -711,32 +981,27 @@ def infoprompt_rows(runs: Runs, mi_checks: dict[str, Any] | None) -> list[ClaimR
         ]
     for setting, base, full, ablations in scopes:
         scope = Scope(setting, base, runs.backbone)
-        for claim_id, column, direction, digits in (
-            ("IP-1", "report_score", "greater", 2),
-            ("IP-2", "steps_to_gain", "less", 1),
-        ):
+        for claim_id, column, digits in (("IP-1", "report_score", 2), ("IP-2", "learning_area", 1)):
             claim = CLAIMS[claim_id]
             treat, control = runs.values(setting, full, column), runs.values(setting, base, column)
-            reference = claim.reference if claim_id not in RELATIVE else relative_reference(claim, control)
-            part, tasks, seeds = gain_part(treat, control, direction, ALPHA, reference)
-            counts = runs.unconverged(setting, [full, base])
+            relative = claim.reference if claim_id in RELATIVE else None
+            reference = claim.reference if relative is None else relative_reference(claim, control)
+            resolution = runs.resolution(setting, [full, base], sorted(treat)) if claim_id == "IP-1" else 0.0
+            part, tasks, seeds = gain_part(
+                treat, control, "greater", ALPHA, reference, resolution=resolution, relative=relative
+            )
             measured = _interval(part, digits)
             if claim_id == "IP-2":
                 total, learned = runs.learned(setting, [full, base])
                 measured += f"; did not learn: {total - learned} of {total} runs"
-            cost = runs.seconds_per_seed(setting, [full, base])
-            rows.append(
-                _row(
-                    claim,
-                    scope,
-                    [part],
-                    measured,
-                    (tasks, seeds),
-                    *part.verdict(),
-                    counts,
-                    seconds_per_seed=cost,
-                )
+            evidence = Evidence(
+                tasks,
+                seeds,
+                runs.unconverged(setting, [full, base]),
+                (runs.side(setting, [full]), runs.side(setting, [base])),
+                runs.seconds_per_seed(setting, [full, base]),
             )
+            rows.append(_row(claim, scope, [part], measured, evidence, part.verdict(), runs.power))
         rows.append(infoprompt_init(runs, setting, base, full))
         if len(ablations) < 2:
             rows.append(_missing(CLAIMS["IP-4"], f"both ablations of {full} in {setting}"))
@@ -745,7 +1010,7 @@ def infoprompt_rows(runs: Runs, mi_checks: dict[str, Any] | None) -> list[ClaimR
                 (f"vs {a.removeprefix(base + '-')}", runs.values(setting, full), runs.values(setting, a))
                 for a in ablations
             ]
-            rows.append(multi_part_row(CLAIMS["IP-4"], runs, setting, base, arms, [full, *ablations]))
+            rows.append(multi_part_row(CLAIMS["IP-4"], runs, setting, base, arms, [full], ablations))
     rows.append(mi_check_row(mi_checks))
     return rows
 
@@ -755,45 +1020,63 @@ def infoprompt_init(runs: Runs, setting: str, base: str, full: str) -> ClaimRow:
     treat, control = init_spread(runs, setting, full), init_spread(runs, setting, base)
     if not treat or not control:
         return _missing(claim, f"variant runs crossing prompt init with {full} and {base} in {setting}")
-    part, tasks, seeds = gain_part(treat, control, "less", ALPHA, relative_reference(claim, control))
+    reference = relative_reference(claim, control)
+    part, tasks, seeds = gain_part(treat, control, "less", ALPHA, reference, relative=claim.reference)
     inits = ", ".join(runs.inits(setting))
-    counts = runs.unconverged(setting, [full, base], variants=True)
-    return _row(
-        claim,
-        Scope(setting, base, runs.backbone, f"inits {inits}"),
-        [part],
-        _interval(part, 2),
-        (tasks, seeds),
-        *part.verdict(),
-        counts,
+    evidence = Evidence(
+        tasks,
+        seeds,
+        runs.unconverged(setting, [full, base], variants=True),
         seconds_per_seed=runs.seconds_per_seed(setting, [full, base], variants=True),
     )
+    scope = Scope(setting, base, runs.backbone, f"inits {inits}")
+    return _row(claim, scope, [part], _interval(part, 2), evidence, part.verdict(), runs.power)
+
+
+def _check_text(check: dict[str, Any]) -> str:
+    steps = f" after {check['steps']} steps" if check.get("steps") is not None else ""
+    return f"{check['name']}{steps} (measured {check['measured']}, threshold {check['threshold']})"
 
 
 def mi_check_row(mi_checks: dict[str, Any] | None) -> ClaimRow:
     """IP-5 from the MI-convergence study: reproduced when both parts ran, every check passed and every
     negative control failed; a control that passed or a skipped part makes it inconclusive; a check that
-    failed with every control behaving contradicts it."""
+    failed with every control behaving contradicts it. The reason names the check or control and the
+    steps it was judged after."""
     claim = CLAIMS["IP-5"]
     if mi_checks is None:
         return _missing(claim, "the MI-convergence study (prompttune mi-check)")
     checks = [c for c in mi_checks["checks"] if c["role"] == "check"]
     controls = [c for c in mi_checks["checks"] if c["role"] == "control"]
-    passed = sum(c["passed"] for c in checks)
-    caught = sum(not c["passed"] for c in controls)
+    failed = [c for c in checks if not c["passed"]]
+    passing_controls = [c for c in controls if c["passed"]]
     skipped = [part for part in ("synthetic", "real") if mi_checks.get(part, {}).get("skipped")]
     measured = (
-        f"{passed} of {len(checks)} checks passed; {caught} of {len(controls)} negative controls failed"
+        f"{len(checks) - len(failed)} of {len(checks)} checks passed; "
+        f"{len(controls) - len(passing_controls)} of {len(controls)} negative controls failed"
     )
     verdict: Verdict
     if skipped:
         verdict, reason = "inconclusive", f"part skipped: {', '.join(skipped)}"
-    elif caught < len(controls) or not controls:
-        verdict, reason = "inconclusive", "a negative control passed: the checks cannot tell a broken loss"
-    elif passed < len(checks) or not checks:
-        verdict, reason = "contradicted", ""
+    elif not controls:
+        verdict, reason = "inconclusive", "no negative control ran: the checks cannot tell a broken loss"
+    elif passing_controls:
+        verdict, reason = (
+            "inconclusive",
+            (
+                f"a negative control passed, so the checks cannot tell a broken loss: "
+                f"{_check_text(passing_controls[0])}"
+            ),
+        )
+    elif not checks:
+        verdict, reason = "inconclusive", "no check ran"
+    elif failed:
+        verdict, reason = (
+            "contradicted",
+            (f"{len(failed)} check(s) failed while every control behaved; first: {_check_text(failed[0])}"),
+        )
     else:
-        verdict, reason = "reproduced", ""
+        verdict, reason = "reproduced", "every check passed and every negative control failed"
     backbone = mi_checks.get("real", {}).get("settings", {}).get("backbone", "skipped")
     scope = f"synthetic problems on the project's losses; real part: {backbone}"
     n = f"{len(checks)} checks, {len(controls)} controls"
@@ -814,12 +1097,17 @@ def mi_check_row(mi_checks: dict[str, Any] | None) -> ClaimRow:
     )
 
 
-def claim_rows(runs: pd.DataFrame, mi_checks: dict[str, Any] | None) -> list[ClaimRow]:
-    """Every claim of CLAIMS.md, in its order, with one row per scope the runs cover."""
-    indexed = Runs(runs)
+def claim_rows(runs: pd.DataFrame, mi_checks: dict[str, Any] | None, power: bool = True) -> list[ClaimRow]:
+    """Every claim of CLAIMS.md, in its order, with one row per scope the runs cover (``power``: with the
+    planning columns)."""
+    indexed = Runs(runs, power)
     return ptp_rows(indexed) + infoprompt_rows(indexed, mi_checks)
 
 
-def claims_table(rows: Sequence[ClaimRow]) -> pd.DataFrame:
-    """The rows as a table (results/claims.csv): the text columns and the numbers behind them."""
-    return pd.DataFrame([row.__dict__ for row in rows])
+def claims_table(rows: Sequence[ClaimRow], computed_by: dict[str, Any]) -> pd.DataFrame:
+    """The rows as a table (results/claims.csv): the text columns, the numbers behind them, and the code
+    that computed them (git revision and package versions, the same on every row)."""
+    table = pd.DataFrame([row.__dict__ for row in rows])
+    table["git_revision"] = computed_by["git_revision"]
+    table["packages"] = "; ".join(f"{name} {version}" for name, version in computed_by["packages"].items())
+    return table

@@ -281,8 +281,11 @@ def landscape(
 
     spec = read_json(config)
     surfaces = landscape_for_method(spec, data or paths.data_dir(spec["cell"]))
-    values = ", ".join("failed" if s["sharpness"] is None else f"{s['sharpness']:.4f}" for s in surfaces)
-    typer.echo(f"{spec['out']}: calibrated sharpness (rho {spec['rho']}) per seed: {values}")
+    values = ", ".join(
+        "failed" if s["sharpness"] is None else f"{s['sharpness']:.4f} (score {s['centre_score']:.2f})"
+        for s in surfaces
+    )
+    typer.echo(f"{spec['out']}: calibrated sharpness (rho {spec['rho']}) per seed, at its score: {values}")
 
 
 @app.command("mi-check")

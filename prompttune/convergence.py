@@ -6,16 +6,21 @@
   The rule reads the selection split only, so stopping on it never looks at the reported split.
 - **Learned**: the best selection score after step 0 is above both the untrained (step-0) score and the
   majority-class score of the selection split.
-- **Steps to gain** (IP-2): the first step at which the selection score reaches the untrained score plus
-  ``fraction`` of the run's gain (best − untrained); step 0 never counts as progress, and a run that did
-  not learn counts at its step cap (it did not get there within the budget).
+- **Learning-curve area** (IP-2, choice): over the run's evaluation schedule — the steps ``eval_every,
+  2·eval_every, …`` up to the step cap, plus the cap itself when it is not a multiple: the steps at which
+  an uninterrupted run evaluates; step 0, the untrained evaluation, is excluded — the mean of
+  ``max(0, score_k − majority)``, where ``score_k`` is the selection score at scheduled evaluation k. After
+  a run stopped early, ``score_k`` is the score of the checkpoint it kept (its best selection score),
+  carried forward to the cap. A fraction like the scores (the claims and the report convert to points).
+  Higher is faster: a run that never rises above the majority class scores 0, a flat curve with a blip at
+  one of K evaluations about blip/K, a run that learns half as much about half, and a run that learns the
+  same amount sooner scores higher. It replaces "steps to 90 % of the run's own gain", which rewarded
+  learning less: a flat curve with a one-example blip reached 90 % of its tiny gain at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-GAIN_FRACTION = 0.9
 
 
 def rule_text(patience: int, min_delta: float) -> str:
@@ -43,12 +48,24 @@ def learned(scores: Sequence[float], majority: float) -> bool:
     return len(scores) > 1 and max(scores[1:]) > max(scores[0], majority)
 
 
-def steps_to_gain(
-    steps: Sequence[int], scores: Sequence[float], majority: float, cap: int, fraction: float = GAIN_FRACTION
+def evaluation_steps(cap: int, eval_every: int) -> list[int]:
+    """The steps at which a run that is not stopped early evaluates after step 0: every ``eval_every`` steps
+    and at the step cap."""
+    steps = list(range(eval_every, cap + 1, eval_every))
+    return steps if steps and steps[-1] == cap else [*steps, cap]
+
+
+def learning_area(
+    steps: Sequence[int], scores: Sequence[float], majority: float, cap: int, eval_every: int
 ) -> float:
-    """Steps to ``fraction`` of the gain over the untrained score (module docstring); ``cap`` when the run
-    did not learn."""
-    if not learned(scores, majority):
-        return float(cap)
-    target = scores[0] + fraction * (max(scores[1:]) - scores[0])
-    return float(next(step for step, score in zip(steps[1:], scores[1:], strict=True) if score >= target))
+    """The learning-curve area (module docstring; choice): the mean over the evaluation schedule of the
+    selection score's excess over the majority class, the kept (best) score carried forward after an early
+    stop. It rises with the score at every scheduled evaluation, so a run that learns less cannot score
+    higher, and one that gets as far sooner scores higher. ``steps[0]`` is the untrained evaluation (step 0);
+    a curve whose later steps are not the schedule's first evaluations is an error."""
+    schedule = evaluation_steps(cap, eval_every)
+    evaluated = dict(zip(steps[1:], scores[1:], strict=True))
+    if list(evaluated) != schedule[: len(evaluated)]:
+        raise ValueError(f"curve steps {list(steps)} are not the evaluation schedule {schedule} from step 0")
+    kept = max(scores)
+    return sum(max(0.0, evaluated.get(step, kept) - majority) for step in schedule) / len(schedule)

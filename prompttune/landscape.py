@@ -6,22 +6,32 @@ Choices (METHODS.md):
 - inputs: the first ``n_examples`` examples of the run's report split, one batch, model in evaluation
   mode, fp32; the loss is the mean cross-entropy over that batch (computed in length-sorted pieces of
   ``chunk`` examples, each padded only to its own longest sequence: the same numbers, less padding);
-- **temperature-calibrated** (choice): a head's scale sets the loss's curvature (a head scaled by
-  0.01 / 1 / 10 / 100 had raw sharpness 0.000 / 0.0004 / 0.034 / 0.82), so raw sharpness rewards a
-  timid head. The logits are divided by the temperature ``T`` that minimises the centre's cross-entropy
-  (searched in [0.01, 100] × the rms of the centre's logits), and every loss below is the calibrated
-  one, ``CE(z / T)``: scaling the head scales ``z`` and ``T`` alike and changes nothing;
-- directions: ``ĝ = ∇_{e(x)} CE(z/T)`` restricted to the input text tokens (the positions PTP perturbs)
-  and normalised over the whole tensor; ``r̂`` a Gaussian direction (seeded) on the same positions,
-  made orthogonal to ``ĝ`` and normalised;
-- surface: ``CE(z(e(x) + u·(a·ĝ + b·r̂)) / T)`` on a ``points × points`` grid, ``a, b ∈ [−radius,
+- **bias+temperature-calibrated** (choice: "vector-free bias+temperature calibration"): a head's scale
+  sets the loss's curvature (a head scaled by 0.01 / 1 / 10 / 100 had raw sharpness 0.000 / 0.0004 /
+  0.034 / 0.82), so raw sharpness rewards a timid head; a constant bias toward one class saturates the
+  softmax (an audit measured a bias lowering the temperature-only calibrated sharpness 3.5–40× while
+  accuracy fell from 0.69 to 0.34–0.41), so it rewards a biased or partly collapsed head. Every loss
+  below is therefore ``CE(z / T + c)`` with the temperature ``T > 0`` and the bias ``c`` (one entry per
+  class, ``c[0] = 0``) that minimise the centre's mean cross-entropy on the evaluated examples
+  (``calibrate``): scaling the head scales ``z`` and ``T`` alike, a constant added to a class's logit is
+  taken back by ``c``, and neither changes any calibrated loss. Multiple choice fits ``T`` only
+  (``c = 0``): its 1-logit head scores each (context, choice) sequence alone, so no head can favour a
+  choice position, and a fitted ``c`` would only learn the evaluated examples' label order;
+- directions: ``ĝ = ∇_{e(x)} CE(z/T + c)`` restricted to the input text tokens (the positions PTP
+  perturbs) and normalised over the whole tensor; ``r̂`` a Gaussian direction (seeded) on the same
+  positions, made orthogonal to ``ĝ`` and normalised;
+- surface: ``CE(z(e(x) + u·(a·ĝ + b·r̂)) / T + c)`` on a ``points × points`` grid, ``a, b ∈ [−radius,
   radius]``; the raw (uncalibrated) surface is kept beside it;
 - unit: ``u = rms(E)·√n`` with ``n`` the number of perturbed coordinates (text tokens × hidden
   size), so at (a, b) the perturbation's root-mean-square per perturbed coordinate is
   ``√(a² + b²)·rms(E)`` — the unit of PTP's σ and ε, independent of batch and sequence lengths and
   the same for every method;
 - sharpness at ρ: the mean of ``L − L(centre)`` over the grid points with ``√(a² + b²) ≤ ρ``, on the
-  calibrated surface.
+  calibrated surface;
+- recorded beside it (choice): the score the sharpness was measured at — the centre's accuracy and the
+  task's score (its metrics' mean, as ``metrics.json``) from the raw arg-max on the evaluated examples
+  — since a low sharpness at a collapsed accuracy is no smoothness; and the code that computed it
+  (``computed_by``: ``results.code_provenance``).
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prompttune.backbone import load_backbone
@@ -50,14 +60,15 @@ from prompttune.errors import PromptTuneError
 from prompttune.io import atomic_write_bytes, atomic_write_json
 from prompttune.model import PromptModel
 from prompttune.objectives.ptp import embedding_rms
-from prompttune.results import load_metrics
+from prompttune.results import code_provenance, load_metrics
 from prompttune.splits import load_splits
 from prompttune.tasks import get_task
 from prompttune.tokens import encode_cached
 from prompttune.train import resolve_device, to_device
 
 UNIT = "rms(E)·sqrt(n_coordinates)"
-TEMPERATURE_RANGE = (1e-2, 1e2)  # × the rms of the centre's logits
+TEMPERATURE_RANGE = (1e-2, 1e2)  # × the rms of the centre's centred logits (calibrate)
+CALIBRATION_GTOL = 1e-10  # L-BFGS-B's stopping gradient (choice: reached in 10–40 steps in the tests)
 
 
 def _logits(model: PromptModel, batch: Batch, embeds: torch.Tensor) -> torch.Tensor:
@@ -69,19 +80,55 @@ def _valid(logits: torch.Tensor) -> torch.Tensor:
     return logits > torch.finfo(logits.dtype).min / 2
 
 
-def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The temperature minimising mean CE(logits / T) (bounded search on log T, in units of the logits'
-    rms, so it scales with them exactly)."""
-    valid = _valid(logits)
-    logits = logits.double().masked_fill(~valid, -math.inf)  # float64: the loss is flat near its optimum
-    scale = logits[valid].pow(2).mean().sqrt().item() or 1.0
-    low, high = (math.log(bound) for bound in TEMPERATURE_RANGE)
+Calibration = tuple[float, Sequence[float]]  # the temperature T, the bias c (one entry per logit column)
+RAW: Calibration = (1.0, (0.0,))  # no calibration
 
-    def loss(log_tau: float) -> float:
-        return F.cross_entropy(logits / (scale * math.exp(log_tau)), labels).item()
 
-    best = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-9})
-    return scale * math.exp(float(best.x))
+def calibrate(logits: torch.Tensor, labels: torch.Tensor, class_bias: bool = True) -> Calibration:
+    """``T`` and ``c`` (``c[0] = 0``; all 0 without ``class_bias``) minimising the mean CE(logits / T + c).
+
+    The fit is on the logits centred per example (the softmax ignores that shift) and, with ``class_bias``,
+    per class (what ``c`` takes back), in units of their rms ``s``: there the loss ``CE(β·x + c)`` is
+    convex in ``(β, c)``, and L-BFGS-B (float64, from ``β = 1, c = 0``, ``β`` bounded so that
+    ``T = s/β`` lies in ``TEMPERATURE_RANGE × s``) finds its optimum; scaling the logits or adding a
+    constant to a class changes neither ``x`` nor the fit, only the ``T`` and ``c`` it maps back to. A
+    class that no evaluated example has is pushed down (its optimum is at −∞) until the gradient falls under
+    ``CALIBRATION_GTOL``: about 25 below the others on the fit's scale, out of the softmax's way."""
+    valid = _valid(logits).cpu()
+    logits, labels = logits.detach().double().cpu(), labels.cpu()
+    z = logits.masked_fill(~valid, 0.0)
+    z = (z - z.sum(-1, keepdim=True) / valid.sum(-1, keepdim=True)).masked_fill(~valid, 0.0)
+    class_means = z.mean(0) if class_bias else z.new_zeros(z.shape[-1])
+    z = z - class_means
+    scale = z[valid].pow(2).mean().sqrt().item() or 1.0
+    x = z / scale
+    free = z.shape[-1] - 1 if class_bias else 0
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        params = torch.from_numpy(theta).requires_grad_(True)
+        bias = torch.cat([params.new_zeros(1), params[1:]])
+        value = F.cross_entropy((params[0] * x + bias).masked_fill(~valid, -math.inf), labels)
+        (grad,) = torch.autograd.grad(value, params)
+        return value.item(), grad.numpy()
+
+    low, high = TEMPERATURE_RANGE
+    best = minimize(
+        loss,
+        np.array([1.0] + [0.0] * free),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(1 / high, 1 / low)] + [(None, None)] * free,
+        options={"gtol": CALIBRATION_GTOL, "ftol": 0.0, "maxiter": 1000},
+    )
+    temperature = scale / float(best.x[0])
+    bias = torch.cat([z.new_zeros(1), torch.from_numpy(best.x[1:])]) - class_means / temperature
+    return temperature, (bias - bias[0]).tolist()
+
+
+def calibrated(logits: torch.Tensor, calibration: Calibration) -> torch.Tensor:
+    """``logits / T + c`` in float64 (a bias taken back by ``c`` would cost float32 its digits)."""
+    temperature, bias = calibration
+    return logits.double() / temperature + logits.new_tensor(bias, dtype=torch.float64)
 
 
 CHUNK = LandscapeStudy.chunk  # examples per forward or backward pass (choice)
@@ -126,7 +173,7 @@ def piecewise_logits(
 
 
 def chunked_gradient(
-    model: PromptModel, batch: Batch, temperature: float, chunk: int = CHUNK
+    model: PromptModel, batch: Batch, calibration: Calibration, chunk: int = CHUNK
 ) -> torch.Tensor:
     """``∇_{e(x)}`` of the batch's mean calibrated CE, one piece (``pieces``) at a time, so the backward
     of a large multiple-choice batch fits in memory; equal to the one-batch gradient."""
@@ -136,19 +183,24 @@ def chunked_gradient(
     for _, seqs, sub in pieces(batch, chunk):
         width = sub["input_ids"].shape[1]
         part = embeds[seqs, :width].clone().requires_grad_(True)
-        loss = F.cross_entropy(_logits(model, sub, part) / temperature, sub["labels"], reduction="sum") / n
+        logits = calibrated(_logits(model, sub, part), calibration)
+        loss = F.cross_entropy(logits, sub["labels"], reduction="sum") / n
         (grad[seqs, :width],) = torch.autograd.grad(loss, part)
     return grad
 
 
 def directions(
-    model: PromptModel, batch: Batch, seed: int, temperature: float = 1.0, chunk: int = CHUNK
+    model: PromptModel,
+    batch: Batch,
+    seed: int,
+    calibration: Calibration = RAW,
+    chunk: int = CHUNK,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The clean word embeddings ``e(x)``, ``ĝ`` (of the loss at ``temperature``) and ``r̂`` (unit norm,
-    zero off the text positions, orthogonal), for the model in its current mode."""
+    """The clean word embeddings ``e(x)``, ``ĝ`` (of the loss under ``calibration``) and ``r̂`` (unit
+    norm, zero off the text positions, orthogonal), for the model in its current mode."""
     mask = batch["text_mask"].unsqueeze(-1).float()
     embeds = model.embed(batch["input_ids"]).detach().float()
-    g_hat = chunked_gradient(model, batch, temperature, chunk) * mask
+    g_hat = chunked_gradient(model, batch, calibration, chunk) * mask
     if not g_hat.norm() > 0:
         raise ValueError("the loss has no gradient with respect to the text embeddings of this batch")
     g_hat = g_hat / g_hat.norm()
@@ -169,8 +221,9 @@ def loss_surface(
     chunk: int = CHUNK,
 ) -> dict:
     """The calibrated loss on the grid (module docstring). ``losses[j][i]`` is the loss at ``a = axis[i]``,
-    ``b = axis[j]``; ``raw_losses`` the same without calibration; ``points`` must be odd so the centre
-    lies on the grid."""
+    ``b = axis[j]``; ``raw_losses`` the same without calibration; ``temperature`` and ``bias`` the
+    calibration (``T``, ``c``); ``centre_predictions`` the raw arg-max at the centre and
+    ``centre_accuracy`` their accuracy; ``points`` must be odd so the centre lies on the grid."""
     if radius <= 0:
         raise ValueError("radius must be > 0")
     if points < 3 or points % 2 == 0:
@@ -186,8 +239,8 @@ def loss_surface(
     try:
         with torch.no_grad():
             centre_logits = piecewise_logits(model, parts, cut(model.embed(batch["input_ids"]).float()))
-        temperature = calibrate(centre_logits, labels)
-        embeds, g_hat, r_hat = directions(model, batch, seed, temperature, chunk)
+        calibration = calibrate(centre_logits, labels, class_bias="choice_mask" not in batch)
+        embeds, g_hat, r_hat = directions(model, batch, seed, calibration, chunk)
         n_coordinates = int(batch["text_mask"].sum().item()) * embeds.shape[-1]
         rms = embedding_rms(model)
         unit = rms * math.sqrt(n_coordinates)
@@ -202,16 +255,23 @@ def loss_surface(
     finally:
         model.train(was_training)
 
-    def ce(logits: torch.Tensor, t: float) -> float:
-        return F.cross_entropy(logits / t, labels).item()
+    def ce(logits: torch.Tensor) -> float:
+        return F.cross_entropy(calibrated(logits, calibration), labels).item()
 
+    def raw_ce(logits: torch.Tensor) -> float:
+        return F.cross_entropy(logits, labels).item()
+
+    predictions = centre_logits.argmax(-1)
     return {
         "axis": axis,
-        "losses": [[ce(z, temperature) for z in row] for row in grid],
-        "raw_losses": [[ce(z, 1.0) for z in row] for row in grid],
-        "centre_loss": ce(centre_logits, temperature),
-        "raw_centre_loss": ce(centre_logits, 1.0),
-        "temperature": temperature,
+        "losses": [[ce(z) for z in row] for row in grid],
+        "raw_losses": [[raw_ce(z) for z in row] for row in grid],
+        "centre_loss": ce(centre_logits),
+        "raw_centre_loss": raw_ce(centre_logits),
+        "temperature": calibration[0],
+        "bias": list(calibration[1]),
+        "centre_predictions": predictions.tolist(),
+        "centre_accuracy": (predictions == labels).double().mean().item(),
         "radius": radius,
         "points": points,
         "seed": seed,
@@ -246,7 +306,7 @@ def _contour(ax: Any, surface: dict, levels: np.ndarray, title: str) -> Any:
     ax.plot([0], [0], marker="+", color="white")
     if "rho" in surface:
         ax.add_patch(Circle((0, 0), surface["rho"], fill=False, color="white", linestyle="--", linewidth=0.8))
-    ax.set_xlabel(f"a: along ∇CE(z/T) ({UNIT})")
+    ax.set_xlabel(f"a: along ∇CE(z/T + c) ({UNIT})")
     ax.set_ylabel("b: random, orthogonal")
     ax.set_title(title, fontsize=9)
     ax.set_aspect("equal")
@@ -258,6 +318,8 @@ def _title(surface: dict, fallback: str) -> str:
     name = f"{run['task']} {run['method']} seed{run['seed']}" if run else fallback
     if "sharpness" in surface:
         name += f"\ncalibrated sharpness(ρ={surface['rho']:g}) = {surface['sharpness']:.4g}"
+        if "centre_score" in surface:  # surfaces saved before the score was recorded have none
+            name += f" at acc {surface['centre_accuracy']:.2f}, score {surface['centre_score']:.2f}"
     return name
 
 
@@ -278,7 +340,7 @@ def plot_surface(surface: dict, out_png: str | Path) -> None:
     """One run's surface as a filled contour plot (Agg), written atomically."""
     fig = Figure(figsize=(5, 4.5))
     ax = fig.add_subplot()
-    fig.colorbar(_contour(ax, surface, _levels([surface]), _title(surface, "")), ax=ax, label="CE(z/T)")
+    fig.colorbar(_contour(ax, surface, _levels([surface]), _title(surface, "")), ax=ax, label="CE(z/T + c)")
     fig.tight_layout()
     _save(fig, out_png)
 
@@ -300,7 +362,7 @@ def surfaces_figure(surfaces: Sequence[dict], titles: Sequence[str]) -> Figure:
         filled = _contour(ax, surface, levels, _title(surface, title))
     for ax in axes.ravel()[len(surfaces) :]:
         ax.set_visible(False)
-    fig.colorbar(filled, ax=axes.ravel().tolist(), label="CE(z/T)")
+    fig.colorbar(filled, ax=axes.ravel().tolist(), label="CE(z/T + c)")
     return fig
 
 
@@ -324,7 +386,9 @@ def landscape_for_run(
     backbone: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
 ) -> dict:
     """Surface and calibrated sharpness of a finished run on the first ``n_examples`` of its report
-    split; writes ``out_dir/surface.json`` and ``out_dir/surface.png`` atomically; returns the surface.
+    split, with the task's score there (``centre_score``) and the code that computed it
+    (``computed_by``); writes ``out_dir/surface.json`` and ``out_dir/surface.png`` atomically; returns
+    the surface.
     ``seed`` draws r̂; it is the same for every run (not the run's seed), so runs on the same batch
     share the random direction's draw. ``backbone``: the run's backbone, already loaded."""
     run = load_run(run_dir, backbone=backbone)
@@ -341,6 +405,7 @@ def landscape_for_run(
         rho=rho,
         sharpness=sharpness(surface, rho),
         raw_sharpness=sharpness(surface, rho, raw=True),
+        centre_score=task.score(task.compute_metrics(examples, surface["centre_predictions"])),
         split=splits.report_name,
         n_examples=len(examples),
         run={
@@ -353,6 +418,7 @@ def landscape_for_run(
             "seed": config.seed,
             "backbone": config.backbone,
         },
+        computed_by=code_provenance(),
     )
     out_dir = Path(out_dir)
     atomic_write_json(out_dir / "surface.json", surface)

@@ -26,10 +26,18 @@ with negative controls that must fail (choice):
    critic, rise. Controls (first seed): the sign-flipped and wrong-positive contrasts trained the same way;
    their held-out bounds must not both rise.
 
-Every check is ``{"name", "role", "passed", "measured", "threshold"}`` with ``role`` ``check`` (must pass)
-or ``control`` (must fail); ``verify`` writes ``checks.json``, ``synthetic.png`` and ``real.png``. The
-claims table's IP-5 verdict is ``reproduced`` only when both parts ran, every check passed and every
-control failed.
+Every check is ``{"name", "role", "passed", "steps", "measured", "threshold"}`` with ``role`` ``check``
+(must pass) or ``control`` (must fail). ``steps`` is the number of GD steps taken before the last iterate
+the check judged: a trajectory check on a run's iterates x_0 … x_{K−1} after K − 1 (a synthetic run
+records K = 600 iterates, fewer when its gradient is exactly 0 or a value is not finite; a real run
+``spec["steps"]``), the held-out bounds after every step of the run, the curvature met on the way after
+the last iterate it was sampled at, ``L̂`` against the exact Hessian and the curvature at the optimum
+after 0 (no run). ``verify`` writes ``checks.json`` — ``claim``,
+``computed_by`` (git revision and package versions, ``prompttune.results.code_provenance``), ``checks``,
+``synthetic`` (the problems' summaries, η factors, steps) and ``real`` (settings and per-run
+trajectories, or why it was skipped); no timing, so a rerun of the same code gives the same bytes — and
+``synthetic.png`` and ``real.png``. The claims table's IP-5 verdict is ``reproduced`` only when both
+parts ran, every check passed and every control failed.
 """
 
 from __future__ import annotations
@@ -39,7 +47,6 @@ import functools
 import io
 import itertools
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +65,7 @@ from prompttune.io import atomic_write_bytes, atomic_write_json
 from prompttune.model import PromptModel
 from prompttune.objectives import infoprompt
 from prompttune.objectives.infoprompt import Contrast, InfoPrompt, InfoPromptConfig, example_rows
+from prompttune.results import code_provenance
 from prompttune.splits import load_splits
 from prompttune.tasks import get_task
 from prompttune.tokens import encode_cached
@@ -88,8 +96,20 @@ MONOTONE_RTOL_REAL = 1e-6  # float32
 GRAD_FRACTION_REAL = 0.1
 
 
-def _check(name: str, role: str, passed: bool, measured: dict[str, Any], threshold: Any) -> Check:
-    return {"name": name, "role": role, "passed": bool(passed), "measured": measured, "threshold": threshold}
+def _check(name: str, role: str, passed: bool, steps: int, measured: dict[str, Any], threshold: Any) -> Check:
+    return {
+        "name": name,
+        "role": role,
+        "passed": bool(passed),
+        "steps": steps,
+        "measured": measured,
+        "threshold": threshold,
+    }
+
+
+def _steps(values: Sequence[float]) -> int:
+    """GD steps before the last of a trajectory's iterates x_0 … x_{K−1}: K − 1."""
+    return max(len(values) - 1, 0)
 
 
 def _finite(values: Sequence[float]) -> bool:
@@ -110,7 +130,8 @@ def check_monotone(name: str, values: Sequence[float], rel_tol: float, role: str
         "first": values[0] if values else None,
         "last": values[-1] if values else None,
     }
-    return _check(name, role, ok and worst <= rel_tol, measured, {"max_relative_increase": rel_tol})
+    threshold = {"max_relative_increase": rel_tol}
+    return _check(name, role, ok and worst <= rel_tol, _steps(values), measured, threshold)
 
 
 def check_grad_decay(
@@ -127,7 +148,8 @@ def check_grad_decay(
         "final": grad_norms[-1] if grad_norms else None,
         f"final_over_{reference}": ratio,
     }
-    return _check(name, role, ok and ratio <= fraction, measured, {f"final_over_{reference}": fraction})
+    threshold = {f"final_over_{reference}": fraction}
+    return _check(name, role, ok and ratio <= fraction, _steps(grad_norms), measured, threshold)
 
 
 def fit_rate(gaps: Sequence[float], floor: float) -> tuple[float, int]:
@@ -147,7 +169,8 @@ def check_linear_rate(name: str, values: Sequence[float], f_star: float, bound: 
     floor = GAP_FLOOR * max(1.0, abs(f_star))
     rate, points = fit_rate([v - f_star for v in values], floor)
     measured = {"fitted_rate": rate, "tail_points": points, "gap_floor": floor}
-    return _check(name, "check", math.isfinite(rate) and rate <= bound, measured, {"fitted_rate_max": bound})
+    passed = math.isfinite(rate) and rate <= bound
+    return _check(name, "check", passed, _steps(values), measured, {"fitted_rate_max": bound})
 
 
 def check_converges(
@@ -163,27 +186,37 @@ def check_converges(
     decay = check_grad_decay(name, grad_norms, fraction, "initial")
     passed = monotone["passed"] and decay["passed"]
     measured = {**monotone["measured"], **decay["measured"]}
-    return _check(name, role, passed, measured, {**monotone["threshold"], **decay["threshold"]})
+    threshold = {**monotone["threshold"], **decay["threshold"]}
+    return _check(name, role, passed, _steps(values), measured, threshold)
 
 
 def check_estimate(name: str, estimate: float, exact: float, rel_tol: float) -> Check:
-    """``|estimate − exact| ≤ rel_tol·|exact|``."""
+    """``|estimate − exact| ≤ rel_tol·|exact|``; judged on no run (0 steps)."""
     error = abs(estimate - exact) / abs(exact) if exact else math.inf
     measured = {"estimate": estimate, "exact": exact, "relative_error": error}
-    return _check(name, "check", error <= rel_tol, measured, {"relative_error": rel_tol})
+    return _check(name, "check", error <= rel_tol, 0, measured, {"relative_error": rel_tol})
 
 
-def check_bounded(name: str, values: Sequence[float], bound: float, rel_tol: float) -> Check:
-    """Every value ≤ ``bound·(1 + rel_tol)``."""
+def check_bounded(name: str, values: Sequence[float], bound: float, rel_tol: float, *, steps: int) -> Check:
+    """Every value ≤ ``bound·(1 + rel_tol)``; ``steps``: those of the last iterate the values come from."""
     worst = max(values) if values and _finite(values) else math.inf
     measured = {"max": worst, "bound": bound, "max_over_bound": worst / bound}
-    return _check(name, "check", worst <= bound * (1 + rel_tol), measured, {"max_over_bound": 1 + rel_tol})
+    threshold = {"max_over_bound": 1 + rel_tol}
+    return _check(name, "check", worst <= bound * (1 + rel_tol), steps, measured, threshold)
 
 
 def check_reaches(
-    name: str, x: torch.Tensor, x_star: np.ndarray, value: float, f_star: float, role: str = "check"
+    name: str,
+    x: torch.Tensor,
+    x_star: np.ndarray,
+    value: float,
+    f_star: float,
+    role: str = "check",
+    *,
+    steps: int,
 ) -> Check:
-    """The run ends at the independently computed minimiser (``OPTIMUM_RTOL``) with its value."""
+    """The run ends at the independently computed minimiser (``OPTIMUM_RTOL``) with its value; ``x`` is
+    the run's iterate after ``steps`` GD steps."""
     distance = float(np.linalg.norm(x.detach().numpy().ravel() - x_star.ravel()))
     scale = max(1.0, float(np.linalg.norm(x_star)))
     value_error = abs(value - f_star) / max(1.0, abs(f_star))
@@ -193,15 +226,15 @@ def check_reaches(
         "optimum_norm": float(np.linalg.norm(x_star)),
         "value_error": value_error,
     }
-    return _check(
-        name, role, passed, measured, {"relative_distance": OPTIMUM_RTOL, "value_error": OPTIMUM_RTOL}
-    )
+    threshold = {"relative_distance": OPTIMUM_RTOL, "value_error": OPTIMUM_RTOL}
+    return _check(name, role, passed, steps, measured, threshold)
 
 
 def check_bounds_rise(
-    name: str, before: dict[str, float], after: dict[str, float], role: str = "check"
+    name: str, before: dict[str, float], after: dict[str, float], role: str = "check", *, steps: int
 ) -> Check:
-    """Both held-out InfoNCE bounds end strictly above where they started."""
+    """Both held-out InfoNCE bounds end strictly above where they started (``after``: after ``steps``
+    GD steps)."""
     ok = _finite([*before.values(), *after.values()])
     passed = ok and all(after[key] > before[key] for key in ("mi_head", "mi_rep"))
     measured = {
@@ -209,7 +242,7 @@ def check_bounds_rise(
         for when, values in (("initial", before), ("final", after))
         for key in values
     }
-    return _check(name, role, passed, measured, "final > initial, both held-out bounds")
+    return _check(name, role, passed, steps, measured, "final > initial, both held-out bounds")
 
 
 # --- optimisation helpers ----------------------------------------------------------------------------
@@ -427,12 +460,14 @@ def synthetic_part(
                 f"{tag}.unstable_at_2.5",
                 "check",
                 curvature_star >= UNSTABLE_CURVATURE * l_hat,
+                0,
                 {"curvature_at_optimum_over_L_hat": curvature_star / l_hat},
                 {"min": UNSTABLE_CURVATURE},
             )
         )
         runs[problem.name] = []
         visited: list[float] = []
+        visited_steps = 0  # GD steps of the last iterate whose curvature is in ``visited``
         for factor in ETA_FACTORS:
             eta = factor / l_hat
             run = gradient_descent(problem.f, x0, eta, steps)
@@ -455,13 +490,23 @@ def synthetic_part(
                 check_monotone(f"{name}.monotone", run.values, MONOTONE_RTOL_SYNTHETIC),
                 check_grad_decay(f"{name}.grad_to_zero", run.grad_norms, GRAD_FRACTION_SYNTHETIC, "initial"),
                 check_linear_rate(f"{name}.linear_rate", run.values, f_star, bound),
-                check_reaches(f"{name}.reaches_optimum", run.points[-1], x_star, run.values[-1], f_star),
+                check_reaches(
+                    f"{name}.reaches_optimum",
+                    run.points[-1],
+                    x_star,
+                    run.values[-1],
+                    f_star,
+                    steps=len(run.points) - 1,
+                ),
             ]
-            for point in run.points[:: max(1, len(run.points) // 50)]:
-                visited.append(
-                    torch.linalg.eigvalsh(torch.autograd.functional.hessian(problem.f, point))[-1].item()
-                )
-        checks.append(check_bounded(f"{tag}.smoothness_on_path", visited, l_hat, L_HAT_RTOL))
+            sampled = range(0, len(run.points), max(1, len(run.points) // 50))
+            for step in sampled:
+                hessian = torch.autograd.functional.hessian(problem.f, run.points[step])
+                visited.append(torch.linalg.eigvalsh(hessian)[-1].item())
+            visited_steps = max(visited_steps, sampled[-1])
+        checks.append(
+            check_bounded(f"{tag}.smoothness_on_path", visited, l_hat, L_HAT_RTOL, steps=visited_steps)
+        )
         for control, contrast in CONTROLS.items():
             mutant = gradient_descent(functools.partial(problem.f, contrast=contrast), x0, 1 / l_hat, steps)
             checks.append(
@@ -472,6 +517,7 @@ def synthetic_part(
                     mutant.values[-1],
                     f_star,
                     role="control",
+                    steps=len(mutant.points) - 1,
                 )
             )
         summaries.append(
@@ -505,7 +551,6 @@ class RealRun:
     grad_norm: list[float] = dataclasses.field(default_factory=list)
     heldout_before: dict[str, float] = dataclasses.field(default_factory=dict)
     heldout_after: dict[str, float] = dataclasses.field(default_factory=dict)
-    seconds: float = 0.0
 
 
 def real_config(cell: str, backbone: str, seed: int) -> RunConfig:
@@ -559,7 +604,6 @@ def real_run(
     contrast: tuple[str, Contrast] = ("paper", infoprompt.PAPER),
 ) -> RealRun:
     """One seed: build the model (eval mode, head fixed), estimate L̂ at init, run GD at η = 1/L̂."""
-    started = time.perf_counter()
     torch.manual_seed(config.seed)
     model = PromptModel.build(config, weights, tokenizer, get_task(config.task)).to(weights.device).eval()
     model.head.requires_grad_(False)
@@ -585,7 +629,6 @@ def real_run(
             for param, grad in zip(params, grads, strict=True):
                 param.sub_(run.eta * grad)
     run.heldout_after = heldout_bounds(model, objective.w_c, heldout)
-    run.seconds = time.perf_counter() - started
     return run
 
 
@@ -621,7 +664,9 @@ def real_part(data_root: Path, spec: dict[str, Any]) -> tuple[list[RealRun], lis
         checks += [
             check_monotone(f"{tag}.monotone", run.loss, MONOTONE_RTOL_REAL),
             check_grad_decay(f"{tag}.grad_decay", run.grad_norm, GRAD_FRACTION_REAL, "peak"),
-            check_bounds_rise(f"{tag}.heldout_bounds_rise", run.heldout_before, run.heldout_after),
+            check_bounds_rise(
+                f"{tag}.heldout_bounds_rise", run.heldout_before, run.heldout_after, steps=len(run.loss)
+            ),
         ]
     first = real_config(cell, spec["backbone"], spec["seeds"][0])
     for name, contrast in CONTROLS.items():
@@ -629,7 +674,11 @@ def real_part(data_root: Path, spec: dict[str, Any]) -> tuple[list[RealRun], lis
         runs.append(run)
         checks.append(
             check_bounds_rise(
-                f"real.{name}.heldout_bounds_rise", run.heldout_before, run.heldout_after, "control"
+                f"real.{name}.heldout_bounds_rise",
+                run.heldout_before,
+                run.heldout_after,
+                "control",
+                steps=len(run.loss),
             )
         )
     settings = {
@@ -710,12 +759,10 @@ def verify(out_dir: Path, data_root: Path | None, spec: dict[str, Any]) -> dict[
     """Run both parts as ``spec`` (``configs/mi_check.json``: cell, backbone, seeds, steps, quick) says —
     the real one only with ``data_root`` — and write ``checks.json``, ``synthetic.png`` and ``real.png``
     into ``out_dir``."""
-    started = time.perf_counter()
     out_dir = Path(out_dir)
     checks, summaries, synthetic_runs = synthetic_part(
         synthetic_problems(spec.get("quick", False)), SYNTHETIC_STEPS
     )
-    synthetic_seconds = time.perf_counter() - started
     real: dict[str, Any] = {"skipped": "no data given (--synthetic-only)"}
     real_runs: list[RealRun] = []
     if data_root is not None:
@@ -724,15 +771,14 @@ def verify(out_dir: Path, data_root: Path | None, spec: dict[str, Any]) -> dict[
         real = {"settings": settings, "runs": [dataclasses.asdict(run) for run in real_runs]}
     result = {
         "claim": "IP-5: a gradient-descent algorithm can train the MI (InfoNCE) loss",
+        "computed_by": code_provenance(),
         "checks": checks,
         "synthetic": {
             "problems": summaries,
             "eta_factors": list(ETA_FACTORS),
             "steps": SYNTHETIC_STEPS,
-            "seconds": synthetic_seconds,
         },
         "real": real,
-        "wall_time_s": time.perf_counter() - started,
     }
     _save_png(synthetic_figure(synthetic_runs, summaries), out_dir / "synthetic.png")
     if real_runs:

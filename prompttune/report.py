@@ -15,6 +15,7 @@ import json
 import math
 import os
 from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from prompttune.io import atomic_write_text, read_json
 from prompttune.landscape import surfaces_figure
 from prompttune.objectives import OBJECTIVES
 from prompttune.pipeline import GridRecord
-from prompttune.results import load_metrics, read_runs
+from prompttune.results import code_provenance, load_metrics, read_runs
 from prompttune.stats import ALPHA, POWER, mean_interval
 
 
@@ -146,12 +147,14 @@ def stability(runs: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def convergence_rows(runs: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per cell × method: the learning-curve area in points above the majority class (a fraction in
+    runs.csv), mean ± sd over seeds, how many seeds learned and converged, and the steps trained."""
     main = _usable(runs[runs["variant"] == ""])
     return [
         {
             "cell": f"{s}.{t}",
             "method": m,
-            "steps_to_gain": mean_sd(g["steps_to_gain"], 0),
+            "learning_area": mean_sd(g["learning_area"]),
             "learned": f"{int(g['learned'].sum())} of {len(g)}",
             "converged": f"{int(g['converged'].sum())} of {len(g)}",
             "steps": mean_sd(g["steps"].astype(float), 0),
@@ -205,6 +208,7 @@ def mi_section(root: Path) -> dict[str, Any] | None:
             "role": c["role"],
             "outcome": "pass" if c["passed"] else "fail",
             "as_expected": c["passed"] == (c["role"] == "check"),
+            "steps": c["steps"],
             "measured": json.dumps(c.get("measured", {}), default=str),
         }
         for c in result["checks"]
@@ -299,9 +303,23 @@ def data_rows(grid: GridRecord, root: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def calibration() -> dict[str, Any]:
+    """The calibration benchmark's measured maximum false-verdict rate (``data/calibration.json``, written
+    by ``benchmarks/verdict_calibration.py --record``): what the page quotes as the error rate."""
+    with files("prompttune.data").joinpath("calibration.json").open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def statistics_details() -> list[dict[str, str]]:
+    measured = calibration()
     rows = [
-        {"key": "α per side", "value": f"{ALPHA:g}", "help": "each false verdict at most this often"},
+        {"key": "α per side", "value": f"{ALPHA:g}", "help": "the level each test is run at"},
+        {
+            "key": "largest false-verdict rate measured",
+            "value": f"{measured['max_false_verdict_rate']:.4f}",
+            "help": f"per side, over every profile and null family ({measured['replicates']} replicates per "
+            f"scenario, {measured['date']}; benchmarks/verdict_calibration.py)",
+        },
         {"key": "power", "value": f"{POWER:.0%}", "help": "the 'detectable' and 'seeds needed' columns"},
         {
             "key": "best PTP variant",
@@ -320,6 +338,12 @@ def statistics_details() -> list[dict[str, str]]:
                 }
             )
     return rows
+
+
+def verdict_counts(rows: list[claims_module.ClaimRow]) -> list[dict[str, Any]]:
+    """How many rows got each verdict, in the verdicts' order (the summary above the claims table)."""
+    counts = {verdict: sum(row.verdict == verdict for row in rows) for verdict in claims_module.VERDICTS}
+    return [{"verdict": verdict, "count": count} for verdict, count in counts.items() if count]
 
 
 def params_hash(grid_path: Path) -> str:
@@ -354,7 +378,8 @@ def render_report(grid: GridRecord, results_dir: Path, out_path: Path, root: Pat
     curves = pd.read_csv(results_dir / "curves.csv", keep_default_na=False, na_values={"train_loss": [""]})
     mi = mi_section(root)
     rows = claim_rows(runs, mi["result"] if mi else None)
-    atomic_write_text(results_dir / "claims.csv", claims_table(rows).to_csv(index=False))
+    computed_by = code_provenance()
+    atomic_write_text(results_dir / "claims.csv", claims_table(rows, computed_by).to_csv(index=False))
     first = grid.stages[0]
     prov = read_json(root / first.dir / f"seed{first.seeds[0]}" / "provenance.json")
     data_sha: dict[str, str] = {}
@@ -389,6 +414,9 @@ def render_report(grid: GridRecord, results_dir: Path, out_path: Path, root: Pat
         details=method_details(grid, root),
         data=data_rows(grid, root),
         statistics=statistics_details(),
+        error_rate=calibration()["max_false_verdict_rate"],
+        verdict_counts=verdict_counts(rows),
+        computed_by=computed_by,
         provenance=prov,
         data_sha=sorted(data_sha.items()),
     )

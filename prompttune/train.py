@@ -747,7 +747,9 @@ def finish(run: SeedRun, setup: Setup) -> tuple[RunMetrics, dict[str, list[int]]
             converged=run.converged_at is not None,
             step=run.converged_at,
             learned=convergence.learned(scores, select_result.majority_score),
-            steps_to_gain=convergence.steps_to_gain(steps, scores, select_result.majority_score, setup.cap),
+            learning_area=convergence.learning_area(
+                steps, scores, select_result.majority_score, setup.cap, setup.eval_every
+            ),
         )
     objective = OBJECTIVES.get(config.objective)
     metrics = RunMetrics(

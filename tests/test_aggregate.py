@@ -94,7 +94,7 @@ def write_runs(root: Path) -> None:
                 steps=30,
                 step_cap=run.train.steps,
                 eval_every=10,
-                convergence=None if score is None else Convergence("rule", True, 30, status == "ok", 20.0),
+                convergence=None if score is None else Convergence("rule", True, 30, status == "ok", 0.15),
                 data=DataInfo({"train": 32}, {"train": 0}, {"train": 0}),
                 trainable_params=100,
                 wall_time_s=1.0,
@@ -168,7 +168,7 @@ def test_the_runs_table_has_its_declared_typed_schema(project: Path) -> None:
     )
     pt = runs[(runs["task"] == "CB") & (runs["method"] == "pt") & (runs["variant"] == "")]
     assert pt["sharpness"].tolist()[:2] == [0.25, 0.75] and math.isnan(pt["sharpness"].tolist()[2])
-    assert set(runs["steps_to_gain"].dropna()) == {20.0}
+    assert set(runs["learning_area"].dropna()) == {15.0}, "in points, like the scores"
     curves = pd.read_csv(project / "results" / "curves.csv")
     assert len(curves) == 4 * 20 and curves["select_score"].max() == pytest.approx(60.0), "points"
     broken = project / "results" / "broken.csv"
@@ -198,6 +198,8 @@ def test_report_has_every_section_and_each_stages_own_settings(project: Path) ->
     results = html.split('<section id="results">')[1].split("</section>")[0]
     assert "n = 2 of 3 (1 failed)" in results and "n = 3 of 3 (1 collapsed)" in results
     assert "<td><code>init-vocab</code></td>" in results
+    convergence = html.split('<section id="convergence">')[1].split("</section>")[0]
+    assert "<td>15.0 ± 0.0</td>" in convergence, "the learning-curve area in points"
     assert "fewglue.CB / pt2 / seed 2</code>: non-finite loss" in html
     for section in (
         "claims",

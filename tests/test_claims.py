@@ -4,14 +4,15 @@ under a null and under a shift at n = 3, 5 and 10 seeds."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from prompttune.claims import Runs, claim_rows, init_spread
+from prompttune.claims import CLAIMS, GUARD_RUNS, Runs, claim_rows, claims_table, init_spread
 from prompttune.results import RUN_COLUMNS
-from prompttune.stats import ALPHA
+from prompttune.stats import ALPHA, describe, dispersion_test
 
 PTP_VARIANTS = ["pt-ptp-rn-emb", "pt-ptp-adv-emb", "pt-ptp-rn-text", "pt-ptp-adv-text"]
 ABLATIONS = ["pt-infoprompt-head", "pt-infoprompt-rep"]
@@ -41,7 +42,8 @@ def run(setting: str, task: str, method: str, seed: int, score: float, **extra) 
         learned=True,
         report_score=score,
         select_score=score,
-        steps_to_gain=30.0,
+        learning_area=30.0,
+        report_examples=56,
         sharpness=math.nan,
     )
     return {**row, **extra}
@@ -90,9 +92,11 @@ def test_ptp_gain_uses_the_best_variant_by_selection_score_at_alpha_over_k() -> 
 
 def test_a_gain_well_below_the_papers_number_is_smaller_than_claimed() -> None:
     rng = np.random.default_rng(1)
-    rows = table({"pt": 0.0, **{v: 0.4 for v in PTP_VARIANTS}}, 10, rng, sd=0.3)
+    rows = table({"pt": 0.0, **{v: 0.4 for v in PTP_VARIANTS}}, GUARD_RUNS, rng, sd=0.3)
     (ptp2,) = verdicts(pd.DataFrame(rows), "PTP-2")
     assert ptp2.high < 2.34 and ptp2.verdict == "smaller than claimed"
+    assert "excludes the paper's +2.34" in ptp2.reason
+    assert "its average over its own tasks and backbone, measured here on CB with minilm" in ptp2.scope
 
 
 def test_the_papers_number_applies_only_to_the_base_it_used() -> None:
@@ -117,10 +121,11 @@ def test_the_report_split_cannot_pick_the_best_variant() -> None:
 def test_a_variant_clearly_worse_contradicts_ptp5_and_all_four_must_hold() -> None:
     rng = np.random.default_rng(3)
     worse = {"pt": 0.0, **{v: 3.0 for v in PTP_VARIANTS}, "pt-ptp-adv-emb": -3.0}
-    (ptp5,) = verdicts(pd.DataFrame(table(worse, 10, rng, sd=0.5)), "PTP-5")
+    (ptp5,) = verdicts(pd.DataFrame(table(worse, GUARD_RUNS, rng, sd=0.5)), "PTP-5")
     assert ptp5.verdict == "contradicted" and "adv-emb: -" in ptp5.measured
+    assert ptp5.reason.startswith("ptp-adv-emb significant the other way: Holm-adjusted p = ")
     three = {"pt": 0.0, **{v: 3.0 for v in PTP_VARIANTS}, "pt-ptp-adv-emb": 0.0}
-    (ptp5,) = verdicts(pd.DataFrame(table(three, 10, rng, sd=0.5)), "PTP-5")
+    (ptp5,) = verdicts(pd.DataFrame(table(three, 10, np.random.default_rng(3), sd=0.5)), "PTP-5")
     assert ptp5.verdict == "inconclusive", "three of four variants helping is not 'both RN and ADV help'"
 
 
@@ -151,31 +156,36 @@ def test_three_seeds_never_decide_stability() -> None:
 
 def test_a_claim_on_unconverged_runs_is_inconclusive_never_contradicted() -> None:
     rng = np.random.default_rng(6)
-    rows = table({"pt": 0.0, "pt-infoprompt": -5.0, **dict.fromkeys(ABLATIONS, 0.0)}, 10, rng, sd=0.5)
+    rows = table({"pt": 0.0, "pt-infoprompt": -5.0, **dict.fromkeys(ABLATIONS, 0.0)}, GUARD_RUNS, rng, sd=0.5)
     (ip1,) = verdicts(pd.DataFrame(rows), "IP-1")
-    assert ip1.verdict == "contradicted"
+    assert ip1.verdict == "contradicted" and ip1.reason.startswith("significant the other way: p = ")
     assert rows[1]["method"] == "pt-infoprompt"
     rows[1]["converged"] = False
     (ip1,) = verdicts(pd.DataFrame(rows), "IP-1")
-    assert ip1.verdict == "inconclusive" and ip1.reason == "not converged: 1 of 20 runs"
+    assert ip1.verdict == "inconclusive" and ip1.reason == f"not converged: 1 of {2 * GUARD_RUNS} runs"
 
 
 def test_infoprompt_gain_speed_and_ablations() -> None:
     rng = np.random.default_rng(7)
     shifts = {"pt": 0.0, "pt-infoprompt": 4.0, **dict.fromkeys(ABLATIONS, 0.0)}
-    faster = {"pt-infoprompt": {"steps_to_gain": 10.0}, "pt": {"steps_to_gain": 40.0}}
-    claims = by_id(claim_rows(pd.DataFrame(table(shifts, 10, rng, sd=0.5, **faster)), None))
+    faster = {"pt-infoprompt": {"learning_area": 40.0}, "pt": {"learning_area": 10.0}}
+    rows = table(shifts, GUARD_RUNS, rng, sd=0.5, **faster)
+    for row in rows:
+        row["learning_area"] += rng.normal(0, 2)
+    claims = by_id(claim_rows(pd.DataFrame(rows), None))
     assert claims["IP-1"][0].verdict == "reproduced" and claims["IP-1"][0].estimate == pytest.approx(
         4, abs=0.5
     )
-    assert claims["IP-2"][0].verdict == "reproduced" and claims["IP-2"][0].measured.startswith("-30.0")
+    assert claims["IP-2"][0].verdict == "reproduced" and claims["IP-2"][0].estimate == pytest.approx(
+        30, abs=2
+    )
     assert claims["IP-4"][0].verdict == "reproduced"
     assert claims["IP-3"][0].verdict == "inconclusive" and claims["IP-3"][0].reason == "not measured"
 
 
 def test_runs_that_did_not_learn_are_counted_in_ip2() -> None:
     rng = np.random.default_rng(8)
-    flat = {"pt": {"learned": False, "steps_to_gain": 200.0}}
+    flat = {"pt": {"learned": False, "learning_area": 0.0}}
     rows = table({"pt": 0.0, "pt-infoprompt": 0.0, **dict.fromkeys(ABLATIONS, 0.0)}, 5, rng, **flat)
     (ip2,) = verdicts(pd.DataFrame(rows), "IP-2")
     assert "did not learn: 5 of 10 runs" in ip2.measured
@@ -224,8 +234,11 @@ def test_init_robustness_uses_the_spread_across_inits_per_seed() -> None:
 
 
 def mi(checks: int, controls_caught: int, skipped: bool = False, failing: int = 0) -> dict:
-    entries = [{"name": f"c{i}", "role": "check", "passed": i >= failing} for i in range(checks)]
-    entries += [{"name": f"k{i}", "role": "control", "passed": i >= controls_caught} for i in range(3)]
+    common = {"steps": 60, "measured": 0.1, "threshold": 0.5}
+    entries = [{"name": f"c{i}", "role": "check", "passed": i >= failing, **common} for i in range(checks)]
+    entries += [
+        {"name": f"k{i}", "role": "control", "passed": i >= controls_caught, **common} for i in range(3)
+    ]
     return {
         "checks": entries,
         "real": {"skipped": "no data"} if skipped else {"settings": {"backbone": "minilm"}},
@@ -235,10 +248,20 @@ def mi(checks: int, controls_caught: int, skipped: bool = False, failing: int = 
 @pytest.mark.parametrize(
     ("result", "verdict", "reason"),
     [
-        (mi(5, 3), "reproduced", ""),
-        (mi(5, 2), "inconclusive", "a negative control passed: the checks cannot tell a broken loss"),
+        (mi(5, 3), "reproduced", "every check passed and every negative control failed"),
+        (
+            mi(5, 2),
+            "inconclusive",
+            "a negative control passed, so the checks cannot tell a broken loss: k2 after 60 steps "
+            "(measured 0.1, threshold 0.5)",
+        ),
         (mi(5, 3, skipped=True), "inconclusive", "part skipped: real"),
-        (mi(5, 3, failing=1), "contradicted", ""),
+        (
+            mi(5, 3, failing=1),
+            "contradicted",
+            "1 check(s) failed while every control behaved; first: c0 after 60 steps (measured 0.1, "
+            "threshold 0.5)",
+        ),
     ],
 )
 def test_ip5_needs_every_check_and_every_control(result: dict, verdict: str, reason: str) -> None:
@@ -257,8 +280,8 @@ def simulated(seeds: int, rng: np.random.Generator, shift: bool) -> pd.DataFrame
     """A PTP scope and an InfoPrompt scope with init variants. Null: every method the same. ``shift``:
     every claim's effect, large — PTP +6 points with 1/60 of the spread (the seed-pair test at α/4 needs
     that at 10 seeds) and a fifth of the sharpness,
-    InfoPrompt +6 points over its base and its ablations, a third of the steps, a tenth of the spread
-    across inits."""
+    InfoPrompt +6 points over its base and its ablations, twice the learning-curve area, a tenth of the
+    spread across inits."""
     rows = []
     for seed in range(1, seeds + 1):
         level = 60 + rng.normal(0, 2)
@@ -269,7 +292,7 @@ def simulated(seeds: int, rng: np.random.Generator, shift: bool) -> pd.DataFrame
             rows.append(run("fewglue", "CB", method, seed, score, sharpness=sharp))
         for method in ["pt", "pt-infoprompt", *ABLATIONS]:
             full = method == "pt-infoprompt" and shift
-            gain, sd, steps = (6, 0.3, 20) if full else (0, 3, 60)
+            gain, sd, area = (6, 0.3, 40) if full else (0, 3, 20)
             for variant, init in (("", "random"), ("init-vocab", "vocab"), ("init-text", "text")):
                 if variant and method in ABLATIONS:
                     continue
@@ -282,7 +305,7 @@ def simulated(seeds: int, rng: np.random.Generator, shift: bool) -> pd.DataFrame
                         level + gain + rng.normal(0, sd),
                         variant=variant,
                         prompt_init=init,
-                        steps_to_gain=steps + rng.normal(0, 10),
+                        learning_area=area + rng.normal(0, 3),
                     )
                 )
     return pd.DataFrame(rows)
@@ -294,7 +317,7 @@ def test_every_verdict_rule_keeps_its_error_rate_under_the_null(seeds: int) -> N
     reps = 150
     wrong: dict[str, int] = {}
     for _ in range(reps):
-        for row in claim_rows(simulated(seeds, rng, shift=False), None):
+        for row in claim_rows(simulated(seeds, rng, shift=False), None, power=False):
             if row.verdict in ("reproduced", "contradicted"):
                 wrong[row.id] = wrong.get(row.id, 0) + 1
     bound = 2 * ALPHA + 3 * math.sqrt(2 * ALPHA / reps)  # both sides, plus three Monte Carlo errors
@@ -307,7 +330,7 @@ def test_every_verdict_rule_detects_a_large_shift_given_enough_seeds(seeds: int)
     reps = 60
     hits: dict[str, int] = {}
     for _ in range(reps):
-        for row in claim_rows(simulated(seeds, rng, shift=True), None):
+        for row in claim_rows(simulated(seeds, rng, shift=True), None, power=False):
             hits[row.id] = hits.get(row.id, 0) + (row.verdict in ("reproduced", "smaller than claimed"))
             assert row.verdict != "contradicted", row
     if seeds == 10:  # every rule decides a large effect at 10 seeds
@@ -330,7 +353,77 @@ def test_seeds_needed_come_with_their_training_time_at_the_grids_cost() -> None:
     row = verdicts(pd.DataFrame(rows), "PTP-2")[0]
     assert row.seconds_per_seed == 210.0
     n = int(row.seeds_needed_observed)
-    assert row.seeds_needed.startswith(f"{n} (≈ {_duration(210.0 * n)}) for the observed effect; ")
+    assert re.match(
+        rf"{n} \(\d+–\d+\) \(≈ {_duration(210.0 * n)}\) for the observed effect; ", row.seeds_needed
+    )
     assert (_duration(2908), _duration(9139), _duration(20)) == ("48 min", "2.5 h", "1 min")
     no_times = verdicts(pd.DataFrame(table(shifts, 6, np.random.default_rng(5))), "PTP-2")[0]
     assert math.isnan(no_times.seconds_per_seed) and "≈" not in no_times.seeds_needed
+
+
+def test_tied_differences_are_inconclusive_and_say_so() -> None:
+    """Six equal differences once gave a decided verdict on a zero-width interval (p = 1/64)."""
+    rows = [
+        run("fewshot-256", "SST-2", method, seed, 60.0 + (1.8 if method == "pt-infoprompt" else 0.0))
+        for seed in range(1, 7)
+        for method in ("pt", "pt-infoprompt", *ABLATIONS)
+    ]
+    (ip1,) = verdicts(pd.DataFrame(rows), "IP-1")
+    assert ip1.verdict == "inconclusive"
+    assert ip1.reason == "tied: all 6 values equal +1.80, no spread to test"
+    assert ip1.measured == "+1.80" and "[" not in ip1.measured, "no zero-width interval is printed"
+
+
+def test_an_interval_is_never_narrower_than_the_means_resolution() -> None:
+    rng = np.random.default_rng(11)
+    rows = table({"pt": 0.0, "pt-infoprompt": 1.0, **dict.fromkeys(ABLATIONS, 0.0)}, 6, rng, sd=0.01)
+    (ip1,) = verdicts(pd.DataFrame(rows), "IP-1")
+    assert ip1.high - ip1.low == pytest.approx(100 / 56 / 6), "one of CB's 56 examples, over 6 seeds"
+
+
+def test_ptp3s_test_column_is_the_function_it_names() -> None:
+    assert describe(dispersion_test) in CLAIMS["PTP-3"].test
+    assert "stats.dispersion_test" in CLAIMS["PTP-3"].test and "permutation" not in CLAIMS["PTP-3"].test
+
+
+def test_the_collapse_guard_withholds_the_verdict_an_unseen_collapse_would_fake() -> None:
+    """A treatment side with a collapsed run cannot be ``reproduced``; a base side too small to show a 15 %
+    collapse rate cannot be beaten the other way (``contradicted``); both say why."""
+    rng = np.random.default_rng(12)
+    better = {"pt": 0.0, "pt-infoprompt": 4.0, **dict.fromkeys(ABLATIONS, 0.0)}
+    rows = table(better, GUARD_RUNS, rng, sd=0.5)
+    (ip1,) = verdicts(pd.DataFrame(rows), "IP-1")
+    assert ip1.verdict == "reproduced"
+    collapsed_treatment = next(r for r in rows if r["method"] == "pt-infoprompt")
+    collapsed_treatment.update(status="collapsed")
+    (ip1,) = verdicts(pd.DataFrame(rows), "IP-1")
+    assert ip1.verdict == "inconclusive" and ip1.collapsed == 1
+    assert ip1.reason.startswith(f"collapse guard: 1 of the treatment side's {GUARD_RUNS} runs collapsed")
+    worse = table({"pt": 0.0, "pt-infoprompt": -4.0, **dict.fromkeys(ABLATIONS, 0.0)}, 10, rng, sd=0.5)
+    (ip1,) = verdicts(pd.DataFrame(worse), "IP-1")
+    assert ip1.verdict == "inconclusive"
+    assert ip1.reason.startswith(
+        f"collapse guard: the base side has 10 runs; {GUARD_RUNS} without a collapse"
+    )
+    assert "(the test alone: contradicted;" in ip1.reason
+
+
+def test_claims_csv_carries_the_code_that_computed_it() -> None:
+    rows = claim_rows(pd.DataFrame(table(FULL_GRID, 6, np.random.default_rng(13))), None)
+    computed_by = {"git_revision": "abc123", "packages": {"scipy": "1.0", "statsmodels": "0.1"}}
+    frame = claims_table(rows, computed_by)
+    assert set(frame["git_revision"]) == {"abc123"}
+    assert set(frame["packages"]) == {"scipy 1.0; statsmodels 0.1"}
+
+
+def test_seeds_needed_are_for_the_whole_rule_and_never_for_the_wrong_direction() -> None:
+    rng = np.random.default_rng(14)
+    rows = table({"pt": 0.0, **{v: 3.0 for v in PTP_VARIANTS}}, 6, rng, sd=1.0)
+    (ptp5,) = verdicts(pd.DataFrame(rows), "PTP-5")
+    (ptp2,) = verdicts(pd.DataFrame(rows), "PTP-2")
+    assert "power for the whole rule" in ptp5.seeds_needed
+    assert re.match(r"\d+ \(\d+–(\d+|> 1000)\)", ptp5.seeds_needed), "a point and the spread's range"
+    worse = table({"pt": 0.0, **{v: -3.0 for v in PTP_VARIANTS}}, 6, rng)
+    (ptp2,) = verdicts(pd.DataFrame(worse), "PTP-2")
+    assert ptp2.seeds_needed.startswith("— (PTP-2 observed the other way)")
+    assert math.isnan(ptp2.seeds_needed_observed)

@@ -1,5 +1,5 @@
 """Loss landscape: directions, the surface's centre and slope, calibrated sharpness (blind to the head's
-scale), files written for a run."""
+scale and to a constant class bias), files written for a run."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from prompttune.batches import collate, encode
 from prompttune.data import fetch
 from prompttune.landscape import (
     calibrate,
+    calibrated,
     directions,
     landscape_for_method,
     landscape_for_run,
@@ -28,7 +29,8 @@ from prompttune.landscape import (
     sharpness,
 )
 from prompttune.model import PromptModel
-from prompttune.splits import required_files
+from prompttune.results import code_provenance
+from prompttune.splits import load_splits, required_files
 from prompttune.tasks import get_task
 from prompttune.train import train_run
 
@@ -62,7 +64,8 @@ def test_centre_is_the_clean_loss_and_the_gradient_direction_goes_uphill(model_a
     with torch.no_grad():
         logits = model(batch).logits
     clean = F.cross_entropy(logits, batch["labels"]).item()
-    calibrated = F.cross_entropy(logits / surface["temperature"], batch["labels"]).item()
+    bias = torch.tensor(surface["bias"], dtype=torch.float64)
+    calibrated = F.cross_entropy(logits.double() / surface["temperature"] + bias, batch["labels"]).item()
     assert surface["axis"] == [-0.02, 0.0, 0.02]
     assert surface["raw_centre_loss"] == clean and surface["raw_losses"][1][1] == clean
     assert surface["centre_loss"] == pytest.approx(calibrated) and surface["losses"][1][1] == pytest.approx(
@@ -94,19 +97,52 @@ def test_length_sorted_pieces_give_the_whole_batchs_surface(tiny_backbone: str, 
     for key in ("losses", "raw_losses"):
         assert np.allclose(cut[key], whole[key], rtol=1e-5, atol=1e-6)
     assert cut["temperature"] == pytest.approx(whole["temperature"], rel=1e-4)
+    assert np.allclose(cut["bias"], whole["bias"], rtol=1e-4, atol=1e-5)
+    assert cut["centre_predictions"] == whole["centre_predictions"]
     with torch.no_grad():
         clean = F.cross_entropy(model.eval()(batch).logits, batch["labels"]).item()
     assert cut["raw_centre_loss"] == pytest.approx(clean, rel=1e-5)
 
 
-def test_calibration_finds_the_temperature_that_minimises_the_loss() -> None:
-    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.2, 3.0], [1.0, 0.0, 0.0]])
-    labels = torch.tensor([0, 1, 2, 1])
-    t = calibrate(logits, labels)
+# no (T, c) gets every row right (the last two need c1 − c0 > 1 and < −1): the optimum is finite
+LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.2, 3.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+LABELS = torch.tensor([0, 1, 2, 1, 0])
+
+
+def calibrated_loss(
+    logits: torch.Tensor, labels: torch.Tensor, inverse_t: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    return F.cross_entropy(logits.double() * inverse_t + torch.cat([bias.new_zeros(1), bias]), labels)
+
+
+def test_calibration_finds_the_temperature_and_bias_that_minimise_the_loss() -> None:
+    t, bias = calibrate(LOGITS, LABELS)
+    assert bias[0] == 0.0 and len(bias) == 3
+    inverse_t = torch.tensor(1 / t, dtype=torch.float64, requires_grad=True)
+    free = torch.tensor(bias[1:], dtype=torch.float64, requires_grad=True)
+    gradient = torch.autograd.grad(calibrated_loss(LOGITS, LABELS, inverse_t, free), (inverse_t, free))
+    assert torch.cat([g.reshape(-1) for g in gradient]).abs().max() < 1e-7  # convex: the optimum
     grid = torch.linspace(0.05, 20, 4000)
-    losses = torch.stack([F.cross_entropy(logits / g, labels) for g in grid])
-    assert t == pytest.approx(grid[losses.argmin()].item(), rel=1e-2)
-    assert calibrate(10 * logits, labels) == pytest.approx(10 * t, rel=1e-6)
+    temperature_only = torch.stack([F.cross_entropy(LOGITS / g, LABELS) for g in grid])
+    fitted = F.cross_entropy(calibrated(LOGITS, (t, bias)), LABELS).item()
+    assert fitted < temperature_only.min().item() - 0.01
+    t_only, no_bias = calibrate(LOGITS, LABELS, class_bias=False)  # multiple choice: T alone
+    assert no_bias == [0.0, 0.0, 0.0]
+    assert t_only == pytest.approx(grid[temperature_only.argmin()].item(), rel=1e-2)
+    masked = torch.cat([LOGITS, torch.full((5, 1), torch.finfo(torch.float32).min)], 1)  # a masked choice
+    t_masked, bias_masked = calibrate(masked, LABELS, class_bias=False)
+    assert t_masked == pytest.approx(t_only, rel=1e-6) and bias_masked == [0.0] * 4
+
+
+def test_calibration_takes_back_a_head_scale_and_a_class_bias() -> None:
+    t, bias = calibrate(LOGITS, LABELS)
+    t_scaled, bias_scaled = calibrate(10 * LOGITS, LABELS)
+    assert t_scaled == pytest.approx(10 * t, rel=1e-6) and bias_scaled == pytest.approx(bias, abs=1e-6)
+    shifted = LOGITS + torch.tensor([3.0, 0.0, -1.0])
+    t_shifted, bias_shifted = calibrate(shifted, LABELS)
+    assert t_shifted == pytest.approx(t, rel=1e-6)
+    same = calibrated(shifted, (t_shifted, bias_shifted)) - calibrated(LOGITS, (t, bias))
+    assert torch.allclose(same, same[:, :1].expand_as(same), atol=1e-6)  # equal up to a per-row shift
 
 
 @pytest.mark.parametrize("scale", [0.01, 10.0, 100.0])
@@ -123,6 +159,30 @@ def test_sharpness_does_not_reward_a_timid_head(model_and_batch, scale: float) -
     assert scaled["temperature"] == pytest.approx(scale * reference["temperature"], rel=1e-3)
     raw_ratio = sharpness(scaled, 0.5, raw=True) / sharpness(reference, 0.5, raw=True)
     assert not 0.5 < raw_ratio < 2, "the uncalibrated sharpness does move with the head's scale"
+
+
+@pytest.mark.parametrize("shift", [2.0, 5.0])
+def test_sharpness_does_not_reward_a_class_bias(tiny_backbone: str, shift: float) -> None:
+    """A constant added to class 0's logit collapses the predictions onto class 0 and saturates the
+    softmax: the raw sharpness falls (measured: ×0.67 at +2, ×0.18 at +5), as the audit found a
+    temperature-only calibrated sharpness fall 3.5–40× at an accuracy of 0.34–0.41 instead of 0.69. The
+    calibrated one must not move: measured within 7e-6 relative (float32 logits), so 1e-4 here."""
+    torch.manual_seed(0)
+    backbone, tokenizer = load_backbone(tiny_backbone)
+    model = PromptModel.build(tiny_config(tiny_backbone), backbone, tokenizer, get_task("CB"))
+    # each input twice, with two labels: no head is right on all, so the calibration's optimum is finite
+    relabelled = [dataclasses.replace(e, guid=f"{e.guid}'", label=(e.label + 1) % 3) for e in CB_EXAMPLES]
+    batch = collate(encode(CB_EXAMPLES + relabelled, get_task("CB"), tokenizer, 32), tokenizer, False)
+    reference = loss_surface(model, batch, radius=0.5, points=5)
+    with torch.no_grad():
+        model.head.bias[0] += shift
+    biased = loss_surface(model, batch, radius=0.5, points=5)
+    assert sharpness(biased, 0.5) == pytest.approx(sharpness(reference, 0.5), rel=1e-4)
+    assert biased["temperature"] == pytest.approx(reference["temperature"], rel=1e-4)
+    raw_ratio = sharpness(biased, 0.5, raw=True) / sharpness(reference, 0.5, raw=True)
+    assert raw_ratio < 0.75, "the uncalibrated sharpness does fall with a class bias"
+    assert biased["centre_predictions"] == [0] * 6
+    assert reference["centre_accuracy"] == 0.5 and biased["centre_accuracy"] == pytest.approx(1 / 3)
 
 
 def test_surface_is_reproducible_for_a_seed(model_and_batch) -> None:
@@ -177,7 +237,7 @@ def test_landscape_for_a_trained_run_writes_json_and_png(
         train_run(tiny_config(tiny_backbone, method), cb_data, runs[method])
     outs = {method: tmp_path / "landscape" / method for method in runs}
     surface = landscape_for_run(
-        runs["pt2"], cb_data, outs["pt2"], radius=0.5, points=5, rho=0.25, n_examples=6
+        runs["pt2"], cb_data, outs["pt2"], radius=0.5, points=5, rho=0.25, n_examples=6, chunk=2
     )
     landscape_for_run(
         runs["pt2-ptp-adv-emb"], cb_data, outs["pt2-ptp-adv-emb"], radius=0.5, points=5, rho=0.25
@@ -188,6 +248,13 @@ def test_landscape_for_a_trained_run_writes_json_and_png(
     assert len(saved["axis"]) == 5 and all(len(row) == 5 for row in saved["losses"])
     assert saved["sharpness"] == sharpness(saved, 0.25)
     assert saved["raw_sharpness"] == sharpness(saved, 0.25, raw=True)
+    assert len(saved["bias"]) == 3 and saved["bias"][0] == 0.0 and saved["temperature"] > 0
+    task, predictions = get_task("CB"), saved["centre_predictions"]
+    examples = load_splits(cb_data, "fewglue", task, tiny_config(tiny_backbone).data_seed).report[:6]
+    metrics = task.compute_metrics(examples, predictions)
+    assert saved["centre_accuracy"] == pytest.approx(metrics["acc"])
+    assert saved["centre_score"] == task.score(metrics)
+    assert saved["computed_by"].keys() == code_provenance().keys()
     assert saved["n_examples"] == 6 and saved["split"] == "val"
     assert saved["run"]["method"] == "pt2" and saved["run"]["seed"] == 1 and saved["run"]["task"] == "CB"
     assert (outs["pt2"] / "surface.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

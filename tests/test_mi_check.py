@@ -1,12 +1,15 @@
 """The IP-5 verification: checkers that can fail, L̂ against the exact Hessian, the project's own losses
 against independent minimisers, negative controls that fail, and a project whose loss is broken (a
-sign-flipped critic, a wrong positive index) does not get `reproduced`."""
+sign-flipped critic, a wrong positive index) does not get `reproduced`; every check says after how many GD
+steps it was judged, and checks.json carries no timing (a rerun gives the same bytes)."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -15,6 +18,7 @@ import torch
 from prompttune.claims import claim_rows
 from prompttune.data import fetch
 from prompttune.mi_check import (
+    SYNTHETIC_STEPS,
     check_bounds_rise,
     check_converges,
     check_grad_decay,
@@ -27,7 +31,7 @@ from prompttune.mi_check import (
     verify,
 )
 from prompttune.objectives import infoprompt
-from prompttune.results import RUN_COLUMNS
+from prompttune.results import RUN_COLUMNS, code_provenance
 from prompttune.splits import required_files
 
 GOOD = [2.0 + 0.5**k for k in range(40)]  # f* = 2, rate 0.5
@@ -70,10 +74,17 @@ def test_peak_reference_and_held_out_bounds() -> None:
     plateau_then_decay = [0.01, 0.5, 2.0, 0.5, 0.1]  # starts on a plateau, rises, decays
     assert check_grad_decay("g", plateau_then_decay, 0.1, "peak")["passed"]
     assert not check_grad_decay("g", plateau_then_decay, 0.1, "initial")["passed"]
-    assert check_bounds_rise("b", {"mi_head": 0.0, "mi_rep": 1.0}, {"mi_head": 0.2, "mi_rep": 3.0})["passed"]
-    assert not check_bounds_rise("b", {"mi_head": 0.0, "mi_rep": 1.0}, {"mi_head": 0.2, "mi_rep": 0.5})[
-        "passed"
-    ]
+    rose = check_bounds_rise("b", {"mi_head": 0.0, "mi_rep": 1.0}, {"mi_head": 0.2, "mi_rep": 3.0}, steps=7)
+    assert rose["passed"] and rose["steps"] == 7
+    fell = check_bounds_rise("b", {"mi_head": 0.0, "mi_rep": 1.0}, {"mi_head": 0.2, "mi_rep": 0.5}, steps=7)
+    assert not fell["passed"]
+
+
+def test_trajectory_checks_are_judged_after_their_last_step() -> None:
+    assert check_monotone("m", GOOD, 1e-12)["steps"] == len(GOOD) - 1
+    assert check_grad_decay("g", GOOD_GRADS[:5], 1e-6, "initial")["steps"] == 4
+    assert check_linear_rate("r", GOOD, 2.0, bound=0.6)["steps"] == 39
+    assert check_converges("c", DIVERGING[:3], [1.0, 2.0, 3.0], 1e-12, 1e-6, "control")["steps"] == 2
 
 
 def test_power_iteration_matches_the_exact_hessian() -> None:
@@ -99,17 +110,47 @@ def roles(result: dict) -> tuple[list[dict], list[dict]]:
 
 
 SYNTHETIC_SPEC = {"cell": "fewglue.CB", "backbone": "minilm", "seeds": [1], "steps": 4, "quick": True}
+STABLE_KINDS = ("monotone", "grad_to_zero", "linear_rate", "reaches_optimum")
+TIMING_WORDS = {"time", "seconds", "s", "elapsed", "duration", "wall"}  # as in wall_time_s, seconds
 
 
-def test_synthetic_checks_pass_and_every_control_fails(tmp_path: Path) -> None:
-    result = verify(tmp_path, None, SYNTHETIC_SPEC)
+@pytest.fixture(scope="module")
+def synthetic_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One synthetic-only verify of the untouched project, shared by the tests that only read it."""
+    out = tmp_path_factory.mktemp("mi_synthetic")
+    verify(out, None, SYNTHETIC_SPEC)
+    return out
+
+
+def synthetic_result(out: Path) -> dict[str, Any]:
+    return json.loads((out / "checks.json").read_text())
+
+
+def timing_keys(value: Any) -> list[str]:
+    """The keys of a JSON value (at any depth) that name a time: one of their ``_``-separated words is."""
+    return [key for key in keys(value) if TIMING_WORDS & set(key.lower().split("_"))]
+
+
+def keys(value: Any) -> Iterator[str]:
+    """Every key of every object in a JSON value."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key
+            yield from keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from keys(inner)
+
+
+def test_synthetic_checks_pass_and_every_control_fails(synthetic_out: Path) -> None:
+    result = synthetic_result(synthetic_out)
     checks, controls = roles(result)
     assert all(c["passed"] for c in checks), [c["name"] for c in checks if not c["passed"]]
     assert controls and not any(c["passed"] for c in controls)
     names = {c["name"] for c in result["checks"]}
     for problem in ("head.d8.neg4", "rep.d6.n4"):
         for factor in ("0.5", "1", "1.9"):
-            for kind in ("monotone", "grad_to_zero", "linear_rate", "reaches_optimum"):
+            for kind in STABLE_KINDS:
                 assert f"synthetic.{problem}.eta{factor}.{kind}" in names
         for control in (
             "eta2.5.converges",
@@ -118,8 +159,32 @@ def test_synthetic_checks_pass_and_every_control_fails(tmp_path: Path) -> None:
         ):
             assert f"synthetic.{problem}.{control}" in names
     assert result["real"] == {"skipped": "no data given (--synthetic-only)"}
-    assert json.loads((tmp_path / "checks.json").read_text()) == result
-    assert (tmp_path / "synthetic.png").stat().st_size > 0 and not (tmp_path / "real.png").exists()
+    assert (synthetic_out / "synthetic.png").stat().st_size > 0 and not (synthetic_out / "real.png").exists()
+
+
+def test_every_check_says_after_how_many_steps_it_was_judged(synthetic_out: Path) -> None:
+    checks = {c["name"]: c for c in synthetic_result(synthetic_out)["checks"]}
+    for check in checks.values():
+        assert list(check) == ["name", "role", "passed", "steps", "measured", "threshold"]
+        assert isinstance(check["steps"], int) and 0 <= check["steps"] < SYNTHETIC_STEPS, check["name"]
+    for problem in ("head.d8.neg4", "rep.d6.n4"):
+        tag = f"synthetic.{problem}"
+        # The diverging control never stops early: its 600 iterates x_0 … x_599 are judged after 599 steps.
+        assert checks[f"{tag}.eta2.5.converges"]["steps"] == SYNTHETIC_STEPS - 1
+        # A stable run stops once its gradient is exactly 0; its four checks judge the same last iterate.
+        assert len({checks[f"{tag}.eta1.{kind}"]["steps"] for kind in STABLE_KINDS}) == 1
+        assert checks[f"{tag}.L_hat"]["steps"] == checks[f"{tag}.unstable_at_2.5"]["steps"] == 0  # on no run
+
+
+def test_checks_json_has_no_timing_and_says_what_computed_it(synthetic_out: Path) -> None:
+    result = synthetic_result(synthetic_out)
+    assert list(result) == ["claim", "computed_by", "checks", "synthetic", "real"]
+    assert result["computed_by"] == json.loads(json.dumps(code_provenance()))
+    assert timing_keys(result) == []
+    assert timing_keys({"wall_time_s": 1, "x": {"seconds": 2}, "eta_times_L_hat": 1}) == [
+        "wall_time_s",
+        "seconds",
+    ]
 
 
 def ip5(result: dict) -> str:
@@ -153,8 +218,8 @@ def test_a_wrong_positive_index_in_the_project_is_caught(
     assert ip5(result) != "reproduced"
 
 
-def test_an_untouched_project_reproduces_ip5_only_with_the_real_part(tmp_path: Path) -> None:
-    result = verify(tmp_path, None, SYNTHETIC_SPEC)
+def test_an_untouched_project_reproduces_ip5_only_with_the_real_part(synthetic_out: Path) -> None:
+    result = synthetic_result(synthetic_out)
     assert ip5(result) == "inconclusive", "a skipped part is never a reproduction"
     result["real"] = {"settings": {"backbone": "minilm"}}
     assert ip5(result) == "reproduced"
@@ -183,7 +248,15 @@ def test_quick_real_verify_checks_held_out_bounds_and_its_controls_fail(
     }
     assert not any(c["passed"] for c in controls), controls
     for check in written["checks"]:
-        assert set(check) == {"name", "role", "passed", "measured", "threshold"}
+        assert set(check) == {"name", "role", "passed", "steps", "measured", "threshold"}
+    steps = {c["name"]: c["steps"] for c in real}
+    assert steps["real.seed1.monotone"] == steps["real.seed2.grad_decay"] == 39  # losses at x_0 … x_39
+    assert (
+        steps["real.seed1.heldout_bounds_rise"]
+        == steps["real.wrong_positive_index.heldout_bounds_rise"]
+        == 40
+    )
+    assert timing_keys(written) == []
     runs = written["real"]["runs"]
     assert [(run["seed"], run["contrast"]) for run in runs] == [
         (1, "paper"),
@@ -196,7 +269,7 @@ def test_quick_real_verify_checks_held_out_bounds_and_its_controls_fail(
     assert (tmp_path / "out" / "real.png").stat().st_size > 0
 
 
-def test_mi_check_command_writes_checks_and_reports_them(tmp_path: Path) -> None:
+def test_mi_check_command_writes_checks_and_reports_them(tmp_path: Path, synthetic_out: Path) -> None:
     from typer.testing import CliRunner
 
     from prompttune.cli import app
@@ -211,3 +284,5 @@ def test_mi_check_command_writes_checks_and_reports_them(tmp_path: Path) -> None
     checks, controls = roles(json.loads((out / "checks.json").read_text()))
     n, k = len(checks), len(controls)
     assert f"{n} of {n} checks passed, {k} of {k} negative controls failed" in result.output
+    rerun = (out / "checks.json").read_bytes()
+    assert rerun == (synthetic_out / "checks.json").read_bytes(), "a rerun writes the same bytes"

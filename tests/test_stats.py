@@ -16,8 +16,11 @@ from prompttune.stats import (
     holm,
     mean_interval,
     pair_log_ratios,
+    describe,
+    iut_power,
+    iut_seeds_needed,
     paired_t,
-    sign_flip_p,
+    spread_range,
     t_detectable,
     t_seeds_needed,
 )
@@ -37,21 +40,80 @@ def test_paired_t_is_students_test_with_its_interval() -> None:
     assert result.low < 0 < result.high, "all three positive is not evidence at n = 3"
 
 
-def test_paired_t_without_spread_falls_back_to_the_exact_sign_flip_p() -> None:
-    result = paired_t([1.8, 1.8, 1.8])
-    assert (result.p_greater, result.p_less) == (1 / 8, 1.0) and result.name.startswith("sign-flip")
+def test_tied_differences_give_no_test_and_no_interval() -> None:
+    """Six equal differences used to give p = 1/64 (exact sign flip) and a decided verdict on a zero-width
+    interval; now there is no test."""
+    result = paired_t([1.8] * 6)
+    assert result.name == "no spread" and result.estimate == pytest.approx(1.8) and result.sd == 0.0
+    assert math.isnan(result.p_greater) and math.isnan(result.low) and math.isnan(result.high)
+    assert math.isnan(result.p_below(2.0, "greater"))
     assert math.isnan(paired_t([1.0]).p_greater) and math.isnan(paired_t([]).estimate)
 
 
-def test_sign_flip_enumerates_every_flip() -> None:
-    p_greater, p_less = sign_flip_p(np.array([1.0, 2.0, 3.0, -0.5]))
-    means = [np.mean(np.array(s) * [1, 2, 3, -0.5]) for s in np.ndindex(2, 2, 2, 2)]
-    flips = [
-        np.mean(np.where(np.array(bits) == 1, -1, 1) * [1, 2, 3, -0.5]) for bits in np.ndindex(2, 2, 2, 2)
+@pytest.mark.parametrize("n", SEED_COUNTS)
+def test_p_below_is_the_one_sided_test_against_the_reference(n: int) -> None:
+    """TOST's one side: p that the effect is below a reference equals Student's test of d − reference, and
+    its interval excludes the reference exactly when p < α."""
+    rng = np.random.default_rng(n)
+    d = rng.normal(0.5, 1.0, n)
+    result = paired_t(d, ALPHA)
+    expected = sps.ttest_1samp(d - 2.0, 0, alternative="less").pvalue
+    assert result.p_below(2.0, "greater") == pytest.approx(expected)
+    assert (result.p_below(2.0, "greater") < ALPHA) == (result.high < 2.0)
+    mirrored = paired_t(-d, ALPHA)
+    assert mirrored.p_below(-2.0, "less") == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+def test_below_reference_keeps_its_error_rate_at_the_reference_and_has_power_at_zero(n: int) -> None:
+    """Under the null of the below-reference verdict (the true effect equals the reference) it is false at
+    most α; with no effect at all it is found with the power of a shift of one reference."""
+    rng = np.random.default_rng(100 + n)
+    at_reference = [
+        paired_t(row, ALPHA).p_below(2.0, "greater") < ALPHA for row in rng.normal(2, 2, (4000, n))
     ]
-    assert len(means) == 16
-    assert p_greater == pytest.approx(np.mean(np.array(flips) >= 1.375))
-    assert p_less == pytest.approx(np.mean(np.array(flips) <= 1.375))
+    assert np.mean(at_reference) <= ALPHA + 3 * math.sqrt(ALPHA / 4000)
+    at_zero = [paired_t(row, ALPHA).p_below(2.0, "greater") < ALPHA for row in rng.normal(0, 2, (4000, n))]
+    expected = 1 - sps.nct.cdf(sps.t.ppf(1 - ALPHA, n - 1), n - 1, math.sqrt(n))
+    assert np.mean(at_zero) == pytest.approx(expected, abs=0.03)
+
+
+def test_the_test_column_is_the_functions_own_description() -> None:
+    assert describe(dispersion_test) == dispersion_test.__doc__.strip().splitlines()[0].rstrip(".")
+    assert describe(paired_t).startswith("Student's one-sample t-test")
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+def test_intersection_union_power_is_every_part_at_once(n: int) -> None:
+    """One part: the noncentral t. Independent parts: the product of their powers. Simulated directly:
+    the same. So 'seeds needed' for a multi-part claim gives the whole rule its power, not each part."""
+    alpha = 0.02
+    single = iut_power(np.array([2.0]), np.eye(1) * 4.0, n, alpha)
+    exact = 1 - sps.nct.cdf(sps.t.ppf(1 - alpha, n - 1), n - 1, 2.0 / 2.0 * math.sqrt(n))
+    assert single == pytest.approx(exact, abs=0.02)
+    both = iut_power(np.array([2.0, 2.0]), np.eye(2) * 4.0, n, alpha)
+    assert both == pytest.approx(exact**2, abs=0.02)
+    rng = np.random.default_rng(n)
+    draws = rng.normal(2.0, 2.0, (4000, n, 2))
+    tests = [[paired_t(draw[:, k], alpha).p_greater < alpha for k in range(2)] for draw in draws]
+    assert both == pytest.approx(np.mean(np.all(tests, axis=1)), abs=0.03)
+
+
+def test_seeds_needed_for_several_parts_exceed_one_parts_and_none_for_the_wrong_direction() -> None:
+    one = t_seeds_needed(2.0, 3.0, 0.02)
+    four = iut_seeds_needed([2.0] * 4, np.eye(4) * 9.0, 0.02)
+    assert iut_seeds_needed([2.0], np.eye(1) * 9.0, 0.02) == pytest.approx(one, abs=1)
+    assert four > one, "all four parts significant together needs more seeds than one"
+    assert iut_power(np.full(4, 2.0), np.eye(4) * 9.0, int(four), 0.02) >= 0.8
+    assert iut_seeds_needed([2.0, -0.5], np.eye(2), 0.02) == math.inf
+    assert math.isnan(iut_seeds_needed([2.0, 1.0], np.full((2, 2), math.nan), 0.02))
+
+
+def test_the_spread_range_is_the_chi_square_interval_of_the_sd() -> None:
+    low, high = spread_range(6, 3.0, 0.8)
+    assert low == pytest.approx(3.0 * math.sqrt(5 / sps.chi2.ppf(0.9, 5)))
+    assert high == pytest.approx(3.0 * math.sqrt(5 / sps.chi2.ppf(0.1, 5)))
+    assert low < 3.0 < high and all(math.isnan(v) for v in spread_range(1, 3.0))
 
 
 def rates(test, draws: np.ndarray, alpha: float) -> tuple[float, float]:

@@ -3,6 +3,11 @@
 Classification tasks give one (text_a, text_b) pair per example and a class index; multiple-choice
 tasks (COPA, ReCoRD) give one text_b per choice and the index of the correct choice. The model side
 never looks inside a task; the task side never looks inside the model.
+
+A task may declare a near-duplicate key (``near_duplicate_fields``): ``meta`` entries its reader fills
+that examples with different text fields can share (WSC: the passage and the pronoun, asked about with
+different candidate noun phrases). ``splits.py`` keeps examples sharing a key out of different splits, as
+it does examples with the same content.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from prompttune.registry import Registry
 class Example:
     """One model input. ``label`` is a class index (classification) or the correct choice index
     (multiple choice); ``None`` when the file carries no label. ``group`` ties MultiRC answer options
-    to their question. ``meta`` carries what a metric needs beyond the label (ReCoRD gold answers)."""
+    to their question. ``meta`` carries what a metric needs beyond the label (ReCoRD gold answers) and
+    what the task's near-duplicate key is made of (WSC's passage and pronoun)."""
 
     guid: str
     text_a: str
@@ -46,6 +52,7 @@ class Task:
     metric_fn: Callable[[Sequence[Example], Sequence[int]], dict[str, float]]
     files: dict[str, str]  # source name -> path relative to the data root, e.g. {"fewglue_train": ...}
     description: str = ""  # task description used by prompt init `text`
+    near_duplicate_fields: tuple[str, ...] = ()  # `meta` entries making the near-duplicate key; () none
 
     @property
     def num_classes(self) -> int:

@@ -6,7 +6,12 @@ pronoun (span2) in hashes, "#they#", located by the word indices span1_index/spa
 whitespace tokens). The span text must match the words there ignoring case, spacing, surrounding
 punctuation and a possessive "'s" ("Emma" in "Emma's"); like PET's reader, an index off by one word is
 tolerated (one SuperGLUE val row has it). A pronoun inside the noun phrase is marked inside it
-("*#their# mothers*", SuperGLUE val); crossing spans and any other mismatch are file:line errors."""
+("*#their# mothers*", SuperGLUE val); crossing spans and any other mismatch are file:line errors.
+
+Near-duplicate key (choice): the passage and the pronoun (``text``, ``span2_text``, ``span2_index`` as
+in the file, kept in ``meta``). The SuperGLUE files ask about one pronoun with several candidate noun
+phrases, mostly with opposite labels (227 of the 228 such pronouns of train.jsonl); such rows differ in
+content, so without the key a split could train on one and select or report on the other."""
 
 from __future__ import annotations
 
@@ -66,9 +71,24 @@ def _marked_text(row: Row) -> str:
     return "".join(pieces) + text[previous:]
 
 
+def _pronoun(row: Row) -> dict[str, str | int]:
+    """What the near-duplicate key reads: the passage and the pronoun, as the file gives them."""
+    target = row.sub("target")
+    return {
+        "text": row.field("text", str),
+        "span2_text": target.field("span2_text", str),
+        "span2_index": target.field("span2_index", int),
+    }
+
+
 def read_wsc(path: Path, split: str) -> list[Example]:
     return [
-        Example(guid=f"{split}-{row.field('idx', int)}", text_a=_marked_text(row), label=row.label(LABELS))
+        Example(
+            guid=f"{split}-{row.field('idx', int)}",
+            text_a=_marked_text(row),
+            label=row.label(LABELS),
+            meta=_pronoun(row),
+        )
         for row in jsonl_rows(path)
     ]
 
@@ -85,5 +105,6 @@ register_task(
         metric_fn=accuracy_metrics,
         files=superglue_files("WSC"),
         description="Decide whether the marked pronoun refers to the marked noun phrase.",
+        near_duplicate_fields=("text", "span2_text", "span2_index"),
     )
 )
