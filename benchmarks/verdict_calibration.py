@@ -114,13 +114,22 @@ def layout(profile: str) -> pd.DataFrame:
     return frame
 
 
-def simulate(table: pd.DataFrame, scenario: str, family: str, rng: np.random.Generator) -> pd.DataFrame:
-    """The table with simulated scores for one replicate (module docstring)."""
+def simulate(
+    table: pd.DataFrame,
+    scenario: str,
+    family: str,
+    rng: np.random.Generator,
+    effects: dict[str, float] = EFFECT,
+) -> pd.DataFrame:
+    """The table with simulated scores for one replicate (module docstring); ``effects``: the true
+    effects of the "effect" scenario; a ``spread`` column, where the table has one, scales the seed and
+    run noise of its rows."""
     n = len(table)
     effect = scenario in ("effect", "claimed")
     ptp = (table["family"] == "ptp").to_numpy()
     full_ip = ((table["family"] == "infoprompt") & (table["ablation_of"] == "")).to_numpy()
     key = table["task"] + "/" + table["seed"].astype(str)
+    spread = table["spread"].to_numpy() if "spread" in table else np.ones(n)  # per-cell noise scale
     shared = {k: rng.normal(0, SEED_SD) for k in key.unique()}
     init_key = key + "/" + table["method"] + "/" + table["prompt_init"]
     init = {k: rng.normal(0, INIT_SD) for k in init_key.unique()}
@@ -131,16 +140,16 @@ def simulate(table: pd.DataFrame, scenario: str, family: str, rng: np.random.Gen
     area_scale = np.ones(n)
     sharp_scale = np.ones(n)
     if effect:
-        gain[ptp] = EFFECT["ptp_gain"]
-        gain[full_ip] = EFFECT["ip_gain"]
+        gain[ptp] = effects["ptp_gain"]
+        gain[full_ip] = effects["ip_gain"]
         if scenario == "effect":
-            scale[ptp] = EFFECT["ptp_sd"]
-            sharp_scale[ptp] = 1 - EFFECT["ptp_sharp"]
-            area_scale[full_ip] = 1 + EFFECT["ip_area"]
-            init_scale[full_ip] = EFFECT["ip_init"]
-            scale[full_ip] = EFFECT["ip_init"]  # with the init effect: the whole spread across inits halves
-    report = 60 + key.map(shared).to_numpy() + gain + scale * noise
-    report += np.where(table["variant"] != "", init_scale * init_key.map(init).to_numpy(), 0.0)
+            scale[ptp] = effects["ptp_sd"]
+            sharp_scale[ptp] = 1 - effects["ptp_sharp"]
+            area_scale[full_ip] = 1 + effects["ip_area"]
+            init_scale[full_ip] = effects["ip_init"]
+            scale[full_ip] = effects["ip_init"]  # with the init effect: the whole spread across inits scales
+    report = 60 + spread * (key.map(shared).to_numpy() + scale * noise) + gain
+    report += np.where(table["variant"] != "", spread * init_scale * init_key.map(init).to_numpy(), 0.0)
     area = AREA * area_scale + rng.normal(0, AREA_SD, n)
     status = np.full(n, "ok", dtype=object)
     collapsing = {

@@ -1,5 +1,5 @@
-"""Each claim of CLAIMS.md, measured on the grid's runs (runs.csv, read through ``results.read_runs``) and
-given a verdict whose error rates are known (``benchmarks/verdict_calibration.py``).
+"""Each claim of docs/claims.md, measured on the grid's runs (runs.csv, read through ``results.read_runs``)
+and given a verdict whose error rates are known (``benchmarks/verdict_calibration.py``).
 
 A claim is measured once per *scope* the runs cover — a setting and the prompt base its methods are
 built on — on the backbone the runs used. A claim the runs do not cover gets one row saying what it needs.
@@ -46,6 +46,7 @@ Choices (stated on the report page):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ from prompttune.stats import (
     ALPHA,
     MAX_SEEDS,
     POWER,
+    Design,
     TestResult,
     describe,
     dispersion_test,
@@ -89,10 +91,10 @@ Scores = dict[str, dict[int, float]]  # task → seed → value
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of CLAIMS.md: what it says, what is measured, the statistical test (the function itself, so
-    the table's description is that function's own), the rule around it, and the effect its power is
-    judged against (the paper's number where one is public, else a reference effect chosen by the
-    project)."""
+    """A claim of docs/claims.md (its section: ``docs/claims.md#<id>``): what it says, what is measured,
+    the statistical test (the function itself, so the table's description is that function's own), the
+    rule around it, and the effect its power is judged against (the paper's number where one is public,
+    else a reference effect chosen by the project)."""
 
     id: str
     paper: str
@@ -259,6 +261,11 @@ class ClaimRow:
     unconverged: int = 0
     collapsed: int = 0  # collapsed runs among the two sides of a mean comparison
     seconds_per_seed: float = math.nan  # training time of one more seed of every arm the claim needs
+    arms: str = ""  # the arms the claim reads, "<setting>/<method>" (+ "@variants": its variant runs too)
+    plan_effect: float = math.nan  # the limiting part's estimate, positive in the claimed direction
+    plan_sd: float = math.nan  # its spread per value
+    plan_reference: float = math.nan  # its reference effect (a magnitude)
+    plan_values_per_seed: float = 1.0  # values of its test per seed (PTP-3: seed pairs × tasks / 2)
 
 
 # --- reading the runs ---------------------------------------------------------------------------
@@ -267,11 +274,13 @@ class ClaimRow:
 class Runs:
     """The runs of runs.csv as plain records, indexed for paired lookups. ``usable``: status not
     ``failed``; ``main``: not a variant run. ``power``: compute the planning columns (detectable effect,
-    seeds needed); the calibration benchmark, which needs only verdicts, turns it off."""
+    seeds needed); the calibration benchmark, which needs only verdicts, turns it off. ``design``: the
+    looks of the adaptive design (``stats.Design``); None for a fixed grid."""
 
-    def __init__(self, runs: pd.DataFrame, power: bool = True) -> None:
+    def __init__(self, runs: pd.DataFrame, power: bool = True, design: Design | None = None) -> None:
         self.records = runs.to_dict("records")
         self.power = power
+        self.design = design
         self.backbone = ", ".join(sorted({r["backbone"] for r in self.records}))
         self.by_method: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for record in self.records:
@@ -604,13 +613,15 @@ class Scope:
 class Evidence:
     """What a measured row rests on besides its test: the paired tasks and seeds, the runs of its arms
     (how many, not converged), for a mean comparison its two sides as (runs, collapsed) for the collapse
-    guard (None where the row is not a mean comparison), and the recorded cost of one more seed."""
+    guard (None where the row is not a mean comparison), the recorded cost of one more seed, and the arms
+    the claim reads (``ClaimRow.arms``: what the adaptive design gives seeds to)."""
 
     tasks: Sequence[str]
     seeds: Sequence[int]
     runs: tuple[int, int]
     sides: tuple[tuple[int, int], tuple[int, int]] | None = None
     seconds_per_seed: float = math.nan
+    arms: tuple[str, ...] = ()
 
     def unguarded(self, verdict: Verdict) -> str:
         """Why the collapse guard withholds ``verdict`` (module docstring), or "" when it does not."""
@@ -631,6 +642,13 @@ class Evidence:
     @property
     def collapsed(self) -> int:
         return sum(side[1] for side in self.sides) if self.sides else 0
+
+
+def arm_names(setting: str, methods: Sequence[str], variants: bool = False) -> tuple[str, ...]:
+    """The arms a claim reads, as ``ClaimRow.arms`` names them: ``<setting>/<method>`` for its main runs
+    and, with ``variants``, ``<setting>/<method>@variants`` for its variant runs too."""
+    kinds = ("", "@variants") if variants else ("",)
+    return tuple(f"{setting}/{method}{kind}" for method in methods for kind in kinds)
 
 
 def _row(
@@ -661,6 +679,7 @@ def _row(
     elif guard:
         verdict_, reason = "inconclusive", f"collapse guard: {guard} (the test alone: {verdict_}; {reason})"
     low, high = first.interval
+    limiting = min(parts, key=lambda part: part.sign * part.test.estimate if part.decidable else math.inf)
     return ClaimRow(
         id=claim.id,
         paper=claim.paper,
@@ -691,6 +710,11 @@ def _row(
         unconverged=unconverged,
         collapsed=evidence.collapsed,
         seconds_per_seed=evidence.seconds_per_seed,
+        arms=" ".join(evidence.arms),
+        plan_effect=limiting.sign * limiting.test.estimate,
+        plan_sd=limiting.test.sd,
+        plan_reference=limiting.reference,
+        plan_values_per_seed=1 / limiting.seeds_per_unit,
     )
 
 
@@ -722,10 +746,13 @@ def gain_part(
     resolution: float = 0.0,
     label: str = "",
     relative: float | None = None,
+    upto: int | None = None,
 ) -> tuple[Part, list[str], list[int]]:
     """The paired t part of treatment − control, per seed averaged over the tasks both arms have;
-    ``relative``: the reference is that fraction of the base's value (``Part.reference_test``)."""
+    ``relative``: the reference is that fraction of the base's value (``Part.reference_test``); ``upto``:
+    only the first that many paired seeds (a look of the adaptive design)."""
     tasks, seeds, t, c = paired_matrix(treatment, control)
+    seeds, t, c = seeds[:upto], t[:, :upto], c[:, :upto]
     diffs = (t - c).mean(axis=0) if tasks else np.array([])
     reference_test = None
     if relative is not None:
@@ -787,16 +814,18 @@ def ptp_rows(runs: Runs) -> list[ClaimRow]:
             best, alpha, scope = _best_scope(runs, setting, base, variants)
             number = paper_numbers.difference("PTP", setting, base)
             treatment = runs.values(setting, best)
-            part, tasks, seeds = gain_part(
+            at = functools.partial(
+                gain_part,
                 treatment,
                 runs.values(setting, base),
                 "greater",
-                alpha,
-                claim.reference,
-                number,
-                claim.reference_source,
-                runs.resolution(setting, [best, base], sorted(treatment)),
+                reference=claim.reference,
+                claimed=number,
+                reference_source=claim.reference_source,
+                resolution=runs.resolution(setting, [best, base], sorted(treatment)),
             )
+            part, tasks, seeds = at(alpha=alpha)
+            verdict = sequential(single(at), len(seeds), alpha, runs.design)
             if number is not None:
                 scope.note += (
                     f"; the paper's {number:+.2f} is its average over its own tasks and backbone, "
@@ -808,10 +837,11 @@ def ptp_rows(runs: Runs) -> list[ClaimRow]:
                 runs.unconverged(setting, [best, base]),
                 (runs.side(setting, variants), runs.side(setting, [base])),
                 runs.seconds_per_seed(setting, [*variants, base]),
+                arm_names(setting, [best, base]),
             )
             paper = "—" if number is None else f"{number:+.2f}"
             measured = _interval(part, 2)
-            rows.append(_row(claim, scope, [part], measured, evidence, part.verdict(), runs.power, paper))
+            rows.append(_row(claim, scope, [part], measured, evidence, verdict, runs.power, paper))
     if not scopes:
         rows += [
             _missing(CLAIMS[c], "PTP variants and their base in the grid")
@@ -828,10 +858,15 @@ def ptp_stability(runs: Runs, setting: str, base: str, variants: Sequence[str]) 
     claim = CLAIMS["PTP-3"]
     best, alpha, scope = _best_scope(runs, setting, base, variants)
     tasks, seeds, t, c = paired_matrix(runs.values(setting, best), runs.values(setting, base))
-    test = dispersion_test(t, c, alpha)
-    part = Part(
-        test, "less", alpha, abs(math.log(claim.reference)), seeds_per_unit=2 / max(1, len(tasks)), ratio=True
-    )
+
+    def at(upto: int | None, level: float) -> Part:
+        test = dispersion_test(t[:, :upto], c[:, :upto], level)
+        reference = abs(math.log(claim.reference))
+        return Part(test, "less", level, reference, seeds_per_unit=2 / max(1, len(tasks)), ratio=True)
+
+    part = at(None, alpha)
+    test = part.test
+    verdict = sequential(lambda upto, level: at(upto, level).verdict(), len(seeds), alpha, runs.design)
     per_task = "; ".join(
         f"{task} {np.std(x, ddof=1):.2f} vs {np.std(y, ddof=1):.2f}"
         for task, x, y in zip(tasks, t, c, strict=True)
@@ -847,8 +882,9 @@ def ptp_stability(runs: Runs, setting: str, base: str, variants: Sequence[str]) 
         seeds,
         runs.unconverged(setting, [best, base]),
         seconds_per_seed=runs.seconds_per_seed(setting, [*variants, base]),
+        arms=arm_names(setting, [best, base]),
     )
-    return _row(claim, scope, [part], measured, evidence, part.verdict(), runs.power)
+    return _row(claim, scope, [part], measured, evidence, verdict, runs.power)
 
 
 def ptp_sharpness(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
@@ -858,14 +894,18 @@ def ptp_sharpness(runs: Runs, setting: str, base: str, variants: Sequence[str]) 
     if not treat or not control:
         return _missing(claim, f"landscapes of {base} and {best} in {setting}")
     reference = relative_reference(claim, control)
-    part, tasks, seeds = gain_part(treat, control, "less", alpha, reference, relative=claim.reference)
+
+    at = functools.partial(gain_part, treat, control, "less", reference=reference, relative=claim.reference)
+    part, tasks, seeds = at(alpha=alpha)
+    verdict = sequential(single(at), len(seeds), alpha, runs.design)
     evidence = Evidence(
         tasks,
         seeds,
         runs.unconverged(setting, [best, base]),
         seconds_per_seed=runs.seconds_per_seed(setting, [*variants, base]),  # landscapes not counted
+        arms=arm_names(setting, [best, base]),
     )
-    return _row(claim, scope, [part], _interval(part, 4), evidence, part.verdict(), runs.power)
+    return _row(claim, scope, [part], _interval(part, 4), evidence, verdict, runs.power)
 
 
 def combine(parts: Sequence[Part]) -> tuple[Verdict, str]:
@@ -899,6 +939,34 @@ def combine(parts: Sequence[Part]) -> tuple[Verdict, str]:
     return "inconclusive", f"too few seeds ({', '.join(undecided)} not yet significant)"
 
 
+def single(
+    at: Callable[..., tuple[Part, list[str], list[int]]],
+) -> Callable[[int, float], tuple[Verdict, str]]:
+    """The verdict of a one-part rule at a look: ``at(alpha=, upto=)`` builds its part."""
+    return lambda upto, level: at(alpha=level, upto=upto)[0].verdict()
+
+
+def sequential(
+    judge: Callable[[int, float], tuple[Verdict, str]], n: int, alpha: float, design: Design | None
+) -> tuple[Verdict, str]:
+    """The verdict of a rule at α over n paired seeds. Without a design (a fixed grid): one look at every
+    seed. With one (the adaptive design, ``stats.Design``): the first look whose test decides at its
+    nominal level, each look using the first that many seeds; later seeds cannot undo it."""
+    if design is None:
+        return judge(n, alpha)
+    looks = design.reached(n, alpha)
+    if not looks:
+        return "inconclusive", f"too few seeds ({n}; the first look is at {design.looks[0]})"
+    for seeds, level in looks:
+        verdict, reason = judge(seeds, level)
+        if verdict != "inconclusive":
+            break
+    return (
+        verdict,
+        f"{reason}; look at {seeds} seeds, level {level:.2g} (looks at {', '.join(map(str, design.looks))})",
+    )
+
+
 def multi_part_row(
     claim: Claim,
     runs: Runs,
@@ -911,20 +979,34 @@ def multi_part_row(
     """A claim whose every part must hold: one paired-t part per (label, treatment, control); the
     methods on each side, for the collapse guard."""
     methods = [*treatments, *controls]
-    parts, texts, tasks, seeds = [], [], [], []
-    for label, treatment, control in arms:
-        resolution = runs.resolution(setting, methods, sorted(treatment))
-        part, tasks, seeds = gain_part(
-            treatment, control, "greater", ALPHA, claim.reference, resolution=resolution, label=label
-        )
-        parts.append(part)
-        texts.append(f"{label}: {_interval(part, 2)}")
+
+    def at(upto: int | None, alpha: float) -> tuple[list[Part], list[str], list[int]]:
+        parts, tasks, seeds = [], [], []
+        for label, treatment, control in arms:
+            resolution = runs.resolution(setting, methods, sorted(treatment))
+            part, tasks, seeds = gain_part(
+                treatment,
+                control,
+                "greater",
+                alpha,
+                claim.reference,
+                resolution=resolution,
+                label=label,
+                upto=upto,
+            )
+            parts.append(part)
+        return parts, tasks, seeds
+
+    parts, tasks, seeds = at(None, ALPHA)
+    texts = [f"{part.label}: {_interval(part, 2)}" for part in parts]
+    verdict = sequential(lambda upto, alpha: combine(at(upto, alpha)[0]), len(seeds), ALPHA, runs.design)
     evidence = Evidence(
         tasks,
         seeds,
         runs.unconverged(setting, methods),
         (runs.side(setting, treatments), runs.side(setting, controls)),
         runs.seconds_per_seed(setting, methods),
+        arm_names(setting, methods),
     )
     return _row(
         claim,
@@ -932,7 +1014,7 @@ def multi_part_row(
         parts,
         "; ".join(texts),
         evidence,
-        combine(parts),
+        verdict,
         runs.power,
     )
 
@@ -987,9 +1069,18 @@ def infoprompt_rows(runs: Runs, mi_checks: dict[str, Any] | None) -> list[ClaimR
             relative = claim.reference if claim_id in RELATIVE else None
             reference = claim.reference if relative is None else relative_reference(claim, control)
             resolution = runs.resolution(setting, [full, base], sorted(treat)) if claim_id == "IP-1" else 0.0
-            part, tasks, seeds = gain_part(
-                treat, control, "greater", ALPHA, reference, resolution=resolution, relative=relative
+
+            at = functools.partial(
+                gain_part,
+                treat,
+                control,
+                "greater",
+                reference=reference,
+                resolution=resolution,
+                relative=relative,
             )
+            part, tasks, seeds = at(alpha=ALPHA)
+            verdict = sequential(single(at), len(seeds), ALPHA, runs.design)
             measured = _interval(part, digits)
             if claim_id == "IP-2":
                 total, learned = runs.learned(setting, [full, base])
@@ -1000,8 +1091,9 @@ def infoprompt_rows(runs: Runs, mi_checks: dict[str, Any] | None) -> list[ClaimR
                 runs.unconverged(setting, [full, base]),
                 (runs.side(setting, [full]), runs.side(setting, [base])),
                 runs.seconds_per_seed(setting, [full, base]),
+                arm_names(setting, [full, base]),
             )
-            rows.append(_row(claim, scope, [part], measured, evidence, part.verdict(), runs.power))
+            rows.append(_row(claim, scope, [part], measured, evidence, verdict, runs.power))
         rows.append(infoprompt_init(runs, setting, base, full))
         if len(ablations) < 2:
             rows.append(_missing(CLAIMS["IP-4"], f"both ablations of {full} in {setting}"))
@@ -1021,16 +1113,20 @@ def infoprompt_init(runs: Runs, setting: str, base: str, full: str) -> ClaimRow:
     if not treat or not control:
         return _missing(claim, f"variant runs crossing prompt init with {full} and {base} in {setting}")
     reference = relative_reference(claim, control)
-    part, tasks, seeds = gain_part(treat, control, "less", ALPHA, reference, relative=claim.reference)
+
+    at = functools.partial(gain_part, treat, control, "less", reference=reference, relative=claim.reference)
+    part, tasks, seeds = at(alpha=ALPHA)
+    verdict = sequential(single(at), len(seeds), ALPHA, runs.design)
     inits = ", ".join(runs.inits(setting))
     evidence = Evidence(
         tasks,
         seeds,
         runs.unconverged(setting, [full, base], variants=True),
         seconds_per_seed=runs.seconds_per_seed(setting, [full, base], variants=True),
+        arms=arm_names(setting, [full, base], variants=True),
     )
     scope = Scope(setting, base, runs.backbone, f"inits {inits}")
-    return _row(claim, scope, [part], _interval(part, 2), evidence, part.verdict(), runs.power)
+    return _row(claim, scope, [part], _interval(part, 2), evidence, verdict, runs.power)
 
 
 def _check_text(check: dict[str, Any]) -> str:
@@ -1097,10 +1193,12 @@ def mi_check_row(mi_checks: dict[str, Any] | None) -> ClaimRow:
     )
 
 
-def claim_rows(runs: pd.DataFrame, mi_checks: dict[str, Any] | None, power: bool = True) -> list[ClaimRow]:
-    """Every claim of CLAIMS.md, in its order, with one row per scope the runs cover (``power``: with the
-    planning columns)."""
-    indexed = Runs(runs, power)
+def claim_rows(
+    runs: pd.DataFrame, mi_checks: dict[str, Any] | None, power: bool = True, design: Design | None = None
+) -> list[ClaimRow]:
+    """Every claim of docs/claims.md, in its order, with one row per scope the runs cover (``power``: with
+    the planning columns; ``design``: the adaptive design's looks, None for a fixed grid)."""
+    indexed = Runs(runs, power, design)
     return ptp_rows(indexed) + infoprompt_rows(indexed, mi_checks)
 
 

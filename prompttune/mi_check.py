@@ -1,7 +1,7 @@
 """Empirical, falsifiable check of InfoPrompt's theory claim (IP-5: gradient descent can train the MI loss).
 
-The theorem's statement could not be obtained (METHODS.md), so the claim is tested in two parts, each
-with negative controls that must fail (choice):
+The theorem's statement could not be obtained (docs/methods.md#mi-convergence-check), so the claim is
+tested in two parts, each with negative controls that must fail (choice):
 
 1. **Synthetic problems on the project's own losses, with known answers.** The head loss
    ``L_head(P) + (λ/2)‖P‖²`` over the prompt P (head, token embeddings fixed) and the representation loss

@@ -1,4 +1,5 @@
-"""The three data settings of METHODS.md: which examples train, which select, which are reported.
+"""The three data settings (docs/methods.md#settings): which examples train, which select, which are
+reported.
 
 | setting     | train                                  | select                         | report |
 | ----------- | -------------------------------------- | ------------------------------ | ------ |

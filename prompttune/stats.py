@@ -26,6 +26,14 @@ Choices, each stated on the report page:
   costs: a floor(n/2)-value test. Comparing the arms' whole-sample sds by an F test or a permutation of
   centred values is not valid here (simulated: 6 % false verdicts per side at 10 seeds when some runs
   collapse), so it is not used.
+- **Repeated looks** (the adaptive design): a claim looked at after every round of seeds is tested at
+  pre-declared seed counts (``Design.looks``), each at a nominal level from Lan–DeMets α-spending of the
+  Pocock type over the information fraction n / cap, the boundaries computed exactly for a normal
+  statistic by numerical integration of the running sum (Armitage, McPherson & Rowe 1969) and applied to
+  the look's t p-value. Stopping early (decided, futile, out of budget) only removes chances to cross, so
+  the false-verdict rate stays within α whatever the order in which rounds reach the claims; the
+  calibration benchmark measures it for the whole adaptive procedure, t statistics and allocation
+  included. A fixed grid is one look at its own seed count, at α itself.
 - **Power**: the smallest effect detectable with probability ``POWER`` at the rule's α and the observed
   spread (noncentral t), and the seeds needed for a given effect; for a claim of several parts that must
   all hold (an intersection-union test) the seeds at which *all* parts reach significance together with
@@ -145,6 +153,60 @@ def dispersion_test(
     spreads and its interval)."""
     result = paired_t(pair_log_ratios(treatment, control), alpha)
     return dataclasses.replace(result, name=f"seed-pair spread ratio, {result.name}")
+
+
+@dataclass(frozen=True)
+class Design:
+    """The seed counts at which a claim may be looked at (increasing; the last is the cap). ``fixed(n)``
+    is the single look of a fixed grid."""
+
+    looks: tuple[int, ...]
+
+    @classmethod
+    def fixed(cls, n: int) -> Design:
+        return cls((n,))
+
+    def levels(self, alpha: float) -> tuple[float, ...]:
+        return spending_levels(self.looks, alpha)
+
+    def reached(self, n: int, alpha: float) -> list[tuple[int, float]]:
+        """(seed count, nominal level) of every look that ``n`` seeds reach, for a rule at ``alpha``."""
+        return [(g, a) for g, a in zip(self.looks, self.levels(alpha), strict=True) if g <= n]
+
+
+def spent(fraction: float, alpha: float) -> float:
+    """Lan–DeMets Pocock-type α-spending: α·ln(1 + (e − 1)·t) at information fraction t (choice: it
+    spends evenly enough that a claim stopped at a third of its cap keeps most of its power)."""
+    return alpha * math.log(1 + (math.e - 1) * min(1.0, fraction))
+
+
+@functools.cache
+def spending_levels(looks: tuple[int, ...], alpha: float, step: float = 0.01) -> tuple[float, ...]:
+    """One-sided nominal levels of the looks (seed counts ``looks``, the last the cap) such that a normal
+    statistic crosses the upper boundary at some look with total probability α under the null: the
+    running sum's density is carried from look to look on a grid (``step`` in sd units of one seed) and
+    each boundary is set so that the new crossing probability equals the α spent since the last look."""
+    if len(looks) == 1:
+        return (alpha,)
+    cap = looks[-1]
+    half = math.ceil(10 * math.sqrt(cap) / step)
+    grid = step * np.arange(-half, half + 1)
+    density = sps.norm.pdf(grid, scale=math.sqrt(looks[0]))
+    levels, previous_n, spent_before = [], looks[0], 0.0
+    for k, n in enumerate(looks):
+        if k:
+            reach = math.ceil(8 * math.sqrt(n - previous_n) / step)
+            kernel = sps.norm.pdf(step * np.arange(-reach, reach + 1), scale=math.sqrt(n - previous_n)) * step
+            density = np.convolve(density, kernel, mode="same")
+        target = spent(n / cap, alpha) - spent_before
+        tail = np.cumsum((density * step)[::-1])[::-1]  # P(S ≥ grid[i], no crossing before)
+        index = int(np.searchsorted(-tail, -target))  # first grid point whose tail is ≤ target
+        boundary = grid[min(index, grid.size - 1)]
+        levels.append(float(sps.norm.sf(boundary / math.sqrt(n))))
+        density = np.where(grid < boundary, density, 0.0)
+        spent_before += float(tail[min(index, grid.size - 1)])
+        previous_n = n
+    return tuple(levels)
 
 
 def describe(test: Callable[..., TestResult]) -> str:

@@ -1,7 +1,7 @@
 """What the task declarations share: the data layout and row access with file:line errors.
 
 ``SOURCES`` maps each data source to its path under the data root (the layout of the public
-SuperGLUE / FewGLUE releases, mirrored in shared/data). A :class:`Row` is one record of a data file
+SuperGLUE / FewGLUE releases, as a data mirror holds them). A :class:`Row` is one record of a data file
 (a JSON-lines object or a TSV line) together with where it came from, so a reader asks for
 ``row.field("premise", str)`` and a missing or ill-typed value raises
 ``PromptTuneError("<file>:<line>: missing field 'premise'")``. Nested objects keep the path of keys

@@ -1,0 +1,144 @@
+"""The adaptive design's pieces at n = 3, 5 and 10 seeds, under a null and under a shift: the sequential
+boundaries (through the claims code's ``sequential``), futility, and an allocation that never gives seeds to
+an arm no open claim reads. (The below-reference verdict's own tests are in tests/test_stats.py; the whole
+procedure is simulated in benchmarks/adaptive_design.py.)"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from prompttune.claims import ClaimRow, gain_part, sequential
+from prompttune.decide import FUTILE, arms_of, decision_chance, plan_round
+from prompttune.stats import ALPHA, Design, spending_levels
+
+SEED_COUNTS = (3, 5, 10)
+
+
+def looks_up_to(n: int) -> Design:
+    return Design(tuple(sorted({3, (3 + n) // 2, n})))
+
+
+def sequential_verdict(d: np.ndarray, design: Design) -> str:
+    treatment = {"CB": {seed: float(v) for seed, v in enumerate(d, 1)}}
+    control = {"CB": dict.fromkeys(range(1, d.size + 1), 0.0)}
+
+    def judge(upto: int, level: float) -> tuple[str, str]:
+        return gain_part(treatment, control, "greater", level, 2.0, upto=upto)[0].verdict()
+
+    return sequential(judge, d.size, ALPHA, design)[0]
+
+
+def test_the_boundaries_spend_alpha_over_the_looks() -> None:
+    """One look is the fixed test at α; several looks each get less, and a normal statistic crosses some
+    boundary with probability α in all (checked by simulation)."""
+    assert spending_levels((6,), ALPHA) == (ALPHA,)
+    looks = (3, 5, 8, 12)
+    levels = spending_levels(looks, ALPHA)
+    assert all(0 < level < ALPHA for level in levels)
+    rng = np.random.default_rng(0)
+    walks = rng.normal(size=(200_000, looks[-1])).cumsum(axis=1)
+    from scipy import stats as sps
+
+    crossed = np.zeros(len(walks), dtype=bool)
+    for n, level in zip(looks, levels, strict=True):
+        crossed |= walks[:, n - 1] / math.sqrt(n) > sps.norm.isf(level)
+    assert crossed.mean() == pytest.approx(ALPHA, abs=0.0015)
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+def test_repeated_looks_keep_the_error_rate_under_the_null(n: int) -> None:
+    rng = np.random.default_rng(n)
+    reps = 2000
+    verdicts = [sequential_verdict(rng.normal(0, 3, n), looks_up_to(n)) for _ in range(reps)]
+    bound = ALPHA + 3 * math.sqrt(ALPHA / reps)
+    assert verdicts.count("reproduced") / reps <= bound
+    assert verdicts.count("contradicted") / reps <= bound
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+def test_repeated_looks_detect_a_shift(n: int) -> None:
+    """A large shift is found at some look; at 10 seeds almost always, and never the wrong way."""
+    rng = np.random.default_rng(100 + n)
+    verdicts = [sequential_verdict(rng.normal(6, 2, n), looks_up_to(n)) for _ in range(300)]
+    assert "contradicted" not in verdicts
+    assert verdicts.count("reproduced") / 300 >= {3: 0.15, 5: 0.5, 10: 0.9}[n]
+
+
+def test_a_decided_look_is_not_undone_by_later_seeds() -> None:
+    d = np.array([5.0, 5.2, 4.9, 5.1, 5.0, -30.0, -30.0, -30.0])
+    design = Design((4, 8))
+    assert sequential_verdict(d, design) == "reproduced", "decided at the look with 4 seeds"
+    assert sequential_verdict(d, Design.fixed(8)) != "reproduced"
+
+
+def row(n: int, effect: float, sd: float, **extra) -> ClaimRow:
+    base = ClaimRow(
+        "IP-1",
+        "InfoPrompt",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "inconclusive",
+        "too few seeds",
+        "",
+        "",
+        setting="s",
+        base="pt",
+    )
+    values = dict(
+        n_seeds=n,
+        alpha=ALPHA,
+        arms="s/pt s/pt-infoprompt",
+        plan_effect=effect,
+        plan_sd=sd,
+        plan_reference=2.0,
+    )
+    return dataclasses.replace(base, **{**values, **extra})
+
+
+COST = {"s/pt": 10.0, "s/pt-infoprompt": 10.0, "s/pt-ptp": 30.0, "s/head": 1.0}
+DESIGN = Design((3, 5, 10))
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+def test_futility_closes_a_claim_the_cap_cannot_decide(n: int) -> None:
+    """Under a shift halfway to the reference with a huge spread, even the cap (10 seeds) is unlikely to
+    decide: the claim is closed with the reason. Under the null with a small spread it stays open (below
+    reference is within reach) unless its seeds reached the cap."""
+    seeds = dict.fromkeys(COST, n)
+    hopeless = plan_round([row(n, 1.0, 40.0)], seeds, COST, DESIGN, 1e9)
+    if n < 10:
+        assert decision_chance(row(n, 1.0, 40.0), 10, DESIGN.levels(ALPHA)[-1]) < FUTILE
+        assert list(hopeless.closed.values())[0].startswith("futility:") and not hopeless.served
+    else:
+        assert list(hopeless.closed.values()) == ["seed cap: 10 seeds reached"]
+    null = plan_round([row(n, 0.0, 1.0)], seeds, COST, DESIGN, 1e9)
+    assert (null.served != {}) == (n < 10)
+    poor = plan_round([row(n, 0.0, 1.0)], seeds, COST, DESIGN, 5.0)
+    if n < 10:
+        assert list(poor.closed.values())[0].startswith("budget:"), "the next look costs more than is left"
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+@pytest.mark.parametrize("effect", [0.0, 3.0])
+def test_allocation_never_gives_seeds_to_an_arm_no_open_claim_reads(n: int, effect: float) -> None:
+    seeds = dict.fromkeys(COST, n)
+    decided = row(n, 5.0, 1.0, id="PTP-2", verdict="reproduced", arms="s/pt s/pt-ptp")
+    unmeasured = row(0, math.nan, math.nan, id="IP-3", reason="not measured", arms="s/head")
+    plan = plan_round([decided, unmeasured, row(n, effect, 3.0)], seeds, COST, DESIGN, 1e9)
+    open_arms = set(arms_of(row(n, effect, 3.0)))
+    raised = {arm for arm, count in plan.targets.items() if count > seeds[arm]}
+    assert raised <= open_arms
+    if n < 10:
+        assert raised == open_arms and plan.cost == pytest.approx(
+            sum(COST[a] for a in open_arms) * (min(look for look in DESIGN.looks if look > n) - n)
+        )
+    else:
+        assert not raised, "past the cap no arm gets a seed"
