@@ -39,7 +39,7 @@ from prompttune.claims import ClaimRow, claim_rows
 from prompttune.decide import arms_of, claim_key, plan_round
 from prompttune.stats import Design
 
-DESIGN = Design((3, 5, 8, 12, 18, 27))
+DESIGN = Design((3, 6, 10, 15))
 FIXED_SEEDS = {"fewglue": 6, "fewshot-256": 10}  # the default profile's fixed grid
 SPREAD = {"fewglue": 1.2, "fewshot-256": 0.3}
 COST = {

@@ -136,6 +136,7 @@ def simulate(
     noise = rng.standard_t(3, n) * RUN_SD / math.sqrt(3) if family == "heavy" else rng.normal(0, RUN_SD, n)
     gain = np.zeros(n)
     scale = np.ones(n)
+    shared_scale = np.ones(n)
     init_scale = np.ones(n)
     area_scale = np.ones(n)
     sharp_scale = np.ones(n)
@@ -143,12 +144,12 @@ def simulate(
         gain[ptp] = effects["ptp_gain"]
         gain[full_ip] = effects["ip_gain"]
         if scenario == "effect":
-            scale[ptp] = effects["ptp_sd"]
+            scale[ptp] = shared_scale[ptp] = effects["ptp_sd"]  # the whole seed-to-seed spread scales
             sharp_scale[ptp] = 1 - effects["ptp_sharp"]
             area_scale[full_ip] = 1 + effects["ip_area"]
             init_scale[full_ip] = effects["ip_init"]
             scale[full_ip] = effects["ip_init"]  # with the init effect: the whole spread across inits scales
-    report = 60 + spread * (key.map(shared).to_numpy() + scale * noise) + gain
+    report = 60 + spread * (shared_scale * key.map(shared).to_numpy() + scale * noise) + gain
     report += np.where(table["variant"] != "", spread * init_scale * init_key.map(init).to_numpy(), 0.0)
     area = AREA * area_scale + rng.normal(0, AREA_SD, n)
     status = np.full(n, "ok", dtype=object)

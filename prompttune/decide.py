@@ -32,7 +32,19 @@ from prompttune.claims import ClaimRow
 from prompttune.stats import Design
 
 FUTILE = 0.05  # a claim the cap would decide less often than this is closed (choice)
-HOPELESS = ("collapse guard:", "not converged")  # reasons that more seeds cannot remove
+
+
+def hopeless(row: ClaimRow) -> str:
+    """Why no number of seeds can decide the claim (a collapsed run withholds its verdict for good, a run
+    that did not converge stays unconverged), or ""."""
+    if row.reason.startswith("not converged"):
+        return "runs not converged"
+    if (
+        row.reason.startswith("collapse guard:")
+        and "runs collapsed" in row.reason.split(" (the test alone")[0]
+    ):
+        return "collapsed runs"
+    return ""
 
 
 def claim_key(row: ClaimRow) -> str:
@@ -93,8 +105,8 @@ def plan_round(
             continue
         key, look = claim_key(row), next_look(row, design)
         levels = dict(zip(design.looks, design.levels(row.alpha), strict=True))
-        if row.reason.startswith(HOPELESS):
-            plan.closed[key] = f"more seeds cannot help ({row.reason.split(':')[0]})"
+        if hopeless(row):
+            plan.closed[key] = f"more seeds cannot help ({hopeless(row)})"
         elif look is None:
             plan.closed[key] = f"seed cap: {design.looks[-1]} seeds reached"
         elif decision_chance(row, design.looks[-1], levels[design.looks[-1]]) < FUTILE:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from prompttune.aggregate import write_aggregate
+from prompttune.claims import claim_rows
 from prompttune.config import load_params
 from prompttune.errors import PromptTuneError
 from prompttune.pipeline import configure, read_grid_record
@@ -260,3 +261,38 @@ def test_the_report_works_in_a_headless_browser(project: Path) -> None:
     assert value["link"].startswith("../runs/"), "each run links to its folder"
     assert value["help"] and value["struck"] == 0, "<s> shows as text and strikes nothing through"
     assert page.dom.count("<img") >= 5 and page.screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_claims_table_reads_at_a_glance(project: Path) -> None:
+    """The verdict summary above the table, the verdict right after the claim, natural sorting by id
+    ("IP-…" before "PTP-…", "PTP-2" before "PTP-10") and by verdict (not by the numbers in its reason), and
+    at phone width (390 px) each claim is a card: the claims table does not overflow the screen."""
+    from browser import ARTIFACTS, open_page, require_chromium
+
+    require_chromium()
+    out = render(project)
+    script = """(async () => {
+      const table = document.getElementById("claims-table");
+      const header = [...table.tHead.rows[0].cells].map(th => th.textContent);
+      const column = name => header.indexOf(name);
+      const values = name => [...table.tBodies[0].rows].map(r => r.cells[column(name)].dataset.sort
+        ?? r.cells[column(name)].textContent.trim());
+      table.tHead.rows[0].cells[column("claim")].click();
+      const ids = values("claim");
+      table.tHead.rows[0].cells[column("verdict")].click();
+      const verdicts = values("verdict");
+      const summary = document.querySelector("p.summary").textContent;
+      const overflow = table.getBoundingClientRect().right - document.documentElement.clientWidth;
+      return {header, ids, verdicts, summary, overflow,
+              pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth};
+    })()"""
+    page = open_page(out, ARTIFACTS / "report" / "claims-390px.png", width=390, height=1600, script=script)
+    assert page.console_errors == []
+    value = page.value
+    assert value["header"][:2] == ["claim", "verdict"]
+    collator = sorted(value["ids"], key=lambda c: (c.split("-")[0], int(c.split("-")[1])))
+    assert value["ids"] == collator, value["ids"]
+    assert value["verdicts"] == sorted(value["verdicts"]), "sorted by the verdict, not its reason's numbers"
+    rows = claim_rows(read_runs(project / "results" / "runs.csv"), None)
+    assert value["summary"].startswith(f"{len(rows)} claim rows:")
+    assert value["overflow"] <= 0 and value["pageOverflow"] <= 0, value

@@ -31,18 +31,21 @@ def area(scores: list[float], steps: list[int] = EVALUATED, cap: int = CAP) -> f
     return learning_area(steps[: len(scores)], scores, MAJORITY, cap, EVERY)
 
 
-def test_a_one_example_blip_on_a_flat_curve_scores_far_below_a_real_learner() -> None:
+def test_a_flat_curve_with_a_one_example_blip_did_not_learn_and_scores_zero() -> None:
     flat = [0.5] * 9
     blip = [0.5, 0.5, 0.5, 0.5 + 1 / 32, 0.5, 0.5, 0.5, 0.5, 0.5]
+    spike = [0.5, 0.5, 0.5 + 1 / 16, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]  # a two-example noise spike
     assert area(LEARNER) == (0.125 + 0.25 + 6 * 0.375) / 8 == 0.328125
-    assert area(blip) == (1 / 32) / 8 == 0.00390625, "the blip counts at one of 8 evaluations"
-    assert area(flat) == 0.0 and not learned(flat, MAJORITY), "the flat run did not learn"
-    assert learned(blip, MAJORITY), "learned() passes the blip: the area must not reward it"
+    assert not learned(blip, MAJORITY) and area(blip) == 0.0, "a one-example blip is not learning"
+    assert not learned(flat, MAJORITY) and area(flat) == 0.0
+    assert learned(spike, MAJORITY) and area(spike) == (1 / 16) / 8 < area(LEARNER) / 40, (
+        "a spike counts once"
+    )
 
 
-def test_learning_half_the_gain_scores_half() -> None:
+def test_learning_half_the_gain_scores_half_so_it_ranks_slower() -> None:
     half = [0.5, 0.5625, 0.625, 0.6875, 0.6875, 0.6875, 0.6875, 0.6875, 0.6875]
-    assert area(half) == 0.1640625 == area(LEARNER) / 2
+    assert learned(half, MAJORITY) and area(half) == 0.1640625 == area(LEARNER) / 2
 
 
 def test_reaching_the_same_level_sooner_scores_higher() -> None:
