@@ -2,8 +2,8 @@
 
 Classification: one logit per class from the pooled representation. Multiple choice (COPA, ReCoRD):
 every (context, choice) pair is one sequence scored by a 1-logit head; a softmax across the choices
-of an example (METHODS.md). The objective asks the model for logits; it may pass its own input
-embeddings (perturbations) or switch the prompt off (representations without prompt).
+of an example (docs/methods.md#the-task-head). The objective asks the model for logits; it may pass its
+own input embeddings (perturbations) or switch the prompt off (representations without prompt).
 
 Head init ``label_words`` (InfoPrompt code): each class's row is its label words' mean word embedding,
 taken to the hidden size by the backbone's own embedding→hidden map where word embeddings are narrower
@@ -25,7 +25,7 @@ from prompttune.backbone import embedding_to_hidden
 from prompttune.bases import BASES, PromptBase
 from prompttune.bases.base import BackboneInputs, plain_inputs
 from prompttune.batches import Batch
-from prompttune.config import HeadConfig, RunConfig
+from prompttune.schema import HeadConfig, RunConfig
 from prompttune.tasks.base import Task
 
 

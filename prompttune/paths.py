@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prompttune.config import Stage
+from prompttune.schema import Stage
 
 CONFIGS = Path("configs")
 RUNS = Path("runs")

@@ -27,8 +27,7 @@ from prompttune import claims as claims_module
 from prompttune import figures, paper_numbers, paths
 from prompttune.claims import CLAIMS, claim_rows, claims_table
 from prompttune.io import atomic_write_text, read_json
-from prompttune.landscape import surfaces_figure
-from prompttune.objectives import OBJECTIVES
+from prompttune.landscape_plots import surfaces_figure
 from prompttune.pipeline import GridRecord
 from prompttune.results import code_provenance, load_metrics, read_runs
 from prompttune.stats import ALPHA, POWER, mean_interval
@@ -242,6 +241,7 @@ def _help(key: str, objective: str) -> str:
     """The meaning of a config key, from the dataclass field's help (objective options from the
     objective's config class)."""
     from prompttune import config as config_module
+    from prompttune.objectives import OBJECTIVES  # imports torch: when a page is rendered, not on import
 
     section, _, name = key.partition(".")
     classes = {

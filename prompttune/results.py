@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from prompttune.config import RunConfig, build
 from prompttune.errors import PromptTuneError
+from prompttune.schema import RunConfig, build
 
 SCHEMA_VERSION = 4  # 3: the resolved config, objective family, convergence, precision and its reason;
 # 4: convergence.learning_area (the learning-curve area) replaces convergence.steps_to_gain

@@ -15,13 +15,12 @@ from helpers import CB_EXAMPLES, COPA_EXAMPLES
 from transformers import DistilBertConfig, DistilBertModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from prompttune.backbone import backbone_config, load_backbone
-from prompttune.bases.base import check_support
 from prompttune.bases.pt2 import DeepPrompt
 from prompttune.batches import Batch, collate, encode
 from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
 from prompttune.errors import PromptTuneError
 from prompttune.model import PromptModel, StackedModel
-from prompttune.objectives import build_objective
+from prompttune.objectives import build_objective, check_support
 from prompttune.tasks import Example, get_task
 
 BACKBONES = ("bert", "roberta", "albert")

@@ -1,4 +1,5 @@
-"""The prompt-base interface, its registry, and which (backbone, base, objective) combinations run."""
+"""The prompt-base interface and its registry (which backbones a base runs on: ``PromptBase.unsupported``;
+which (backbone, base, objective) combinations run is ``objectives.check_support``, above both registries)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from prompttune.backbone import ARCHITECTURES, architecture, backbone_label
-from prompttune.config import PromptConfig
+from prompttune.backbone import architecture, backbone_label
 from prompttune.errors import PromptTuneError
 from prompttune.registry import Registry
+from prompttune.schema import PromptConfig
 from prompttune.tasks.base import Task
 
 
@@ -59,32 +60,6 @@ class PromptBase(nn.Module, ABC):
 
 
 BASES: Registry[type[PromptBase]] = Registry("prompt base")
-
-
-def _reason(base: str, objective: str, backbone_config: PretrainedConfig) -> str | None:
-    """Why ``objective`` on ``base`` cannot run on the backbone (one clause), or ``None``; what an objective
-    needs of its base it declares itself (``Objective.needs_prompt``)."""
-    from prompttune.objectives import OBJECTIVES  # objectives build on bases: imported when asked
-
-    if backbone_config.model_type not in ARCHITECTURES:
-        known = ", ".join(sorted(ARCHITECTURES))
-        return f"model type {backbone_config.model_type!r} is not supported; known: {known}"
-    base_class = BASES.get(base)
-    reason = base_class.unsupported(backbone_config)
-    if reason is not None:
-        return reason
-    if OBJECTIVES.get(objective).needs_prompt and not base_class.has_prompt:
-        return f"the objective needs a prompt and base {base!r} has none (use pt or pt2)"
-    return None
-
-
-def check_support(base: str, objective: str, backbone_config: PretrainedConfig) -> None:
-    """Refuse, before any work, a combination that would crash or train wrong: a one-line
-    ``PromptTuneError`` naming the backbone, the base and the objective (called at config load)."""
-    reason = _reason(base, objective, backbone_config)
-    if reason is not None:
-        label = backbone_label(backbone_config)
-        raise PromptTuneError(f"backbone {label}: base {base!r} with objective {objective!r}: {reason}")
 
 
 def plain_inputs(

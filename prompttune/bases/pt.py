@@ -26,7 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prompttune.backbone import Positions, embedding_to_hidden
 from prompttune.bases.base import BASES, BackboneInputs, PromptBase, init_token_ids
-from prompttune.config import PromptConfig
+from prompttune.schema import PromptConfig
 from prompttune.tasks.base import Task
 
 

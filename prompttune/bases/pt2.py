@@ -24,7 +24,7 @@ from transformers.cache_utils import DynamicCache
 
 from prompttune.backbone import Positions, architecture
 from prompttune.bases.base import BASES, BackboneInputs, PromptBase, init_token_ids
-from prompttune.config import PromptConfig
+from prompttune.schema import PromptConfig
 from prompttune.tasks.base import Task
 
 

@@ -5,6 +5,6 @@ A method name is ``<base>[-<objective>]``: ``pt2`` is P-tuning v2 with plain cro
 """
 
 from prompttune.objectives import ce, infoprompt, ptp  # noqa: F401  (registration)
-from prompttune.objectives.base import OBJECTIVES, Objective, ObjectiveConfig, build_objective
+from prompttune.objectives.base import OBJECTIVES, Objective, ObjectiveConfig, build_objective, check_support
 
-__all__ = ["OBJECTIVES", "Objective", "ObjectiveConfig", "build_objective"]
+__all__ = ["OBJECTIVES", "Objective", "ObjectiveConfig", "build_objective", "check_support"]

@@ -1,4 +1,6 @@
-"""The objective interface: given the model and a batch, the loss to minimise (and numbers to log).
+"""The objective interface: given the model and a batch, the loss to minimise (and numbers to log); its
+registry; and which (backbone, base, objective) combinations run (``check_support``: objectives build on the
+prompt bases, so this is the lowest layer that knows both registries).
 
 An objective is an ``nn.Module`` so it can own trainable parameters of its own (they are optimised and
 saved with the prompt); its typed config validates the options of ``run.objectives.<name>``.
@@ -12,10 +14,14 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from transformers import PretrainedConfig
 
-from prompttune.config import build
+from prompttune.backbone import ARCHITECTURES, backbone_label
+from prompttune.bases import BASES
+from prompttune.errors import PromptTuneError
 from prompttune.model import Batch, PromptModel
 from prompttune.registry import Registry
+from prompttune.schema import build
 
 
 @dataclass(frozen=True)
@@ -61,3 +67,27 @@ def build_objective(name: str, options: dict[str, Any], model: PromptModel) -> O
     """Instantiate objective ``name`` with its validated options."""
     cls = OBJECTIVES.get(name)
     return cls(build(cls.config_class, options, f"run.objectives.{name}"), model)
+
+
+def _reason(base: str, objective: str, backbone_config: PretrainedConfig) -> str | None:
+    """Why ``objective`` on ``base`` cannot run on the backbone (one clause), or ``None``; what an objective
+    needs of its base it declares itself (``Objective.needs_prompt``)."""
+    if backbone_config.model_type not in ARCHITECTURES:
+        known = ", ".join(sorted(ARCHITECTURES))
+        return f"model type {backbone_config.model_type!r} is not supported; known: {known}"
+    base_class = BASES.get(base)
+    reason = base_class.unsupported(backbone_config)
+    if reason is not None:
+        return reason
+    if OBJECTIVES.get(objective).needs_prompt and not base_class.has_prompt:
+        return f"the objective needs a prompt and base {base!r} has none (use pt or pt2)"
+    return None
+
+
+def check_support(base: str, objective: str, backbone_config: PretrainedConfig) -> None:
+    """Refuse, before any work, a combination that would crash or train wrong: a one-line
+    ``PromptTuneError`` naming the backbone, the base and the objective (called at config load)."""
+    reason = _reason(base, objective, backbone_config)
+    if reason is not None:
+        label = backbone_label(backbone_config)
+        raise PromptTuneError(f"backbone {label}: base {base!r} with objective {objective!r}: {reason}")

@@ -1,4 +1,4 @@
-"""InfoPrompt (Wu et al. 2023; METHODS.md): cross-entropy plus two InfoNCE mutual-information losses.
+"""InfoPrompt (Wu et al. 2023; docs/methods.md#infoprompt): CE plus two InfoNCE mutual-information losses.
 
 ``L = CE + γ·L_head + β·L_rep`` with the critic ``s(a, b) = ⟨a, b⟩/√d`` (code, no temperature):
 

@@ -1,7 +1,7 @@
 """PTP: prompt tuning with perturbation-based regularisation (paper: random-noise RN and adversarial
 ADV perturbations, in text space and in embedding space, training on clean and perturbed inputs).
 
-Everything below the paper's one-line description is the project's choice (METHODS.md, "PTP"):
+Everything below the paper's one-line description is the project's choice (docs/methods.md#ptp):
 
 - loss ``L = CE(x) + λ·CE(x̃)``, λ = ``weight`` (default 1);
 - only input text tokens are perturbed (``batch["text_mask"]``): never the prompt, special tokens or
