@@ -12,13 +12,13 @@ from statsmodels.stats.multitest import multipletests
 
 from prompttune.stats import (
     ALPHA,
+    describe,
     dispersion_test,
     holm,
-    mean_interval,
-    pair_log_ratios,
-    describe,
     iut_power,
     iut_seeds_needed,
+    mean_interval,
+    pair_log_ratios,
     paired_t,
     spread_range,
     t_detectable,
