@@ -3,7 +3,9 @@
 # config — params.yaml, then any `--configfile other.yaml` and `--config key=value` on top — resolved here with
 # prompttune's validation and written to configs/ as `prompttune configure` does (a file only when its content
 # changes), so every job reads its own resolved config and a training job reruns exactly when that changed.
-# Each job's threads and resources (runtime, mem_mb, gpu) come from the cost model, prompttune/cost.py.
+# Each job's threads and resources (runtime, mem_mb, gpu) come from the cost model, prompttune/cost.py, on the machines
+# a cluster profile declares among its default-resources (pipelines/profiles/slurm/config.yaml: the GPU model, the
+# node's CPUs and memory, the GPU partition); without a profile, on this machine's.
 from pathlib import Path
 
 from prompttune import cost, paths
@@ -21,7 +23,29 @@ except PromptTuneError as exc:
 _, STAGES, LANDSCAPES = records(PARAMS)  # training stages with their seeds; the landscapes' (cell, method)
 PROFILE = PARAMS.profile or "custom"
 STACK = PARAMS.grid.stack_seeds
-COST = cost.ProfileCost(PARAMS, per_seed=not STACK)  # each job costed when Snakemake first asks
+
+
+def declared(name, default):
+    """A setting the profile declares among its default-resources, where `--set-resources` on the command line leaves
+    it alone (a command-line `--default-resources` replaces the profile's: give them all there)."""
+    resources = workflow.resource_settings.default_resources
+    found = resources.get(name) if resources is not None else None
+    if found is None or found.raw is None:  # not declared (get gives an empty Resource for an unknown name)
+        return default
+    return str(found.raw).strip("'\"") if isinstance(default, str) or default is None else int(found.raw)
+
+
+NODE = cost.Node(
+    gpu_model=declared("gpu_type", cost.DEFAULT_GPU),
+    cpus=declared("node_cpus", 0),
+    mem_mb=declared("node_mem_mb", 0),
+    gpu_partition=declared("gpu_partition", None),
+)
+try:
+    CLUSTER = NODE.cluster()
+except PromptTuneError as exc:
+    raise SystemExit(f"error: cluster profile: {exc}")
+COST = cost.ProfileCost(PARAMS, per_seed=not STACK, cluster=CLUSTER)  # each job costed when Snakemake first asks
 
 
 rule all:

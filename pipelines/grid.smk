@@ -6,7 +6,10 @@
 # The cluster route: fetch, prefetch, aggregate and report run where Snakemake runs (the login node, which reaches the
 # internet); every rule declares its threads (Snakemake exports OMP_NUM_THREADS and the other BLAS thread counts as the
 # job's threads, the SLURM executor asks for them as --cpus-per-task); train, landscape and mi_check take their
-# runtime (minutes, scaled by the attempt: a retried job gets more time), mem_mb and gpu from prompttune/cost.py. A hub
+# runtime and mem_mb (both scaled by the attempt: a job retried after a timeout or a kill for memory gets more of both,
+# memory at most a node's) and gpu from prompttune/cost.py on the NODE the profile declares, which also places GPU
+# jobs in its GPU partition (here, not in the profile's set-resources: `--set-resources` on the command line then
+# changes only what it names). A hub
 # backbone is downloaded once by `prefetch` into the Hugging Face cache (which the compute nodes must share, e.g. through
 # HF_HOME), and with such a backbone in the profile the compute jobs run HF_HUB_OFFLINE=1 before their `prompttune`
 # command.
@@ -59,12 +62,17 @@ OFFLINE = "HF_HUB_OFFLINE=1 " if BACKBONES else ""
 
 
 def job_resources(job_cost):
-    """A rule's resources from its jobs' cost records (``job_cost(wildcards)``); runtime × attempt."""
-    return dict(
+    """A rule's resources from its jobs' cost records (``job_cost(wildcards)``): runtime and memory × attempt, memory
+    capped by the node (a first request above it stops at submission); with a GPU partition declared, the partition."""
+    resources = dict(
         runtime=lambda w, attempt: job_cost(w).runtime_min * attempt,
-        mem_mb=lambda w: job_cost(w).mem_mb,
+        mem_mb=lambda w, attempt: NODE.mem_request(job_cost(w), attempt),
         gpu=lambda w: int(job_cost(w).gpu),
     )
+    if NODE.gpu_partition:
+        other = declared("slurm_partition", "")
+        resources["slurm_partition"] = lambda w: NODE.gpu_partition if job_cost(w).gpu else other
+    return resources
 
 
 rule prefetch:

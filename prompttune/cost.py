@@ -118,6 +118,17 @@ H100 = Device(  # NVIDIA H100 Tensor Core GPU datasheet, SXM5: dense (the "with 
 )
 
 
+A100 = Device(  # NVIDIA A100 Tensor Core GPU datasheet, SXM 80GB: dense bf16/fp16, FP32 without TF32
+    name="NVIDIA A100 SXM 80GB",
+    gpu=True,
+    memory_gib=80.0,
+    peak_tflops={"bf16": 312.0, "fp16": 312.0, "fp32": 19.5},
+)
+
+GPUS = {"h100": H100, "a100": A100}  # the `gpu_type` a cluster profile may declare
+DEFAULT_GPU = "h100"
+
+
 @dataclass(frozen=True)
 class Cluster:
     """The jobs' machines and the margins on what they request (all choices)."""
@@ -146,6 +157,45 @@ class Cluster:
 
 
 DEFAULT = Cluster()
+
+
+@dataclass(frozen=True)
+class Node:
+    """The machines a cluster profile declares (pipelines/profiles/slurm/config.yaml, default-resources):
+    the GPU model the runtimes are costed on, the CPUs and memory of the smallest node a job may land on
+    (0: not declared, no cap) and the GPU jobs' partition (None: the profile's ``slurm_partition``)."""
+
+    gpu_model: str = DEFAULT_GPU
+    cpus: int = 0
+    mem_mb: int = 0
+    gpu_partition: str | None = None
+
+    def cluster(self) -> Cluster:
+        """The cost model's machines: the declared GPU, and threads per job no more than a node has."""
+        gpu = GPUS.get(self.gpu_model.lower())
+        if gpu is None:
+            known = ", ".join(GPUS)
+            raise PromptTuneError(f"gpu_type {self.gpu_model!r} is none of {known} (prompttune.cost.GPUS)")
+        if self.cpus < 0 or self.mem_mb < 0:
+            raise PromptTuneError(f"node_cpus {self.cpus} and node_mem_mb {self.mem_mb} must be positive")
+        cap = self.cpus or math.inf
+        return dataclasses.replace(
+            DEFAULT,
+            gpu=gpu,
+            gpu_job_cpus=int(min(DEFAULT.gpu_job_cpus, cap)),
+            cpu_job_cpus=int(min(DEFAULT.cpu_job_cpus, cap)),
+        )
+
+    def mem_request(self, job: JobCost, attempt: int) -> int:
+        """``job.mem_mb`` × the attempt (a job killed for memory asks for more on its retry), at most a node's
+        memory; a job whose first request is more than a node has stops at submission with one line."""
+        if self.mem_mb and job.mem_mb > self.mem_mb:
+            raise PromptTuneError(
+                f"{job.rule} {job.key} needs {job.mem_mb} MB of host memory, more than a node's "
+                f"{self.mem_mb} MB (node_mem_mb in the cluster profile)"
+            )
+        wanted = job.mem_mb * attempt
+        return min(wanted, self.mem_mb) if self.mem_mb else wanted
 
 
 def needs_gpu(run: RunConfig) -> bool:

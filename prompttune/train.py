@@ -25,7 +25,9 @@ import math
 import random
 import resource
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
@@ -570,6 +572,30 @@ class Resume:
             self.folder.parent.rmdir()
 
 
+class Termination:
+    """SIGTERM (SLURM's kill at a time limit, a cancel or a pre-emption, KillWait seconds before SIGKILL,
+    or its ``--signal`` warning) lets the step under way finish, then the loop saves the resume state and
+    exits with status 143: the next attempt resumes from that step, not from the last periodic save.
+    Installed only in the main thread (where Python runs signal handlers); the previous handler is
+    restored on leaving."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> Termination:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
 def resume_folder(out_dirs: Sequence[Path]) -> Path:
     """``<parent>.resume/seed1+2+3`` beside the folder that holds the run folders — outside the folder a DVC
     stage declares as its output (which DVC deletes before running the stage again)."""
@@ -638,27 +664,31 @@ def train_seeds(
     step_of = stacked_step if stacks(configs, setup.device) else turn_step
     report = progress or (lambda line: None)
     saved_at = time.monotonic()
-    for step in range(step0 + 1, setup.cap + 1):
-        active = [run for run in runs if run.active]
-        if not active:
-            break
-        batches = [next(run.order) for run in active]
-        tick = time.perf_counter()
-        losses = step_of(active, batches, setup)
-        update(active, losses, step, time.perf_counter() - tick)
-        for run in active:
-            if run.status == "ok" and (step % setup.eval_every == 0 or step == setup.cap):
-                try:
-                    evaluate(run, setup, step)
-                except PromptTuneError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 — a crash is a result
-                    crash(run, exc, f"evaluating step {step}")
-                    continue
-                report(progress_line(run, setup, started))
-        if step < setup.cap and resume.due(step, saved_at, first.train):
-            resume.save(step, runs)
-            saved_at = time.monotonic()
+    with Termination() as termination:
+        for step in range(step0 + 1, setup.cap + 1):
+            active = [run for run in runs if run.active]
+            if not active:
+                break
+            batches = [next(run.order) for run in active]
+            tick = time.perf_counter()
+            losses = step_of(active, batches, setup)
+            update(active, losses, step, time.perf_counter() - tick)
+            for run in active:
+                if run.status == "ok" and (step % setup.eval_every == 0 or step == setup.cap):
+                    try:
+                        evaluate(run, setup, step)
+                    except PromptTuneError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 — a crash is a result
+                        crash(run, exc, f"evaluating step {step}")
+                        continue
+                    report(progress_line(run, setup, started))
+            if step < setup.cap and (termination.requested or resume.due(step, saved_at, first.train)):
+                resume.save(step, runs)
+                saved_at = time.monotonic()
+                if termination.requested:
+                    print(f"SIGTERM: resume state saved at step {step}; stopping", file=sys.stderr)
+                    raise SystemExit(128 + signal.SIGTERM)
     results = []
     for run in runs:
         metrics, predictions = finish(run, setup)

@@ -111,12 +111,14 @@ def test_paper_jobs_ask_the_cluster_for_what_the_cost_model_says(paper: tuple[Pa
     assert localrules(project, env) == {"all", "fetch", "prefetch", "aggregate", "report"}
 
 
-def test_the_slurm_profile_says_only_where_jobs_go() -> None:
+def test_the_slurm_profile_says_only_where_jobs_go_and_on_what_machines() -> None:
+    """The profile declares placement and the machines (the cost model sizes every request); it has no
+    set-resources, so a command-line --set-resources changes only what it names."""
     profile = yaml.safe_load((ROOT / "pipelines/profiles/slurm/config.yaml").read_text())
-    placement = {"slurm_account", "slurm_partition", "gpu_model"}
-    assert set(profile["default-resources"]) <= placement
-    assert all(set(resources) <= placement for resources in profile["set-resources"].values())
-    assert set(profile["set-resources"]) == set(GPU_RULES)
+    declared = {"slurm_account", "slurm_partition", "gpu_partition", "gpu_type", "node_cpus", "node_mem_mb"}
+    assert set(profile["default-resources"]) <= declared
+    assert "set-resources" not in profile
+    assert profile["slurm-status-command"] == "squeue", "sacct's 'CANCELLED by <uid>' would hang the workflow"
 
 
 def test_smoke_profile_local_dry_run_is_the_grid(tmp_path: Path, mirror: Path) -> None:

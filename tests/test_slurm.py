@@ -1,0 +1,220 @@
+"""The cluster route under a real scheduler: a single-node SLURM from Debian's packages (.ci/slurm.sh:
+munged, slurmctld and slurmd on 127.0.0.1 only) runs a tiny grid through
+``snakemake --profile pipelines/profiles/slurm`` as a cluster user would (the profile's copy edited only where
+a site edits it: account, node size).
+
+- The grid completes, every compute job through sbatch, and its runs equal a plain ``snakemake -c2`` run's;
+  on the way, a training job cancelled mid-run (``scancel``) is resubmitted and resumes from its resume state.
+- A training job killed for memory (a request far below what it needs, from the command line) is recognised:
+  the workflow stops with the job's SLURM state named, after its retries, and leaves no report behind.
+
+Marked ``e2e`` and opt-in (it takes 10–20 minutes and replaces /etc/slurm/slurm.conf while it runs): it runs
+with ``PROMPTTUNE_TEST_SLURM=1``, as root, after ``.ci/slurm.sh install``. Then it is skipped, with the
+reason, when SLURM is not installed or its daemons cannot start here, or when not run as root; with CI set,
+those fail instead. Every subprocess has a hard timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_pipelines import BIN, project_copy, run, strip_timing
+
+from prompttune import paths
+from prompttune.config import expand_stages, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+SLURM_SH = ROOT / ".ci" / "slurm.sh"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+GRID_TIMEOUT = 1500  # seconds for one Snakemake run of the tiny grid (minutes; more on a busy 2-core host)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        os.environ.get("PROMPTTUNE_TEST_SLURM") != "1",
+        reason="opt-in: PROMPTTUNE_TEST_SLURM=1, as root, after .ci/slurm.sh install (10–20 minutes)",
+    ),
+]
+
+
+def unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"SLURM end-to-end test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+def free_port_pair() -> int:
+    """A port whose successor is free too (slurmctld's and slurmd's)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port < 65000:
+            with socket.socket() as t:
+                try:
+                    t.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free pair of ports on 127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """SLURM_CONF and the node's size, of a single-node SLURM that lives as long as this module's tests."""
+    if not shutil.which("slurmctld") or not shutil.which("munged"):
+        unavailable("SLURM is not installed (`.ci/slurm.sh install`: slurmctld slurmd slurm-client munge)")
+    if os.geteuid() != 0:
+        unavailable("the single-node SLURM of .ci/slurm.sh runs its daemons as root")
+    folder = tmp_path_factory.mktemp("slurm")
+    try:
+        up = subprocess.run(
+            ["bash", str(SLURM_SH), "up", str(folder), str(free_port_pair())],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        up = None
+    if up is None or up.returncode != 0:
+        subprocess.run(["bash", str(SLURM_SH), "down", str(folder)], timeout=60)
+        detail = (up.stdout + up.stderr)[-2000:] if up is not None else "timed out after 120 s"
+        unavailable(f"the SLURM daemons did not start here:\n{detail}")
+    conf = str(folder / "slurm.conf")
+    env = {**os.environ, "SLURM_CONF": conf}
+    node = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%c %m"], env=env, capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()
+    yield {"SLURM_CONF": conf, "cpus": node[0], "mem_mb": node[1]}
+    subprocess.run(["scancel", "--full", "--user", "root"], env=env, timeout=30)
+    subprocess.run(["bash", str(SLURM_SH), "down", str(folder)], timeout=60)
+
+
+def tiny_grid(project: Path) -> None:
+    """The smoke profile cut to `head` and `pt` on FewGLUE CB, two seeds, one job per seed, with enough steps
+    that a training job can be cancelled mid-run after a resume state was saved."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["grid"] = {
+        "seeds": [1, 2],
+        "blocks": {"main": {"cells": ["fewglue.CB"], "methods": ["head", "pt"]}},
+        "stack_seeds": False,
+    }
+    params["run"]["train"].update(steps=60, eval_every=20, checkpoint_every=2, patience=8)
+    params["studies"]["landscape"].update(methods=["pt"], seeds=[1])
+    params["studies"]["mi_check"].update(seeds=[1])
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def cluster_project(tmp_path: Path, mirror: Path, slurm: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    """A project with the tiny grid, its SLURM profile edited as a site would: no account here, this node's
+    size, a short first poll (the test's jobs last seconds)."""
+    project, env = project_copy(tmp_path, mirror, "smoke")
+    tiny_grid(project)
+    profile_file = project / "pipelines/profiles/slurm/config.yaml"
+    profile = yaml.safe_load(profile_file.read_text())
+    profile["default-resources"].pop("slurm_account")
+    profile["default-resources"].update(node_cpus=int(slurm["cpus"]), node_mem_mb=int(slurm["mem_mb"]))
+    profile.update(
+        {"slurm-no-account": True, "slurm-init-seconds-before-status-checks": 2, "latency-wait": 5}
+    )
+    profile_file.write_text(yaml.safe_dump(profile, sort_keys=False))
+    return project, {**env, "SLURM_CONF": slurm["SLURM_CONF"]}
+
+
+def squeue(env: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(job id, state, comment) of every job SLURM still shows (the executor's comment: rule, wildcards)."""
+    command = ["squeue", "-h", "--states=all", "-o", "%i|%T|%k"]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30).stdout
+    return [tuple(line.split("|", 2)) for line in out.splitlines() if line.count("|") >= 2]  # type: ignore[misc]
+
+
+def snakemake_on_slurm(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "snakemake"), "--profile", "pipelines/profiles/slurm", *args],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its whole group is killed if it outlives its timeout
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: int = GRID_TIMEOUT) -> tuple[int, str]:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+        pytest.fail(f"snakemake on SLURM hung (killed after {timeout} s):\n{out[-4000:]}")
+    return proc.returncode, out
+
+
+def test_grid_through_slurm_equals_a_plain_run_and_a_cancelled_job_resumes(
+    tmp_path: Path, mirror: Path, slurm: dict[str, str]
+) -> None:
+    plain, plain_env = project_copy(tmp_path / "plain", mirror, "smoke")
+    tiny_grid(plain)
+    run([str(BIN / "snakemake"), "-c2"], plain, plain_env, timeout=GRID_TIMEOUT)
+
+    project, env = cluster_project(tmp_path / "slurm", mirror, slurm)
+    proc = snakemake_on_slurm(project, env)
+    resume_state = project / "runs/fewglue.CB/pt.resume"
+    cancelled = None
+    deadline = time.monotonic() + GRID_TIMEOUT
+    while cancelled is None and proc.poll() is None and time.monotonic() < deadline:
+        running = [
+            job_id
+            for job_id, state, comment in squeue(env)
+            if state == "RUNNING" and comment.startswith("rule_train_wildcards_fewglue.CB_pt_")
+        ]
+        if running and any(resume_state.rglob("state.pt")):
+            cancelled = running[0]
+            subprocess.run(["scancel", cancelled], env=env, timeout=30, check=True)
+        time.sleep(0.5)
+    code, out = finish(proc)
+    assert cancelled, f"no `pt` training job was seen running with a resume state:\n{out[-4000:]}"
+    assert code == 0, out[-6000:]
+    assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in out, out[-6000:]
+    resumed = [log.read_text() for log in (project / "logs/train/fewglue.CB/pt").glob("seed*.log")]
+    assert any("resuming seed" in text for text in resumed), resumed
+
+    submitted = re.findall(r"^Job \d+ has been submitted with SLURM jobid", out, flags=re.M)
+    assert len(submitted) == 4 + 1 + 1 + 1, out[-6000:]  # 4 runs, landscape, MI check, the resubmission
+    assert (project / "reports/smoke.html").is_file()
+    params = load_params(project / "params.yaml")
+    for config in expand_stages(params):
+        for seed in config.seeds:
+            run_dir = paths.run_dir(config.stage, seed)
+            ours = json.loads((project / run_dir / "metrics.json").read_text())
+            theirs = json.loads((plain / run_dir / "metrics.json").read_text())
+            assert strip_timing(ours) == strip_timing(theirs), f"{run_dir} differs from the plain run"
+            assert (project / run_dir / "predictions.jsonl").read_text() == (
+                plain / run_dir / "predictions.jsonl"
+            ).read_text()
+
+
+def test_a_job_killed_for_memory_is_recognised_and_leaves_no_report(
+    tmp_path: Path, mirror: Path, slurm: dict[str, str]
+) -> None:
+    project, env = cluster_project(tmp_path, mirror, slurm)
+    target = "runs/fewglue.CB/pt/seed1/metrics.json"
+    proc = snakemake_on_slurm(project, env, "--set-resources", "train:mem_mb=120", "--retries", "1", target)
+    code, out = finish(proc)
+    assert code != 0, out[-6000:]
+    killed = [line for line in out.splitlines() if "SLURM status is:" in line and "rule_train" not in line]
+    assert len(killed) >= 2, out[-6000:]  # the first attempt and its retry, each with the job's state
+    assert all(("'OUT_OF_MEMORY'" in line) or ("'FAILED'" in line) for line in killed), killed
+    logs = "\n".join(log.read_text() for log in (project / ".snakemake/slurm_logs").rglob("*.log"))
+    assert "exceeded job memory limit" in logs.lower(), logs[-3000:]  # slurmstepd: the step was over --mem
+    assert not (project / target).exists() and not (project / "reports/smoke.html").exists()
