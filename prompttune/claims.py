@@ -266,6 +266,8 @@ class ClaimRow:
     plan_sd: float = math.nan  # its spread per value
     plan_reference: float = math.nan  # its reference effect (a magnitude)
     plan_values_per_seed: float = 1.0  # values of its test per seed (PTP-3: seed pairs × tasks / 2)
+    forest: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # the first part's estimate and
+    # interval in units of its reference effect, positive in the claimed direction (the forest plot)
 
 
 # --- reading the runs ---------------------------------------------------------------------------
@@ -644,6 +646,12 @@ class Evidence:
         return sum(side[1] for side in self.sides) if self.sides else 0
 
 
+def sorted_interval(part: Part) -> tuple[float, float]:
+    """The part's interval in the test's units, its ends ordered as they are in the claimed direction."""
+    low, high = part.interval
+    return (low, high) if part.direction == "greater" else (high, low)
+
+
 def arm_names(setting: str, methods: Sequence[str], variants: bool = False) -> tuple[str, ...]:
     """The arms a claim reads, as ``ClaimRow.arms`` names them: ``<setting>/<method>`` for its main runs
     and, with ``variants``, ``<setting>/<method>@variants`` for its variant runs too."""
@@ -715,6 +723,9 @@ def _row(
         plan_sd=limiting.test.sd,
         plan_reference=limiting.reference,
         plan_values_per_seed=1 / limiting.seeds_per_unit,
+        forest=tuple(
+            first.sign * v / first.reference for v in (first.test.estimate, *sorted_interval(first))
+        ),
     )
 
 

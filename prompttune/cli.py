@@ -223,15 +223,18 @@ def report(
     grid_record: Path = typer.Option(Path("configs/grid.json"), "--grid", help="from `prompttune configure`"),
     out: Path | None = typer.Option(None, help="HTML file (default reports/<profile>.html)"),
 ) -> None:
-    """Render the self-contained HTML report (and results/claims.csv)."""
+    """Render the self-contained HTML report (and results/claims.csv); print each claim's verdict, as
+    the page's claims table has it, and the page's path."""
     from prompttune import paths
     from prompttune.pipeline import read_grid_record
-    from prompttune.report import render_report
+    from prompttune.report import render_report, verdict_lines
 
     record = read_grid_record(grid_record)
     if not (results / "runs.csv").is_file():
         raise PromptTuneError(f"{results / 'runs.csv'}: not found; run `prompttune aggregate` first")
     path = render_report(record, results, out or paths.report(record.profile))
+    for line in verdict_lines(results / "claims.csv"):
+        typer.echo(line)
     typer.echo(str(path.resolve()))
 
 

@@ -34,6 +34,48 @@ def _task_axes(n: int, width: float, height: float) -> tuple[Figure, list]:
     return fig, list(fig.subplots(1, n, squeeze=False)[0])
 
 
+VERDICT_COLOURS = {
+    "reproduced": "#2e7d32",
+    "contradicted": "#c62828",
+    "smaller than claimed": "#ef6c00",
+    "below reference": "#1565c0",
+    "inconclusive": "#8d8d8d",
+}
+
+
+def forest(rows: list) -> str:
+    """Every measured claim row's effect and interval in units of its reference effect (the paper's
+    number or the project's reference; 1 = that size, 0 = no effect; positive = the claimed direction),
+    coloured by verdict."""
+    shown = [row for row in rows if np.isfinite(row.forest[0])]
+    fig = Figure(figsize=(7.0, 0.42 * len(shown) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    for y, row in enumerate(reversed(shown)):
+        estimate, low, high = row.forest
+        colour = VERDICT_COLOURS[row.verdict]
+        if np.isfinite(low) and np.isfinite(high):
+            ax.hlines(y, low, high, color=colour, linewidth=2)
+        ax.plot(estimate, y, "o", color=colour)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.axvline(1, color="black", linewidth=0.8, linestyle="--")
+    labels = [f"{row.id} ({row.setting}/{row.base})" for row in reversed(shown)]
+    ax.set_yticks(range(len(shown)), labels, fontsize=8)
+    ax.set_xlabel("effect in units of the paper's or the reference effect (0: none; 1, dashed: that size)")
+    finite = [v for row in shown for v in row.forest if np.isfinite(v)]
+    if finite:
+        ax.set_xlim(
+            max(min(finite) - 0.2, -5), min(max(finite) + 0.2, 5)
+        )  # clipped: a wild row stays legible
+    handles = [
+        ax.plot([], [], "o", color=c, label=v)[0]
+        for v, c in VERDICT_COLOURS.items()
+        if any(r.verdict == v for r in shown)
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    return svg(fig)
+
+
 def seed_strip(runs: pd.DataFrame, setting: str) -> str:
     """Every usable run's report score per method (one point per seed; collapsed runs in red) with the
     mean, one panel per task."""

@@ -346,6 +346,17 @@ def verdict_counts(rows: list[claims_module.ClaimRow]) -> list[dict[str, Any]]:
     return [{"verdict": verdict, "count": count} for verdict, count in counts.items() if count]
 
 
+def verdict_lines(claims_csv: Path) -> list[str]:
+    """The claims table as a terminal prints it: claim, scope, verdict and measured effect per row."""
+    table = pd.read_csv(claims_csv, keep_default_na=False)
+    scopes = [f"{row.setting}/{row.base}" if row.setting else "—" for row in table.itertuples()]
+    width = max(len(scope) for scope in scopes)
+    lines = [f"{'claim':6}  {'scope':{width}}  {'verdict':20}  measured"]
+    for row, scope in zip(table.itertuples(), scopes, strict=True):
+        lines.append(f"{row.id:6}  {scope:{width}}  {row.verdict:20}  {row.measured}")
+    return lines
+
+
 def params_hash(grid_path: Path) -> str:
     return hashlib.sha256(grid_path.read_bytes()).hexdigest() if grid_path.is_file() else "unknown"
 
@@ -416,6 +427,7 @@ def render_report(grid: GridRecord, results_dir: Path, out_path: Path, root: Pat
         statistics=statistics_details(),
         error_rate=calibration()["max_false_verdict_rate"],
         verdict_counts=verdict_counts(rows),
+        forest=figures.forest(rows),
         computed_by=computed_by,
         provenance=prov,
         data_sha=sorted(data_sha.items()),

@@ -282,8 +282,11 @@ def test_the_claims_table_reads_at_a_glance(project: Path) -> None:
       table.tHead.rows[0].cells[column("verdict")].click();
       const verdicts = values("verdict");
       const summary = document.querySelector("p.summary").textContent;
+      const forest = document.getElementById("forest");
+      const forestShown = forest.complete && forest.naturalWidth > 0 && forest.getBoundingClientRect().right
+        <= document.documentElement.clientWidth;
       const overflow = table.getBoundingClientRect().right - document.documentElement.clientWidth;
-      return {header, ids, verdicts, summary, overflow,
+      return {header, ids, verdicts, summary, overflow, forestShown,
               pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth};
     })()"""
     page = open_page(out, ARTIFACTS / "report" / "claims-390px.png", width=390, height=1600, script=script)
@@ -296,3 +299,15 @@ def test_the_claims_table_reads_at_a_glance(project: Path) -> None:
     rows = claim_rows(read_runs(project / "results" / "runs.csv"), None)
     assert value["summary"].startswith(f"{len(rows)} claim rows:")
     assert value["overflow"] <= 0 and value["pageOverflow"] <= 0, value
+    assert value["forestShown"], "the forest plot loads and fits the screen"
+
+
+def test_the_terminal_gets_the_verdicts_as_the_page_has_them(project: Path) -> None:
+    from prompttune.report import verdict_lines
+
+    render(project)
+    claims = pd.read_csv(project / "results" / "claims.csv", keep_default_na=False)
+    lines = verdict_lines(project / "results" / "claims.csv")
+    assert lines[0].split() == ["claim", "scope", "verdict", "measured"] and len(lines) == len(claims) + 1
+    for line, row in zip(lines[1:], claims.itertuples(), strict=True):
+        assert line.startswith(row.id) and f"  {row.verdict}" in line and line.endswith(row.measured)
