@@ -646,10 +646,14 @@ class Evidence:
         return sum(side[1] for side in self.sides) if self.sides else 0
 
 
-def sorted_interval(part: Part) -> tuple[float, float]:
-    """The part's interval in the test's units, its ends ordered as they are in the claimed direction."""
+def forest(part: Part) -> tuple[float, float, float]:
+    """The part's estimate and interval in units of its reference effect, positive in the claimed
+    direction (nan where the reference is not a positive number)."""
+    if not part.reference > 0:
+        return math.nan, math.nan, math.nan
     low, high = part.interval
-    return (low, high) if part.direction == "greater" else (high, low)
+    ends = (low, high) if part.direction == "greater" else (high, low)
+    return tuple(part.sign * value / part.reference for value in (part.test.estimate, *ends))
 
 
 def arm_names(setting: str, methods: Sequence[str], variants: bool = False) -> tuple[str, ...]:
@@ -723,9 +727,7 @@ def _row(
         plan_sd=limiting.test.sd,
         plan_reference=limiting.reference,
         plan_values_per_seed=1 / limiting.seeds_per_unit,
-        forest=tuple(
-            first.sign * v / first.reference for v in (first.test.estimate, *sorted_interval(first))
-        ),
+        forest=forest(first),
     )
 
 
