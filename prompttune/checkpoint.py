@@ -4,6 +4,7 @@ objective (with any parameters of its own) — for evaluation, landscapes and ex
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prompttune.backbone import load_backbone
-from prompttune.config import RunConfig, build
 from prompttune.errors import PromptTuneError
 from prompttune.model import PromptModel
 from prompttune.objectives import Objective, build_objective
+from prompttune.schema import RunConfig, build
 from prompttune.tasks import get_task
 
 
@@ -50,7 +51,14 @@ def load_run(
     weights, tokenizer = backbone or load_backbone(config.backbone)
     model = PromptModel.build(config, weights, tokenizer, task)
     objective = build_objective(config.objective, config.objective_options, model)
-    state = torch.load(state_path, map_location="cpu")
+    try:
+        state = torch.load(state_path, map_location="cpu")
+        if not (isinstance(state, dict) and {"model", "objective"} <= set(state)):
+            raise ValueError("no model and objective state")
+    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as exc:
+        raise PromptTuneError(
+            f"{state_path}: not a readable prompt checkpoint ({type(exc).__name__}); train the run again"
+        ) from None
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     if set(state["model"]) != trainable:
         raise PromptTuneError(

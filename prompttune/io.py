@@ -49,14 +49,19 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 @contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces ``path`` whole (with the umask's
-    permissions, as a folder made by ``mkdir`` has), on failure it is removed."""
+    """Yield a temporary sibling folder; on success it replaces ``path`` whole, it and everything written
+    in it with the umask's permissions (as ``mkdir`` and ``open`` give; some writers, e.g. safetensors via
+    PEFT, create private files), on failure it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~umask())
+        mask = umask()
+        for folder, _, names in os.walk(tmp):
+            os.chmod(folder, 0o777 & ~mask)
+            for name in names:
+                os.chmod(os.path.join(folder, name), 0o666 & ~mask)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

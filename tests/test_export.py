@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import warnings
@@ -418,6 +419,36 @@ def test_console_script_exports_the_shipped_position_and_refuses_with_one_line(
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_corrupt_checkpoint_is_one_line_and_exported_files_follow_the_umask(
+    trained: Callable[..., Path], tmp_path: Path
+) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    copy = tmp_path / "run"
+    shutil.copytree(trained(position="after_first"), copy)
+    out = tmp_path / "exported"
+    old = os.umask(0o022)
+    try:
+        export_peft(copy, out)
+    finally:
+        os.umask(old)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in out.rglob("*") if path.is_file()}
+    assert modes and set(modes.values()) == {0o644}, modes
+    (copy / "prompt.pt").write_bytes(b"not a checkpoint")
+    bad = subprocess.run(
+        [PROMPTTUNE, "export-peft", str(copy), str(tmp_path / "bad")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and not (tmp_path / "bad").exists()
+    lines = bad.stderr.strip().splitlines()
+    assert lines == [
+        f"error: {copy / 'prompt.pt'}: not a readable prompt checkpoint (UnpicklingError); "
+        "train the run again"
+    ], bad.stderr
 
 
 # --- prompt position start --------------------------------------------------------------------------------
