@@ -711,9 +711,17 @@ def synthetic_figure(runs: dict[str, list[Trajectory]], summaries: list[dict[str
     figure = Figure(figsize=(4 * len(runs), 3.4), layout="constrained")
     axes = figure.subplots(1, len(runs), squeeze=False)[0]
     for ax, summary, trajectories in zip(axes, summaries, runs.values(), strict=True):
+        top = 0.0
         for factor, run in zip(ETA_FACTORS, trajectories, strict=True):
             gaps = [max(v - summary["f_star"], 1e-17) for v in run.values]
-            ax.semilogy(gaps, "--" if factor >= 2 else "-", label=f"η = {factor:g}/L̂")
+            diverging = factor >= 2
+            label = f"η = {factor:g}/L̂" + (" (diverges; clipped)" if diverging else "")
+            ax.semilogy(gaps, "--" if diverging else "-", label=label)
+            top = top if diverging else max(top, max(gaps))
+        if (
+            top > 0
+        ):  # the step size past 2/L̂ diverges by many orders: the axis keeps the converging runs legible
+            ax.set_ylim(top=10 * top)
         ax.set_title(f"{summary['problem']}, L̂ = {summary['L_hat']:.3g}", fontsize=9)
         ax.set_xlabel("GD step")
         ax.set_ylabel("f − f*")

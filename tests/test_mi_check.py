@@ -286,3 +286,16 @@ def test_mi_check_command_writes_checks_and_reports_them(tmp_path: Path, synthet
     assert f"{n} of {n} checks passed, {k} of {k} negative controls failed" in result.output
     rerun = (out / "checks.json").read_bytes()
     assert rerun == (synthetic_out / "checks.json").read_bytes(), "a rerun writes the same bytes"
+
+
+def test_the_diverging_control_does_not_flatten_the_synthetic_figure() -> None:
+    """The step size past 2/L̂ grows by hundreds of orders; the axis stays on the converging runs."""
+    from prompttune.mi_check import ETA_FACTORS, Trajectory, synthetic_figure
+
+    converging = [1.0 / (k + 1) for k in range(50)]
+    diverging = [10.0 ** (3 * k) for k in range(50)]
+    runs = [Trajectory(f, diverging if f >= 2 else converging, [], []) for f in ETA_FACTORS]
+    figure = synthetic_figure({"p": runs}, [{"problem": "p", "f_star": 0.0, "L_hat": 1.0}])
+    (ax,) = figure.axes
+    assert ax.get_ylim()[1] == pytest.approx(10.0)
+    assert any("diverges; clipped" in text.get_text() for text in ax.get_legend().get_texts())
