@@ -80,7 +80,7 @@ def surfaces_figure(surfaces: Sequence[dict], titles: Sequence[str]) -> Figure:
     levels = _levels(surfaces)
     cols = min(len(surfaces), 4)
     rows = math.ceil(len(surfaces) / cols)
-    fig = Figure(figsize=(4 * cols + 1, 3.8 * rows))
+    fig = Figure(figsize=(4.8 * cols + 1, 4.4 * rows), layout="constrained")  # labels never overlap a panel
     axes = fig.subplots(rows, cols, squeeze=False)
     filled = None
     for ax, surface, title in zip(axes.ravel(), surfaces, titles, strict=False):

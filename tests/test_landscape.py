@@ -276,3 +276,23 @@ def test_landscape_for_a_trained_run_writes_json_and_png(
     assert (tmp_path / "study" / "pt2" / "surface.json").is_file() and (
         tmp_path / "study" / "surfaces.png"
     ).is_file()
+
+
+def test_panels_of_a_surfaces_figure_do_not_overlap() -> None:
+    """Each panel's box, with its title and axis labels, stays clear of its neighbours."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from prompttune.landscape_plots import surfaces_figure
+
+    surface = grid(lambda a, b: a * a + b * b)
+    surface.update(rho=0.5, sharpness=0.1, centre_accuracy=0.5, centre_score=0.5)
+    fig = surfaces_figure([surface] * 6, [f"seed{i}" for i in range(6)])
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    boxes = [
+        ax.get_tightbbox(renderer) for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"
+    ]
+    assert len(boxes) == 6
+    for i, first in enumerate(boxes):
+        for second in boxes[i + 1 :]:
+            assert not first.overlaps(second), (first, second)
