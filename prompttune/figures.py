@@ -46,8 +46,10 @@ VERDICT_COLOURS = {
 def forest(rows: list) -> str:
     """Every measured claim row's effect and interval in units of its reference effect (the paper's
     number or the project's reference; 1 = that size, 0 = no effect; positive = the claimed direction),
-    coloured by verdict."""
+    coloured by verdict; "" when no row has an effect to show."""
     shown = [row for row in rows if np.isfinite(row.forest[0])]
+    if not shown:
+        return ""
     fig = Figure(figsize=(7.0, 0.42 * len(shown) + 1.2), layout="constrained")
     ax = fig.subplots()
     for y, row in enumerate(reversed(shown)):

@@ -283,8 +283,8 @@ def test_the_claims_table_reads_at_a_glance(project: Path) -> None:
       const verdicts = values("verdict");
       const summary = document.querySelector("p.summary").textContent;
       const forest = document.getElementById("forest");
-      const forestShown = forest.complete && forest.naturalWidth > 0 && forest.getBoundingClientRect().right
-        <= document.documentElement.clientWidth;
+      const forestShown = !forest || (forest.complete && forest.naturalWidth > 0
+        && forest.getBoundingClientRect().right <= document.documentElement.clientWidth);
       const overflow = table.getBoundingClientRect().right - document.documentElement.clientWidth;
       return {header, ids, verdicts, summary, overflow, forestShown,
               pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth};
@@ -299,7 +299,7 @@ def test_the_claims_table_reads_at_a_glance(project: Path) -> None:
     rows = claim_rows(read_runs(project / "results" / "runs.csv"), None)
     assert value["summary"].startswith(f"{len(rows)} claim rows:")
     assert value["overflow"] <= 0 and value["pageOverflow"] <= 0, value
-    assert value["forestShown"], "the forest plot loads and fits the screen"
+    assert value["forestShown"], "the forest plot, where there is one, loads and fits the screen"
 
 
 def test_the_terminal_gets_the_verdicts_as_the_page_has_them(project: Path) -> None:
@@ -311,3 +311,24 @@ def test_the_terminal_gets_the_verdicts_as_the_page_has_them(project: Path) -> N
     assert lines[0].split() == ["claim", "scope", "verdict", "measured"] and len(lines) == len(claims) + 1
     for line, row in zip(lines[1:], claims.itertuples(), strict=True):
         assert line.startswith(row.id) and f"  {row.verdict}" in line and line.endswith(row.measured)
+
+
+def test_the_forest_plot_shows_every_measured_claim_in_units_of_its_reference() -> None:
+    import base64
+
+    from prompttune import figures
+    from prompttune.claims import ClaimRow
+
+    def row(claim: str, verdict: str, forest: tuple[float, float, float]) -> ClaimRow:
+        return ClaimRow(claim, "", "", "", "", "", "", "", verdict, "", "", "", "s", "pt", forest=forest)
+
+    rows = [
+        row("PTP-2", "reproduced", (2.0, 1.2, 2.8)),
+        row("IP-1", "below reference", (0.2, -0.2, 0.6)),
+        row("IP-5", "reproduced", (math.nan, math.nan, math.nan)),
+    ]
+    uri = figures.forest(rows)
+    svg = base64.b64decode(uri.split(",", 1)[1]).decode()
+    assert "PTP-2 (s/pt)" in svg and "IP-1 (s/pt)" in svg and "IP-5" not in svg
+    assert figures.VERDICT_COLOURS["reproduced"].lstrip("#") in svg.lower()
+    assert figures.forest(rows[2:]) == "", "nothing to show: no figure"
