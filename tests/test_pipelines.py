@@ -316,6 +316,13 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     page = (plots / "index.html").read_text()
     assert "metrics_curves_fewglue_CB_pt_csv" in page and "select_score" in page
     assert changed_stages(dvc_project, env) == set(), "everything up to date"
+    # Importing the package from the project with bytecode written (as an editable install does) and an
+    # editor's backup file change no stage: DVC hashes source only (.dvcignore).
+    bytecode = {key: value for key, value in env.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    run([str(BIN / "python"), "-c", "import prompttune.train, prompttune.report"], dvc_project, bytecode)
+    assert list((dvc_project / "prompttune").rglob("__pycache__/*.pyc")), "bytecode was written"
+    (dvc_project / "prompttune" / "tasks" / "cb.py~").write_text("# an editor's backup\n")
+    assert changed_stages(dvc_project, env) == set(), "bytecode and backups are not dependencies"
 
     # An edit to one cell's settings retrains that cell only; a changed constant in claims.py the report only.
     text = (dvc_project / "params.yaml").read_text()
