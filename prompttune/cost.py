@@ -21,10 +21,11 @@ FLOPs:
   behind the usual 6·P per token (Kaplan et al. §2.1), while QKᵀ and AV multiply two activations and
   take gradients to both, twice their forward. A cross-entropy step is so ≈ 2× a forward pass (the
   4·P·tokens of benchmarks/peft_throughput.py, attention added);
-- passes per step (``passes``): PTP's ``extra_passes`` (prompttune/objectives/ptp.py): rn ``2F + 2B``,
-  adv-emb ``(K + 2)·(F + B)``, adv-text ``2F + 3B`` plus HotFlip's vocabulary products ``2·N·T·d·V``,
-  which run in fp32; InfoPrompt with β > 0 one forward without prompt per training example, once (its
-  cached ``r⁻``); base ``head`` on cached features one forward over every split, once;
+- passes per step (``passes``): what the objective declares for its options (``Objective.passes``,
+  prompttune/objectives/), never read off its name, e.g. PTP's rn ``2F + 2B``, adv-emb ``(K + 2)·(F + B)``,
+  adv-text ``2F + 3B``; HotFlip's vocabulary products (``Passes.hotflip``) ``2·N·T·d·V``, which run in
+  fp32; one forward without prompt per training example, once (``Passes.negatives``: InfoPrompt's cached
+  ``r⁻`` with β > 0); base ``head`` on cached features one forward over every split, once;
 - evaluation: a forward over the selection split at step 0, every ``eval_every`` steps and at the step
   cap, then the selected checkpoint on the selection and report splits; the step cap is an upper bound
   (early stopping only shortens a run);
@@ -54,9 +55,9 @@ token and layer, ``e`` the compute dtype's bytes (bf16: 2, fp32: 4), ``m`` a dro
   autocast makes and backward reuses, ``e·P``.
 
 A step's peak is the static part (fp32 weights, each seed's prompt and head with gradient and AdamW's
-two moments) plus, for the seeds sharing the backbone pass, the graphs alive at once (two for PTP: the
-clean and the perturbed pass) plus one layer's saved activations for the gradients being formed
-(choice). It must fit ``budget`` × the device memory (choice: 85 %, the rest for the CUDA context and
+two moments) plus, for the seeds sharing the backbone pass, the graphs alive at once (``Passes.live_graphs``,
+two for PTP: the clean and the perturbed pass) plus one layer's saved activations for the gradients being
+formed (choice). It must fit ``budget`` × the device memory (choice: 85 %, the rest for the CUDA context and
 the allocator's fragmentation). ``fit`` finds the fewest micro-batches of whole examples (gradient
 accumulation, for objectives whose loss is a mean over examples: ``run.train.micro_batch_size``, which
 the model reads when it is set and otherwise names) and, if one example is still too large, the choices
@@ -72,11 +73,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from prompttune import paths
 from prompttune.config import Params, RunConfig, Stage, StageConfig, TrainConfig, expand_stages, split_cell
 from prompttune.errors import PromptTuneError
+
+if TYPE_CHECKING:
+    from prompttune.objectives.base import Passes
 
 GIB = 2**30
 Precision = Literal["bf16", "fp16", "fp32"]
@@ -483,39 +487,11 @@ def nograd_bytes(shape: Shape, sequences: float, t_q: int, t_k: int, precision: 
 # --- one training step ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Passes:
-    """One training step through the backbone in units of one forward ``F`` and one backward ``B`` of the
-    batch; the autograd graphs alive at once; whether the loss is a mean over examples (micro-batches then
-    give the same gradient); HotFlip's products; InfoPrompt's once-per-example forward without prompt."""
-
-    forward: int
-    backward: int
-    live_graphs: int
-    separable: bool
-    hotflip: bool = False
-    negatives: bool = False
-
-
 def passes(run: RunConfig) -> Passes:
-    """The pass structure of the run's objective (PTP: ``extra_passes`` of prompttune/objectives/ptp.py;
-    InfoPrompt's ``L_rep`` contrasts every example of a batch with the others, so it is not separable)."""
-    from prompttune.objectives import OBJECTIVES
+    """The pass structure the run's objective declares for its options (``Objective.passes``)."""
+    from prompttune.objectives.base import objective_passes
 
-    name, options = run.objective, run.objective_options
-    family = OBJECTIVES.get(name).family
-    if family == "ce":
-        return Passes(1, 1, 1, separable=True)
-    if name == "ptp-adv-emb":
-        k = options["steps"]
-        return Passes(k + 2, k + 2, 2, separable=True)
-    if name == "ptp-adv-text":
-        return Passes(2, 3, 2, separable=True, hotflip=True)
-    if family == "ptp":
-        return Passes(2, 2, 2, separable=True)
-    if family == "infoprompt":
-        return Passes(1, 1, 1, separable=options["beta"] == 0, negatives=options["beta"] > 0)
-    raise PromptTuneError(f"cost: objective {name!r} has no pass structure in prompttune.cost.passes")
+    return objective_passes(run.objective, run.objective_options)
 
 
 def configured_micro_batch(train: TrainConfig) -> int:

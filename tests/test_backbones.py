@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from helpers import CB_EXAMPLES, COPA_EXAMPLES
 from transformers import DistilBertConfig, DistilBertModel, PreTrainedModel, PreTrainedTokenizerBase
 
+from prompttune import objectives
 from prompttune.backbone import backbone_config, load_backbone
 from prompttune.bases.pt2 import DeepPrompt
 from prompttune.batches import Batch, collate, encode
@@ -31,16 +32,7 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {  # test name → (base, p
     "pt2": ("pt2", {}),
     "pt2-reparam": ("pt2", {"reparam": True}),
 }
-OBJECTIVES = (
-    "ce",
-    "ptp-rn-emb",
-    "ptp-adv-emb",
-    "ptp-rn-text",
-    "ptp-adv-text",
-    "infoprompt",
-    "infoprompt-head",
-    "infoprompt-rep",
-)
+OBJECTIVES = tuple(objectives.OBJECTIVES.names())  # every registered objective
 TASKS = ("CB", "COPA")
 PROMPT_LENGTH = 3
 POSITION_CAPACITY = 256  # tokens every tiny backbone's position table holds (conftest)
@@ -60,12 +52,12 @@ OBJECTIVE_PARAMETERS = {"infoprompt": {"w_c"}, "infoprompt-rep": {"w_c"}}
 
 
 def refused(backbone: str, variant: str, objective: str) -> bool:
-    """The combinations that must be refused: ALBERT's attention takes no cache (pt2); InfoPrompt needs a
-    prompt (head)."""
+    """The combinations that must be refused: ALBERT's attention takes no cache (pt2); an objective that
+    declares ``needs_prompt`` (InfoPrompt) needs a prompt (head)."""
     base = VARIANTS[variant][0]
     if backbone == "albert" and base == "pt2":
         return True
-    return base == "head" and objective.startswith("infoprompt")
+    return base == "head" and objectives.OBJECTIVES.get(objective).needs_prompt
 
 
 MATRIX = [

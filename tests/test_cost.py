@@ -24,7 +24,9 @@ from prompttune.config import (
     params_from_dict,
     read_yaml,
 )
-from prompttune.model import PromptModel
+from prompttune.model import Batch, PromptModel
+from prompttune.objectives import OBJECTIVES, Objective, ObjectiveConfig
+from prompttune.objectives.base import ObjectiveRegistry, Passes, objective_config
 from prompttune.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,6 +111,48 @@ def test_a_training_job_by_hand(
     assert job.gpu and job.precision == "bf16" and job.steps == 10 and job.tokens_per_step == 8 * 8
     assert job.runtime_min == 10  # 1.5·(seconds + 120 s start) is 3 minutes: the minimum request
     assert job.resources() == {"runtime": 10, "mem_mb": job.mem_mb, "gpu": 1}
+
+
+@pytest.mark.parametrize("name", OBJECTIVES.names())
+def test_the_cost_model_reads_each_objective_s_own_declaration(name: str) -> None:
+    run = hand_run("pt2" if name == "ce" else f"pt2-{name}")
+    declared = OBJECTIVES.get(name).passes(objective_config(name, run.objective_options))
+    assert cost.passes(run) == declared
+    assert declared.separable or not OBJECTIVES.get(name).separable  # a separable class: every config
+
+
+def test_the_declared_passes_follow_the_options() -> None:
+    def step(name: str, **options: object) -> Passes:
+        return cost.passes(dataclasses.replace(hand_run(f"pt2-{name}"), objective_options=options))
+
+    assert step("ptp-adv-emb", steps=5) == Passes(7, 7, 2, separable=True)  # K + 2 with K = 5
+    assert step("ptp-adv-emb") == Passes(4, 4, 2, separable=True)  # the default K = 2
+    assert step("ptp-rn-text") == Passes(2, 2, 2, separable=True)
+    assert step("ptp-adv-text") == Passes(2, 3, 2, separable=True, hotflip=True)
+    assert step("infoprompt") == Passes(1, 1, 1, separable=False, negatives=True)  # β = 0.2
+    assert step("infoprompt", beta=0.0) == Passes(1, 1, 1, separable=True)
+    assert step("infoprompt-head") == Passes(1, 1, 1, separable=True)  # β fixed at 0
+    assert cost.passes(hand_run("pt2")) == Passes(1, 1, 1, separable=True)
+
+
+def test_an_objective_without_a_pass_declaration_is_refused_at_registration() -> None:
+    class Undeclared(Objective):
+        name = "undeclared"
+
+        def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+            raise NotImplementedError
+
+    refusal = r"objective 'undeclared' \(.*\.Undeclared\) declares no pass structure"
+    with pytest.raises(TypeError, match=refusal) as caught:
+        OBJECTIVES.register("undeclared")(Undeclared)
+    assert "\n" not in str(caught.value) and "undeclared" not in OBJECTIVES
+
+    class Declared(Undeclared):
+        @classmethod
+        def passes(cls, config: ObjectiveConfig) -> Passes:
+            return Passes(1, 1, 1, separable=False)
+
+    assert ObjectiveRegistry("objective").register("declared")(Declared) is Declared  # a registry of its own
 
 
 def test_step_cap_from_epochs_and_the_official_sizes(paper: cost.ProfileCost) -> None:

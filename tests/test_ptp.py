@@ -8,18 +8,19 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import CB_EXAMPLES
+from helpers import CB_EXAMPLES, tiny_config
 
+from prompttune import cost
 from prompttune.backbone import load_backbone
 from prompttune.batches import collate, encode
 from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
 from prompttune.errors import PromptTuneError
 from prompttune.model import PromptModel
-from prompttune.objectives import build_objective
-from prompttune.objectives.ptp import embedding_rms, hotflip_ids, pgd_delta, project
+from prompttune.objectives import OBJECTIVES, build_objective
+from prompttune.objectives.ptp import PTPObjective, embedding_rms, hotflip_ids, pgd_delta, project
 from prompttune.tasks import Example, get_task
 
-VARIANTS = ["ptp-rn-emb", "ptp-adv-emb", "ptp-rn-text", "ptp-adv-text"]
+VARIANTS = [name for name in OBJECTIVES.names() if issubclass(OBJECTIVES.get(name), PTPObjective)]
 COPA_EXAMPLES = [
     Example(guid="c-0", text_a="The glass fell.", choices=("so it broke.", "so it sang."), label=0),
     Example(guid="c-1", text_a="She was tired.", choices=("because she ran.", "because she slept."), label=1),
@@ -230,10 +231,12 @@ def test_gradients_reach_exactly_the_trainable_parameters(
     tiny_backbone: str, name: str, base: str, task: str
 ) -> None:
     model, batch = build(tiny_backbone, base=base, task=task)
+    method = f"{base}-{name}"
     objective = build_objective(name, {}, model)
     loss, logs = objective.loss(model, batch)
     assert set(logs) == {"ce", "ce_perturbed", "extra_passes"}
-    assert logs["extra_passes"] == EXTRA_PASSES[name]
+    # one source of the facts: the logged count is that of the passes the cost model reads
+    assert logs["extra_passes"] == EXTRA_PASSES[name] == cost.passes(tiny_config(tiny_backbone, method)).extra
     assert loss.item() == pytest.approx(logs["ce"] + logs["ce_perturbed"], rel=1e-6)
     loss.backward()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}

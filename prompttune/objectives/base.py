@@ -1,6 +1,8 @@
-"""The objective interface: given the model and a batch, the loss to minimise (and numbers to log); its
-registry; and which (backbone, base, objective) combinations run (``check_support``: objectives build on the
-prompt bases, so this is the lowest layer that knows both registries).
+"""The objective interface: given the model and a batch, the loss to minimise (and numbers to log); the
+passes through the backbone a training step takes (``Passes``, declared by every objective, read by
+prompttune/cost.py); its registry; and which (backbone, base, objective) combinations run
+(``check_support``: objectives build on the prompt bases, so this is the lowest layer that knows both
+registries).
 
 An objective is an ``nn.Module`` so it can own trainable parameters of its own (they are optimised and
 saved with the prompt); its typed config validates the options of ``run.objectives.<name>``.
@@ -9,6 +11,7 @@ saved with the prompt); its typed config validates the options of ``run.objectiv
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,6 +32,27 @@ class ObjectiveConfig:
     """Options of an objective (none for plain cross-entropy)."""
 
 
+@dataclass(frozen=True)
+class Passes:
+    """One training step through the backbone in units of one forward ``F`` and one backward ``B`` of the
+    batch; the autograd graphs alive at once; whether the loss is a mean over examples (micro-batches then
+    give the same gradient); whether it takes HotFlip's vocabulary products (fp32, per sequence); whether
+    it takes one forward without prompt per training example, once (InfoPrompt's cached ``r⁻``)."""
+
+    forward: int
+    backward: int
+    live_graphs: int
+    separable: bool
+    hotflip: bool = False
+    negatives: bool = False
+
+    @property
+    def extra(self) -> int:
+        """Passes beyond plain cross-entropy's forward and backward, a forward with its backward counted
+        once (choice: PTP's logged ``extra_passes``)."""
+        return max(self.forward, self.backward) - 1
+
+
 class Objective(nn.Module, ABC):
     """``loss`` returns the loss to minimise and numbers to log. An objective that draws no random
     numbers and treats every example on its own may set ``stackable``: the training loop then also
@@ -41,7 +65,8 @@ class Objective(nn.Module, ABC):
 
     What the claims compare is declared, never read off the name: ``family`` (``ce``, ``ptp``,
     ``infoprompt``, or a new method's own) and ``ablation_of`` (the objective this one removes a part
-    of, e.g. InfoPrompt's single-loss ablations)."""
+    of, e.g. InfoPrompt's single-loss ablations). So is the pass structure of a step (``passes``), which
+    the cost model reads: registration refuses an objective that does not declare it."""
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[ObjectiveConfig]] = ObjectiveConfig
@@ -56,17 +81,48 @@ class Objective(nn.Module, ABC):
         super().__init__()
         self.config = config
 
+    @classmethod
+    @abstractmethod
+    def passes(cls, config: ObjectiveConfig) -> Passes:
+        """The passes one training step takes under ``config`` (no default: every objective declares it)."""
+
     @abstractmethod
     def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
-OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+class ObjectiveRegistry(Registry[type[Objective]]):
+    """The objectives by name; registering one that does not declare ``passes`` is a one-line error."""
+
+    def register(self, name: str) -> Callable[[type[Objective]], type[Objective]]:
+        add = super().register(name)
+
+        def decorator(cls: type[Objective]) -> type[Objective]:
+            if getattr(cls.passes, "__isabstractmethod__", False):
+                raise TypeError(
+                    f"objective {name!r} ({cls.__module__}.{cls.__qualname__}) declares no pass structure: "
+                    "define the classmethod passes(config) -> Passes"
+                )
+            return add(cls)
+
+        return decorator
 
 
-def build_objective(name: str, options: dict[str, Any], model: PromptModel) -> Objective:
+OBJECTIVES = ObjectiveRegistry("objective")
+
+
+def objective_config(name: str, options: Mapping[str, Any]) -> ObjectiveConfig:
+    """Objective ``name``'s options, validated, every default filled in."""
+    return build(OBJECTIVES.get(name).config_class, dict(options), f"run.objectives.{name}")
+
+
+def build_objective(name: str, options: Mapping[str, Any], model: PromptModel) -> Objective:
     """Instantiate objective ``name`` with its validated options."""
-    cls = OBJECTIVES.get(name)
-    return cls(build(cls.config_class, options, f"run.objectives.{name}"), model)
+    return OBJECTIVES.get(name)(objective_config(name, options), model)
+
+
+def objective_passes(name: str, options: Mapping[str, Any]) -> Passes:
+    """The passes objective ``name`` declares for ``options`` (what prompttune/cost.py costs)."""
+    return OBJECTIVES.get(name).passes(objective_config(name, options))
 
 
 def _reason(base: str, objective: str, backbone_config: PretrainedConfig) -> str | None:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from prompttune.model import Batch, PromptModel, StackedModel
-from prompttune.objectives.base import OBJECTIVES, Objective
+from prompttune.objectives.base import OBJECTIVES, Objective, ObjectiveConfig, Passes
 
 
 @OBJECTIVES.register("ce")
@@ -16,6 +16,11 @@ class CrossEntropy(Objective):
     stackable = True
     features_only = True
     separable = True
+
+    @classmethod
+    def passes(cls, config: ObjectiveConfig) -> Passes:
+        """One forward and its backward."""
+        return Passes(1, 1, 1, separable=cls.separable)
 
     def loss(self, model: PromptModel | StackedModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         loss = model.seed_means(F.cross_entropy(model(batch).logits, batch["labels"], reduction="none"))

@@ -34,7 +34,7 @@ from torch import nn
 from prompttune.backbone import embedding_to_hidden
 from prompttune.errors import PromptTuneError
 from prompttune.model import Batch, PromptModel
-from prompttune.objectives.base import OBJECTIVES, Objective, ObjectiveConfig
+from prompttune.objectives.base import OBJECTIVES, Objective, ObjectiveConfig, Passes
 
 _INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -179,6 +179,12 @@ class InfoPrompt(Objective):
         self.w_c: nn.Parameter | None = nn.Parameter(torch.eye(d)) if config.beta > 0 else None
         self.contrast = PAPER
         self._negatives: dict[int, tuple[int, torch.Tensor]] = {}  # example_index → (token hash, r⁻)
+
+    @classmethod
+    def passes(cls, config: InfoPromptConfig) -> Passes:  # type: ignore[override]
+        """One forward and its backward; with β > 0, ``L_rep`` contrasts every example of a batch with the
+        others (not separable) and each example's ``r⁻`` costs one forward without prompt, once."""
+        return Passes(1, 1, 1, separable=config.beta == 0, negatives=config.beta > 0)
 
     def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         out = model(batch)

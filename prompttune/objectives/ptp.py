@@ -17,9 +17,13 @@ Variants and defaults:
 - ``ptp-rn-text``: each text token replaced by the mask token with probability p; p = 0.1.
 - ``ptp-adv-text``: HotFlip, the k first-order-best (position, token) substitutions; k = ⌈0.1·len⌉.
 
-``logs``: ``ce`` (clean), ``ce_perturbed`` and ``extra_passes``, the passes through the network
-beyond plain CE (rn: 1 forward (+ its backward); adv-emb: K forward+backward ascent steps + 1;
-adv-text: 1 backward for ∇_{e(x)} CE + 1 forward on x̃).
+Passes per step (``passes``, what the cost model reads; two graphs alive at once, clean and perturbed):
+rn ``2F + 2B``; adv-emb ``(K + 2)·(F + B)``, K ascent steps besides the clean and the perturbed pass;
+adv-text ``2F + 3B``, ∇_{e(x)} CE of the clean pass besides, and HotFlip's vocabulary products.
+
+``logs``: ``ce`` (clean), ``ce_perturbed`` and ``extra_passes``, ``Passes.extra`` of that declaration: the
+passes through the network beyond plain CE, a forward with its backward counted once (rn 1, adv-emb K + 1,
+adv-text 2: ∇_{e(x)} CE and the pass on x̃).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from prompttune.model import Batch, PromptModel
-from prompttune.objectives.base import OBJECTIVES, Objective, ObjectiveConfig
+from prompttune.objectives.base import OBJECTIVES, Objective, ObjectiveConfig, Passes
 
 
 def embedding_rms(model: PromptModel) -> float:
@@ -191,9 +195,6 @@ class PTPObjective(Objective):
         self.rms = embedding_rms(model)
         self.dim = model.backbone.get_input_embeddings().weight.shape[1]
 
-    def extra_passes(self) -> int:
-        return 1
-
     @abstractmethod
     def perturb(
         self, model: PromptModel, batch: Batch, embeds: torch.Tensor, ce: torch.Tensor
@@ -216,7 +217,7 @@ class PTPObjective(Objective):
         return loss, {
             "ce": ce.item(),
             "ce_perturbed": ce_perturbed.item(),
-            "extra_passes": float(self.extra_passes()),
+            "extra_passes": float(self.passes(self.config).extra),
         }
 
 
@@ -227,6 +228,11 @@ class RandomEmbedding(PTPObjective):
     name = "ptp-rn-emb"
     config_class = RandomEmbeddingConfig
     config: RandomEmbeddingConfig
+
+    @classmethod
+    def passes(cls, config: ObjectiveConfig) -> Passes:
+        """The clean and the perturbed pass, each with its backward."""
+        return Passes(2, 2, 2, separable=cls.separable)
 
     def perturb(
         self, model: PromptModel, batch: Batch, embeds: torch.Tensor, ce: torch.Tensor
@@ -245,8 +251,10 @@ class AdversarialEmbedding(PTPObjective):
     config_class = AdversarialEmbeddingConfig
     config: AdversarialEmbeddingConfig
 
-    def extra_passes(self) -> int:
-        return self.config.steps + 1
+    @classmethod
+    def passes(cls, config: AdversarialEmbeddingConfig) -> Passes:  # type: ignore[override]
+        """K ascent steps, then the clean and the perturbed pass, each with its backward."""
+        return Passes(config.steps + 2, config.steps + 2, 2, separable=cls.separable)
 
     def perturb(
         self, model: PromptModel, batch: Batch, embeds: torch.Tensor, ce: torch.Tensor
@@ -277,6 +285,11 @@ class RandomText(PTPObjective):
             candidates = torch.tensor([i for i in range(model.vocab_size) if i not in special])
         self.register_buffer("candidates", candidates, persistent=False)
 
+    @classmethod
+    def passes(cls, config: ObjectiveConfig) -> Passes:
+        """The clean and the perturbed pass, each with its backward."""
+        return Passes(2, 2, 2, separable=cls.separable)
+
     def perturb(
         self, model: PromptModel, batch: Batch, embeds: torch.Tensor, ce: torch.Tensor
     ) -> torch.Tensor:
@@ -306,8 +319,11 @@ class AdversarialText(PTPObjective):
         allowed[list(model.special_token_ids)] = False
         self.register_buffer("allowed", allowed, persistent=False)
 
-    def extra_passes(self) -> int:
-        return 2
+    @classmethod
+    def passes(cls, config: ObjectiveConfig) -> Passes:
+        """The clean pass, ∇_{e(x)} CE (one backward), the perturbed pass, and the loss's backward through
+        both; HotFlip's vocabulary products."""
+        return Passes(2, 3, 2, separable=cls.separable, hotflip=True)
 
     def perturb(
         self, model: PromptModel, batch: Batch, embeds: torch.Tensor, ce: torch.Tensor
