@@ -151,12 +151,19 @@ if STACK:  # one job per stage, every seed in one process, as DVC's stages
 
 else:  # one job per seed, for a cluster to spread
 
+    def seed_run(w):
+        """The seed's resolved run config: a change reruns the job (Snakemake's params trigger), while the
+        stage config file it shares with other seeds is ancient, so adding seeds trains only the new ones."""
+        return json.dumps(COST.stages[STAGE_OF[w.cell, w.name]].run.to_dict() | {"seed": int(w.seed)}, sort_keys=True)
+
     rule train:
         input:
-            config=stage_config,
+            config=ancient(stage_config),
             data="data/{cell}",
             backbone=lambda w: prefetched(stage_backbone(w)),
             code=code("train"),
+        params:
+            run=seed_run,
         output:
             [f"runs/{{cell}}/{{name}}/seed{{seed}}/{name}" for name in RUN_FILES],
         wildcard_constraints:
@@ -240,6 +247,7 @@ rule aggregate:
 rule report:
     input:
         str(paths.GRID_RECORD),
+        [name for name in ["seeds.yaml"] if PARAMS.grid.decide and Path(name).is_file()],  # the loop's log
         "results/runs.csv",
         "results/curves.csv",
         str(paths.MI_CHECK_DIR),

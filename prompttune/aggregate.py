@@ -37,9 +37,11 @@ def read_curve(path: Path) -> pd.DataFrame:
 def run_sharpness(
     grid: GridRecord, cell: str, method: str, variant: str | None, seed: int, root: Path
 ) -> float:
-    """The run's calibrated sharpness from the landscape study, nan when the study does not cover it."""
+    """The run's calibrated sharpness from the landscape study, nan when the study does not cover it
+    (under ``grid.decide`` it covers every seed of its methods)."""
     study = grid.landscape
-    if variant or cell not in study["cells"] or method not in study["methods"] or seed not in study["seeds"]:
+    seeds_covered = grid.decide is not None or seed in study["seeds"]
+    if variant or cell not in study["cells"] or method not in study["methods"] or not seeds_covered:
         return math.nan
     path = root / paths.landscape_dir(cell, method) / f"seed{seed}" / "surface.json"
     if not path.is_file():

@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from prompttune import paper_numbers
+from prompttune.schema import arm_name
 from prompttune.stats import (
     ALPHA,
     MAX_SEEDS,
@@ -268,6 +269,9 @@ class ClaimRow:
     plan_values_per_seed: float = 1.0  # values of its test per seed (PTP-3: seed pairs × tasks / 2)
     forest: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # the first part's estimate and
     # interval in units of its reference effect, positive in the claimed direction (the forest plot)
+    arm_seeds: str = ""  # the adaptive design: seeds each arm got, "<arm>=<n>" (decide.annotate)
+    seconds: float = math.nan  # the adaptive design: recorded training seconds of the claim's arms
+    stopped: str = ""  # the adaptive design: what closed an undecided claim (budget, cap, futility, …)
 
 
 # --- reading the runs ---------------------------------------------------------------------------
@@ -659,8 +663,8 @@ def forest(part: Part) -> tuple[float, float, float]:
 def arm_names(setting: str, methods: Sequence[str], variants: bool = False) -> tuple[str, ...]:
     """The arms a claim reads, as ``ClaimRow.arms`` names them: ``<setting>/<method>`` for its main runs
     and, with ``variants``, ``<setting>/<method>@variants`` for its variant runs too."""
-    kinds = ("", "@variants") if variants else ("",)
-    return tuple(f"{setting}/{method}{kind}" for method in methods for kind in kinds)
+    kinds = (False, True) if variants else (False,)
+    return tuple(arm_name(setting, method, kind) for method in methods for kind in kinds)
 
 
 def _row(

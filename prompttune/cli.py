@@ -112,6 +112,7 @@ def train(
     """Train and evaluate one stage's seeds in one process (seed-parallel where the objective allows:
     README, "Seed-parallel training"); with every seed of the stage, also its headline metrics."""
     import dataclasses
+    import shutil
 
     from prompttune import paths
     from prompttune.config import (
@@ -124,7 +125,7 @@ def train(
     )
     from prompttune.io import atomic_write_json, atomic_write_text
     from prompttune.results import curves_csv, stage_headline
-    from prompttune.train import train_seeds
+    from prompttune.train import finished, train_seeds
 
     if (config is None) == (cell is None or method is None):
         raise PromptTuneError("give --config FILE, or --cell and --method (with --params)")
@@ -146,14 +147,50 @@ def train(
     stage = resolved.stage
     runs = [dataclasses.replace(resolved.run, seed=s) for s in seeds]
     out_dirs = [out] if out is not None else [paths.run_dir(stage, run.seed) for run in runs]
-    results = train_seeds(runs, data or paths.data_dir(stage.cell), out_dirs, progress=say)
+    kept = {d: finished(run, d) for run, d in zip(runs, out_dirs, strict=True)}
+    todo = [(run, d) for run, d in zip(runs, out_dirs, strict=True) if kept[d] is None]
+    todo_dirs = [d for _, d in todo]
+    if todo:
+        trained = train_seeds([r for r, _ in todo], data or paths.data_dir(stage.cell), todo_dirs, say)
+        kept.update(zip(todo_dirs, trained, strict=True))
+    results = [kept[d] for d in out_dirs]
     for run_dir, metrics in zip(out_dirs, results, strict=True):
         score = f"{100 * metrics.report.score:.1f}" if metrics.report else "—"
         split = metrics.report.name if metrics.report else "report"
-        typer.echo(f"{run_dir}: {metrics.status}, {split} {score}")
+        done = "" if run_dir in todo_dirs else " (already trained, kept)"
+        typer.echo(f"{run_dir}: {metrics.status}, {split} {score}{done}")
     if out is None and sorted(seeds) == sorted(resolved.seeds):
+        for stale in sorted(paths.method_dir(stage).glob("seed*")):  # seeds the stage no longer has
+            if stale not in out_dirs:
+                shutil.rmtree(stale)
         atomic_write_json(paths.headline(stage), stage_headline(results))
         atomic_write_text(paths.curves(stage), curves_csv(out_dirs))
+
+
+@app.command()
+def decide(
+    params: Path = PARAMS,
+    engine: str = typer.Option("dvc", help="the pipeline each round runs: dvc (dvc repro) or snakemake"),
+    cores: int = typer.Option(2, help="snakemake --cores"),
+    budget: str | None = typer.Option(
+        None, help="wall time for the whole loop, e.g. 60m or 2h (default: the profile's grid.decide)"
+    ),
+) -> None:
+    """The adaptive design: rounds of seeds where the claims can still be decided, within a budget. Each
+    round writes seeds.yaml and runs the pipeline; a killed loop resumes from seeds.yaml."""
+    import re
+
+    from prompttune.decide import run_loop
+
+    if engine not in ("dvc", "snakemake"):
+        raise PromptTuneError(f"--engine: {engine!r} is not one of 'dvc', 'snakemake'")
+    minutes = None
+    if budget is not None:
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([mh])", budget)
+        if not match or float(match[1]) <= 0:
+            raise PromptTuneError(f"--budget: {budget!r} is not a duration like 60m or 1.5h")
+        minutes = float(match[1]) * (60 if match[2] == "h" else 1)
+    run_loop(params, engine, cores, say, minutes)  # type: ignore[arg-type]
 
 
 @app.command()

@@ -46,6 +46,7 @@ from prompttune.schema import (
     StageConfig,
     StudiesSection,
     TrainConfig,
+    arm_name,
     build,
     coerce,
     deep_merge,
@@ -76,6 +77,8 @@ __all__ = [
     "StageConfig",
     "StudiesSection",
     "TrainConfig",
+    "arm_name",
+    "arm_seeds_path",
     "build",
     "check_backbone",
     "check_cell",
@@ -244,7 +247,12 @@ def _validate(grid: GridSection, run: RunSection, studies: StudiesSection) -> No
                 raise PromptTuneError(
                     f"studies.landscape.{name}: the grid trains no main run of {value} there"
                 )
-    for cell, method in covered:
+    if (grid.decide is None) != bool(study.seeds):
+        raise PromptTuneError(
+            "studies.landscape.seeds: "
+            + ("must not be empty" if grid.decide is None else "none under grid.decide (every seed trained)")
+        )
+    for cell, method in covered if grid.decide is None else []:
         missing = sorted(set(study.seeds) - set(main[cell, method]))
         if missing:
             raise PromptTuneError(f"studies.landscape.seeds: {cell}/{method} has no seed {missing[0]}")
@@ -264,6 +272,35 @@ def _block_stages(block: GridBlock) -> list[Stage]:
 
 def _block_seeds(grid: GridSection, block: GridBlock) -> list[int]:
     return block.seeds if block.seeds is not None else grid.seeds
+
+
+def arm_seeds_path(params_path: Path) -> Path:
+    """``seeds.yaml`` beside params.yaml: each arm's seed count under ``grid.decide``, which
+    ``prompttune decide`` writes after every round (a tracked params file: the seeds are the result's
+    parameters, so ``dvc repro`` and ``snakemake`` on it rebuild the same runs)."""
+    return params_path.parent / "seeds.yaml"
+
+
+def _arm_seeds(grid: GridSection, params_path: Path) -> dict[str, int]:
+    """The ``seeds`` mapping of ``seeds.yaml`` (arm → seed count, within the design's looks' cap); {} when
+    the file is absent or the grid has no ``decide``."""
+    path = arm_seeds_path(params_path)
+    if grid.decide is None or not path.is_file():
+        return {}
+    data = read_yaml(path)
+    counts = coerce(data.get("seeds") or {}, dict[str, int], f"{path}: seeds")
+    cap = grid.decide.looks[-1]
+    for arm, count in counts.items():
+        if not 1 <= count <= cap:
+            raise PromptTuneError(f"{path}: seeds.{arm}: {count} is not in 1…{cap} (grid.decide.looks' cap)")
+    return counts
+
+
+def _stage_seeds(params: Params, block: GridBlock, stage: Stage) -> list[int]:
+    """A stage's seeds: the block's (or the grid's), or under ``grid.decide`` seeds 1…n of its arm."""
+    if params.grid.decide is None:
+        return _block_seeds(params.grid, block)
+    return list(range(1, params.arm_seeds.get(stage.arm, params.grid.decide.looks[0]) + 1))
 
 
 def _build_profile(name: str, preset: Any) -> Profile:
@@ -305,16 +342,24 @@ def params_from_dict(data: dict[str, Any], path: Path) -> Params:
     profile = str(data.get("profile") or "")
     if profile and profile not in profiles:
         raise PromptTuneError(f"profile: {_known(repr(profile), profiles)}")
-    return Params(profile=profile, grid=grid, run=run, studies=studies, profiles=profiles, path=path)
+    return Params(
+        profile=profile,
+        grid=grid,
+        run=run,
+        studies=studies,
+        profiles=profiles,
+        path=path,
+        arm_seeds=_arm_seeds(grid, path),
+    )
 
 
 def expand_stages(params: Params) -> list[StageConfig]:
     """Every training stage of the grid, resolved, in block order (cells, methods, variants)."""
     return [
-        StageConfig(seeds=list(seeds), run=resolve_run(params, stage, seeds[0]))
+        StageConfig(seeds=seeds, run=resolve_run(params, stage, seeds[0]))
         for block in params.grid.blocks.values()
-        for seeds in [_block_seeds(params.grid, block)]
         for stage in _block_stages(block)
+        for seeds in [_stage_seeds(params, block, stage)]
     ]
 
 

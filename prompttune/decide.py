@@ -18,17 +18,39 @@ Choices:
   ("seed cap"); the seeds it needs cost more than the budget left ("budget"); even the cap would decide
   it with a chance below ``FUTILE`` ("futility"); or no number of seeds can help (collapsed runs, runs not
   converged).
+
+The loop (``run_loop``, ``prompttune decide``): the arms' seed counts live in ``seeds.yaml``, a params file
+beside params.yaml (``config.arm_seeds_path``); each round writes them, runs the ordinary pipeline (``dvc
+repro`` or ``snakemake``, which train only the seeds a stage lacks), reads the claims as the report does and
+plans the next round. ``seeds.yaml`` also logs every round (seeds, time spent, why each arm got seeds, why
+each claim closed), so a killed loop resumes from it, and ``dvc repro`` on the final file rebuilds the same
+result without the loop. The budget is wall time, the pilot and every stage of the pipeline included; a
+round is planned only when its training (the arms' recorded seconds per seed) plus the last round's
+overhead (landscapes, aggregation, report) fits what is left.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
+import pandas as pd
+import yaml
 from scipy import stats as sps
 
-from prompttune.claims import ClaimRow
+from prompttune import paths
+from prompttune.claims import ClaimRow, claim_rows
+from prompttune.config import arm_seeds_path, load_params
+from prompttune.errors import PromptTuneError
+from prompttune.io import atomic_write_text, read_json
+from prompttune.results import read_runs
+from prompttune.schema import arm_name
 from prompttune.stats import Design
 
 FUTILE = 0.05  # a claim the cap would decide less often than this is closed (choice)
@@ -127,3 +149,142 @@ def plan_round(
         if other_key != key and all(plan.targets.get(arm, 0) >= other_look for arm in arms_of(other)):
             plan.served[other_key] = f"next look at {other_look} seeds, with {key}'s arms"
     return plan
+
+
+# --- the loop ------------------------------------------------------------------------------------------
+
+Engine = Literal["dvc", "snakemake"]
+SEEDS_HEADER = (
+    "# Written by `prompttune decide` (grid.decide in params.yaml): `seeds` is how many seeds (1…n) each\n"
+    "# arm trains beyond the pilot — a params file of both pipelines, so `dvc repro` or `snakemake` on it\n"
+    "# rebuilds the same runs; `rounds` logs the loop: after each round, the seeds, the wall time spent,\n"
+    "# the claims served and the claims closed, and why. Empty it to start the loop afresh.\n"
+)
+
+
+def design_of(decide: Mapping[str, Any] | None) -> Design | None:
+    """The design of a grid record's ``decide`` (None: a fixed grid)."""
+    return Design(tuple(decide["looks"])) if decide else None
+
+
+def workspace_rows(root: Path, decide: Mapping[str, Any] | None, power: bool = True) -> list[ClaimRow]:
+    """The claims of a workspace's results (results/runs.csv and the MI check), as the report reads them."""
+    checks = root / paths.MI_CHECK_DIR / "checks.json"
+    mi = read_json(checks) if checks.is_file() else None
+    return claim_rows(read_runs(root / paths.RESULTS / "runs.csv"), mi, power, design_of(decide))
+
+
+def arms(runs: pd.DataFrame) -> dict[str, tuple[int, float]]:
+    """Every arm's seeds so far and the recorded wall seconds of one more seed (its runs' total over its
+    seeds)."""
+    names = [
+        arm_name(*key) for key in zip(runs["setting"], runs["method"], runs["variant"] != "", strict=True)
+    ]
+    return {
+        arm: (
+            int(group["seed"].nunique()),
+            float(pd.to_numeric(group["wall_time_s"]).sum()) / group["seed"].nunique(),
+        )
+        for arm, group in runs.assign(arm=names).groupby("arm")
+    }
+
+
+def annotate(rows: Sequence[ClaimRow], runs: pd.DataFrame, state: Mapping[str, Any]) -> list[ClaimRow]:
+    """The rows with what the adaptive design gave them (the page's and claims.csv's columns): each arm's
+    seeds, the recorded training seconds of those arms, and, for an undecided claim, what closed it in the
+    loop's last round (``seeds.yaml``)."""
+    table = arms(runs)
+    closed = state["rounds"][-1]["closed"] if state.get("rounds") else {}
+    out = []
+    for row in rows:
+        mine = [arm for arm in arms_of(row) if arm in table]
+        out.append(
+            dataclasses.replace(
+                row,
+                arm_seeds=" ".join(f"{arm}={table[arm][0]}" for arm in mine),
+                seconds=sum(table[arm][0] * table[arm][1] for arm in mine) if mine else math.nan,
+                stopped=closed.get(claim_key(row), ""),
+            )
+        )
+    return out
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """``seeds.yaml`` (``{"seeds": {}, "rounds": []}`` when absent)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    data = data or {}
+    return {"seeds": dict(data.get("seeds") or {}), "rounds": list(data.get("rounds") or [])}
+
+
+def write_state(path: Path, state: Mapping[str, Any]) -> None:
+    atomic_write_text(path, SEEDS_HEADER + yaml.safe_dump(dict(state), sort_keys=False, width=110))
+
+
+def pipeline_command(engine: Engine, cores: int) -> list[str]:
+    return ["dvc", "repro"] if engine == "dvc" else ["snakemake", "--cores", str(cores)]
+
+
+def _run_pipeline(root: Path, engine: Engine, cores: int) -> None:
+    command = pipeline_command(engine, cores)
+    done = subprocess.run(command, cwd=root, check=False)
+    if done.returncode != 0:
+        raise PromptTuneError(
+            f"{' '.join(command)} failed (exit {done.returncode}); fix it and run `prompttune decide` again: "
+            "it resumes from seeds.yaml"
+        )
+
+
+def run_loop(
+    params_path: Path,
+    engine: Engine,
+    cores: int,
+    say: Callable[[str], None],
+    budget_min: float | None = None,
+) -> dict[str, Any]:
+    """Run rounds until the planner serves no claim (module docstring); return the final state. A fixed
+    grid (no ``grid.decide``) is one run of the pipeline."""
+    params = load_params(params_path)
+    if params.grid.decide is None:  # a fixed grid: one round, nothing to plan
+        say(f"{params_path}: a fixed grid (no grid.decide): {' '.join(pipeline_command(engine, cores))}")
+        _run_pipeline(params_path.parent, engine, cores)
+        return {"seeds": {}, "rounds": []}
+    decide = params.grid.decide
+    design, budget = Design(tuple(decide.looks)), 60 * (budget_min or decide.budget_min)
+    root, state_path = params_path.parent, arm_seeds_path(params_path)
+    state = read_state(state_path)
+    spent = state["rounds"][-1]["spent_s"] if state["rounds"] else 0.0
+    while True:
+        started = time.monotonic()
+        say(
+            f"round {len(state['rounds']) + 1}: {' '.join(pipeline_command(engine, cores))} "
+            f"({spent / 60:.1f} of {budget / 60:g} min spent)"
+        )
+        _run_pipeline(root, engine, cores)
+        took = time.monotonic() - started
+        spent += took
+        rows = workspace_rows(root, {"looks": list(design.looks)}, power=False)
+        table = arms(read_runs(root / paths.RESULTS / "runs.csv"))
+        seeds = {arm: n for arm, (n, _) in table.items()}
+        cost = {arm: c for arm, (_, c) in table.items()}
+        before = state["rounds"][-1]["seeds"] if state["rounds"] else {}
+        trained = sum(cost[arm] * (n - before.get(arm, 0)) for arm, n in seeds.items())
+        overhead = max(0.0, took - trained)  # landscapes, aggregation, report, the tools' own start
+        plan = plan_round(rows, seeds, cost, design, budget - spent - overhead)
+        state["rounds"].append(
+            {
+                "round": len(state["rounds"]) + 1,
+                "seeds": dict(sorted(seeds.items())),
+                "spent_s": round(spent, 1),
+                "served": plan.served,
+                "closed": plan.closed,
+            }
+        )
+        if not plan.served:
+            write_state(state_path, state)
+            _run_pipeline(root, engine, cores)  # the report again, now with the last round's closings
+            say(f"done after {len(state['rounds'])} rounds, {spent / 60:.1f} min: no claim left to serve")
+            return state
+        state["seeds"] = {arm: n for arm, n in sorted(plan.targets.items()) if n > design.looks[0]}
+        write_state(state_path, state)
+        for key, why in plan.served.items():
+            say(f"  {key}: {why}")

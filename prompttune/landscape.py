@@ -36,7 +36,10 @@ Choices (docs/methods.md#loss-landscape-sharpness):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,11 +54,11 @@ from prompttune.backbone import load_backbone
 from prompttune.batches import Batch, collate
 from prompttune.checkpoint import load_run, read_config
 from prompttune.errors import PromptTuneError
-from prompttune.io import atomic_write_json
+from prompttune.io import atomic_write_json, read_json
 from prompttune.landscape_plots import UNIT, plot_surface, plot_surfaces
 from prompttune.model import PromptModel
 from prompttune.objectives.ptp import embedding_rms
-from prompttune.results import code_provenance, load_metrics
+from prompttune.results import code_provenance, code_sha256, load_metrics
 from prompttune.schema import LandscapeStudy
 from prompttune.splits import load_splits
 from prompttune.tasks import get_task
@@ -347,10 +350,23 @@ def landscape_for_run(
     return surface
 
 
+def inputs_sha256(spec: dict[str, Any], run_dir: Path) -> str:
+    """sha256 of what one run's surface depends on: the study's settings, the run folder's prompt, config
+    and metrics, and the code (``results.code_sha256``)."""
+    settings = {k: v for k, v in spec.items() if k not in ("runs", "out")}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode() + code_sha256().encode())
+    for name in ("config.json", "metrics.json", "prompt.pt"):
+        if (run_dir / name).is_file():
+            digest.update(name.encode() + (run_dir / name).read_bytes())
+    return digest.hexdigest()
+
+
 def landscape_for_method(spec: dict[str, Any], data_root: Path) -> list[dict]:
     """The study for one (cell, method) as ``configs/landscape/<cell>/<method>.json`` gives it: every
     seed's run on the same inputs, directions' draw and scale; ``<out>/seed<N>/surface.{json,png}`` per
-    run and ``<out>/surfaces.png`` with all of them on one colour scale."""
+    run and ``<out>/surfaces.png`` with all of them on one colour scale. A seed whose surface was computed
+    from the same inputs (``inputs_sha256``) is kept, and seeds the study no longer has are removed, so
+    a study given more seeds computes only the new ones."""
     run_dirs = [Path(run) for run in spec["runs"]]
     out_dir = Path(spec["out"])
     names = {read_config(run_dir).backbone for run_dir in run_dirs}
@@ -358,9 +374,16 @@ def landscape_for_method(spec: dict[str, Any], data_root: Path) -> list[dict]:
         raise PromptTuneError(
             f"{out_dir}: the runs {[str(d) for d in run_dirs]} use backbones {sorted(names)}"
         )
-    backbone = load_backbone(names.pop())  # loaded once, shared by every seed's (frozen) model
+    for stale in sorted(out_dir.glob("seed*")):
+        if stale.name not in {d.name for d in run_dirs}:
+            shutil.rmtree(stale)
+    backbone = None
     surfaces = []
     for run_dir in run_dirs:
+        key, path = inputs_sha256(spec, run_dir), out_dir / run_dir.name / "surface.json"
+        if path.is_file() and read_json(path).get("inputs_sha256") == key:
+            surfaces.append(read_json(path))
+            continue
         metrics = load_metrics(run_dir / "metrics.json")
         if metrics.status == "failed":  # nothing trained to look at: recorded, left out of the figures
             surface = {
@@ -369,8 +392,8 @@ def landscape_for_method(spec: dict[str, Any], data_root: Path) -> list[dict]:
                 "sharpness": None,
                 "run": {"run_dir": str(run_dir)},
             }
-            atomic_write_json(out_dir / run_dir.name / "surface.json", surface)
         else:
+            backbone = backbone or load_backbone(names.pop())  # loaded once, shared by every seed's model
             surface = landscape_for_run(
                 run_dir,
                 data_root,
@@ -382,6 +405,8 @@ def landscape_for_method(spec: dict[str, Any], data_root: Path) -> list[dict]:
                 chunk=spec["chunk"],
                 backbone=backbone,
             )
+        surface["inputs_sha256"] = key
+        atomic_write_json(path, surface)
         surfaces.append(surface)
     drawn = [
         out_dir / d.name / "surface.json" for d, s in zip(run_dirs, surfaces, strict=True) if "axis" in s

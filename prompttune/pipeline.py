@@ -59,6 +59,7 @@ class GridRecord:
     stages: list[StageRecord]
     landscape: dict[str, Any]
     mi_check: dict[str, Any]
+    decide: dict[str, Any] | None = None  # grid.decide (budget_min, looks), None for a fixed grid
 
     def run_dirs(self) -> list[tuple[StageRecord, int, Path]]:
         return [
@@ -84,14 +85,15 @@ def stage_record(config: StageConfig) -> StageRecord:
 def landscape_configs(params: Params) -> dict[tuple[str, str], dict[str, Any]]:
     """Per (cell, method) of the landscape study: its settings and the run folders it reads."""
     study = dataclasses.asdict(params.studies.landscape)
-    trained = {(c.stage.cell, c.stage.method) for c in expand_stages(params) if not c.stage.variant}
+    trained = {(c.stage.cell, c.stage.method): c.seeds for c in expand_stages(params) if not c.stage.variant}
+    seeds = {  # under grid.decide, every seed the method trained
+        pair: trained[pair] if params.grid.decide else params.studies.landscape.seeds for pair in trained
+    }
     return {
         (cell, method): {
             "cell": cell,
             "method": method,
-            "runs": [
-                str(paths.run_dir(Stage(cell, method), seed)) for seed in params.studies.landscape.seeds
-            ],
+            "runs": [str(paths.run_dir(Stage(cell, method), seed)) for seed in seeds[cell, method]],
             "out": str(paths.landscape_dir(cell, method)),
             **{k: v for k, v in study.items() if k not in ("cells", "methods")},
         }
@@ -107,6 +109,7 @@ def grid_record(params: Params, stages: list[StageConfig]) -> GridRecord:
         stages=[stage_record(config) for config in stages],
         landscape=dataclasses.asdict(params.studies.landscape),
         mi_check={**dataclasses.asdict(mi), "backbone": _mi_backbone(params, stages)},
+        decide=dataclasses.asdict(params.grid.decide) if params.grid.decide else None,
     )
 
 
@@ -197,6 +200,7 @@ def read_grid_record(path: str | Path = paths.GRID_RECORD) -> GridRecord:
             stages=[StageRecord(**stage) for stage in data["stages"]],
             landscape=data["landscape"],
             mi_check=data["mi_check"],
+            decide=data.get("decide"),
         )
     except (KeyError, TypeError) as exc:
         raise PromptTuneError(f"{path}: not a grid record ({exc}); run `prompttune configure`") from exc

@@ -26,6 +26,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from prompttune import claims as claims_module
 from prompttune import figures, paper_numbers, paths
 from prompttune.claims import CLAIMS, claim_rows, claims_table
+from prompttune.config import arm_seeds_path
+from prompttune.decide import annotate, design_of, read_state
 from prompttune.io import atomic_write_text, read_json
 from prompttune.landscape_plots import surfaces_figure
 from prompttune.pipeline import GridRecord
@@ -167,14 +169,14 @@ def landscapes(grid: GridRecord, runs: pd.DataFrame, root: Path) -> list[dict[st
     """Per cell: the first landscape seed's surface of every studied method on one colour scale, and the
     calibrated sharpness mean ± sd over seeds."""
     study = grid.landscape
+    first = study["seeds"][0] if study["seeds"] else 1  # under grid.decide every arm trains seeds 1…n
     out = []
     for cell in study["cells"]:
         methods = [m for m in study["methods"] if (root / paths.landscape_dir(cell, m)).is_dir()]
         if not methods:
             continue
         surfaces = [
-            read_json(root / paths.landscape_dir(cell, m) / f"seed{study['seeds'][0]}" / "surface.json")
-            for m in methods
+            read_json(root / paths.landscape_dir(cell, m) / f"seed{first}" / "surface.json") for m in methods
         ]
         methods = [m for m, surface in zip(methods, surfaces, strict=True) if "axis" in surface]
         surfaces = [surface for surface in surfaces if "axis" in surface]
@@ -388,7 +390,10 @@ def render_report(grid: GridRecord, results_dir: Path, out_path: Path, root: Pat
     runs = read_runs(results_dir / "runs.csv")
     curves = pd.read_csv(results_dir / "curves.csv", keep_default_na=False, na_values={"train_loss": [""]})
     mi = mi_section(root)
-    rows = claim_rows(runs, mi["result"] if mi else None)
+    rows = claim_rows(runs, mi["result"] if mi else None, design=design_of(grid.decide))
+    loop = read_state(arm_seeds_path(root / "params.yaml")) if grid.decide else None
+    if loop is not None:
+        rows = annotate(rows, runs, loop)
     computed_by = code_provenance()
     atomic_write_text(results_dir / "claims.csv", claims_table(rows, computed_by).to_csv(index=False))
     first = grid.stages[0]
@@ -428,6 +433,8 @@ def render_report(grid: GridRecord, results_dir: Path, out_path: Path, root: Pat
         error_rate=calibration()["max_false_verdict_rate"],
         verdict_counts=verdict_counts(rows),
         forest=figures.forest(rows),
+        decide=grid.decide,
+        rounds=loop["rounds"] if loop else [],
         computed_by=computed_by,
         provenance=prov,
         data_sha=sorted(data_sha.items()),

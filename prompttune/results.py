@@ -9,6 +9,8 @@ one-line error.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import math
 import os
@@ -355,8 +357,21 @@ def hardware() -> dict[str, Any]:
 
 def code_provenance() -> dict[str, Any]:
     """The git revision and package versions of the code computing a result (claims, landscapes, the MI
-    check): what every derived file records beside its numbers."""
-    return {"git_revision": _git_revision(), "packages": package_versions()}
+    check), and the digest of its source (``code_sha256``): what every derived file records beside its
+    numbers."""
+    return {"git_revision": _git_revision(), "packages": package_versions(), "code_sha256": code_sha256()}
+
+
+@functools.cache
+def code_sha256() -> str:
+    """sha256 of every Python file of the package, by relative path (choice: coarse and safe — a result
+    is reused only when no line of the package changed, whatever git says)."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def provenance(data_files: dict[str, str]) -> dict[str, Any]:

@@ -237,11 +237,36 @@ class GridBlock:
 
 
 @dataclass(frozen=True)
-class GridSection:
-    """The ``grid`` block: named blocks and the seeds they default to."""
+class DecideSection:
+    """``grid.decide``: the adaptive design (prompttune/decide.py). Every arm trains seeds 1…n, n its
+    count in ``seeds.yaml`` (which ``prompttune decide`` writes round by round), else the first look's
+    (the pilot); claims are judged at the looks with α-spending (prompttune/stats.py)."""
 
-    seeds: list[int]
+    budget_min: float = field(
+        metadata={"help": "minutes of wall time `prompttune decide` may spend, the pilot included"}
+    )
+    looks: list[int] = field(
+        default_factory=lambda: [3, 6, 10, 15],
+        metadata={"help": "seed counts at which a claim is judged, increasing; the last is the cap"},
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.budget_min > 0, "budget_min must be > 0")
+        _check(len(self.looks) > 0 and self.looks[0] >= 2, "looks must start at ≥ 2 seeds")
+        _check(all(a < b for a, b in zip(self.looks, self.looks[1:], strict=False)), "looks must increase")
+
+
+@dataclass(frozen=True)
+class GridSection:
+    """The ``grid`` block: named blocks and the seeds they default to; with ``decide``, the seeds come
+    from the adaptive design instead."""
+
     blocks: dict[str, GridBlock]
+    seeds: list[int] = field(default_factory=list, metadata={"help": "every block's, unless it has its own"})
+    decide: DecideSection | None = field(
+        default=None,
+        metadata={"help": "the adaptive design: seeds per arm where the claims need them (default: none)"},
+    )
     stack_seeds: bool = field(
         default=False,
         metadata={
@@ -252,9 +277,17 @@ class GridSection:
     )
 
     def __post_init__(self) -> None:
-        _check(len(self.seeds) > 0, "seeds must not be empty")
         _check(len(set(self.seeds)) == len(self.seeds), "seeds has duplicates")
         _check(len(self.blocks) > 0, "blocks must not be empty")
+        if self.decide is None:
+            _check(len(self.seeds) > 0, "seeds must not be empty")
+        else:
+            given = [name for name, block in self.blocks.items() if block.seeds is not None]
+            _check(
+                not self.seeds and not given,
+                "decide: the seeds come from seeds.yaml; remove "
+                + (f"blocks.{given[0]}.seeds" if given else "seeds"),
+            )
 
 
 @dataclass(frozen=True)
@@ -265,7 +298,10 @@ class LandscapeStudy:
     methods: list[str] = field(
         default_factory=list, metadata={"help": "methods; each studied in the cells that train it"}
     )
-    seeds: list[int] = field(default_factory=list, metadata={"help": "seeds those methods train"})
+    seeds: list[int] = field(
+        default_factory=list,
+        metadata={"help": "seeds those methods train (none under grid.decide: every seed they train)"},
+    )
     radius: float = field(default=0.2, metadata={"help": "grid half-width, in rms(E)·√(coordinates)"})
     points: int = field(default=41, metadata={"help": "grid points per axis, odd (docs/methods.md: 41)"})
     rho: float = field(default=0.1, metadata={"help": "sharpness radius, ≤ radius"})
@@ -278,7 +314,7 @@ class LandscapeStudy:
     def __post_init__(self) -> None:
         for name in ("cells", "methods", "seeds"):
             values = getattr(self, name)
-            _check(len(values) > 0, f"{name} must not be empty")
+            _check(name == "seeds" or len(values) > 0, f"{name} must not be empty")
             _check(len(set(values)) == len(values), f"{name} has duplicates")
         _check(self.radius > 0, "radius must be > 0")
         _check(self.points >= 3 and self.points % 2 == 1, "points must be odd and ≥ 3")
@@ -322,12 +358,15 @@ class Profile:
 
 @dataclass(frozen=True)
 class Params:
+    """params.yaml validated; ``arm_seeds``: each arm's seed count from ``seeds.yaml`` (``grid.decide``)."""
+
     profile: str
     grid: GridSection
     run: RunSection
     studies: StudiesSection
     profiles: dict[str, Profile]
     path: Path
+    arm_seeds: dict[str, int] = field(default_factory=dict)
 
     @property
     def description(self) -> str:
@@ -358,6 +397,17 @@ class Stage:
     def key(self) -> str:
         """The stage's name in both pipelines: ``<cell>/<method>[/<variant>]``."""
         return f"{self.cell}/{self.method}" + (f"/{self.variant}" if self.variant else "")
+
+    @property
+    def arm(self) -> str:
+        """The arm the stage's runs belong to (``arm_name``): what the adaptive design gives seeds to."""
+        return arm_name(self.setting, self.method, self.variant is not None)
+
+
+def arm_name(setting: str, method: str, variants: bool = False) -> str:
+    """An arm of the claims: ``<setting>/<method>`` for the method's main runs in every task of the
+    setting, ``<setting>/<method>@variants`` for its variant runs."""
+    return f"{setting}/{method}" + ("@variants" if variants else "")
 
 
 @dataclass(frozen=True)

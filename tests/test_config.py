@@ -314,3 +314,53 @@ def test_unknown_profile_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(PromptTuneError, match=f"unknown profile 'gpu'; known: {known}"):
         CliRunner().invoke(app, ["profile", "gpu", "--params", str(path)], catch_exceptions=False)
     assert path.read_text() == before
+
+
+def test_under_decide_each_arm_trains_seeds_one_to_its_count_in_seeds_yaml(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda data: None, profile="adaptive")
+    pilot = {config.stage.key: config.seeds for config in expand_stages(load_params(path))}
+    assert set(map(tuple, pilot.values())) == {(1, 2, 3)}, "the pilot: the first look's seeds, every arm"
+    (tmp_path / "seeds.yaml").write_text(
+        yaml.safe_dump({"seeds": {"fewglue/pt": 6, "fewshot-256/pt@variants": 10}, "rounds": []})
+    )
+    params = load_params(path)
+    seeds = {config.stage.key: config.seeds for config in expand_stages(params)}
+    assert seeds["fewglue.CB/pt"] == [1, 2, 3, 4, 5, 6]
+    assert (
+        seeds["fewshot-256.SST-2/pt/init-vocab"]
+        == seeds["fewshot-256.SST-2/pt/init-text"]
+        == list(range(1, 11))
+    )
+    assert seeds["fewshot-256.SST-2/pt"] == seeds["fewglue.CB/pt-ptp-rn-emb"] == [1, 2, 3]
+    configure(params, tmp_path)
+    landscape = json.loads((tmp_path / "configs/landscape/fewglue.CB/pt.json").read_text())
+    assert [Path(run).name for run in landscape["runs"]] == [f"seed{n}" for n in range(1, 7)]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "seeds", "message"),
+    [
+        (
+            lambda d: d["grid"]["blocks"]["ptp"].update(seeds=[1, 2]),
+            None,
+            "grid: decide: the seeds come from seeds.yaml; remove blocks.ptp.seeds",
+        ),
+        (lambda d: d["grid"]["decide"].update(looks=[3, 3]), None, "grid.decide: looks must increase"),
+        (
+            lambda d: d["studies"]["landscape"].update(seeds=[1]),
+            None,
+            "studies.landscape.seeds: none under grid.decide",
+        ),
+        (lambda d: None, {"fewglue/pt": 16}, "seeds.yaml: seeds.fewglue/pt: 16 is not in 1…15"),
+        (lambda d: None, {"fewglue/pt": "six"}, "seeds.yaml: seeds.fewglue/pt: expected an integer"),
+    ],
+)
+def test_a_bad_adaptive_design_is_one_line_naming_the_key(
+    tmp_path: Path, mutate, seeds, message: str
+) -> None:
+    path = write_params(tmp_path, mutate, profile="adaptive")
+    if seeds is not None:
+        (tmp_path / "seeds.yaml").write_text(yaml.safe_dump({"seeds": seeds}))
+    with pytest.raises(PromptTuneError) as info:
+        load_params(path)
+    assert message in str(info.value) and "\n" not in str(info.value)

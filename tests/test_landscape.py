@@ -272,10 +272,16 @@ def test_landscape_for_a_trained_run_writes_json_and_png(
         "chunk": 2,
     }
     (study,) = landscape_for_method(spec, cb_data)
-    assert study == surface | {"run": study["run"]}  # the same surface, whichever way it is computed
-    assert (tmp_path / "study" / "pt2" / "surface.json").is_file() and (
-        tmp_path / "study" / "surfaces.png"
-    ).is_file()
+    # the same surface, whichever way it is computed, with the digest of its inputs
+    assert study == surface | {"run": study["run"], "inputs_sha256": study["inputs_sha256"]}
+    saved_path = tmp_path / "study" / "pt2" / "surface.json"
+    assert saved_path.is_file() and (tmp_path / "study" / "surfaces.png").is_file()
+    written = saved_path.stat().st_mtime_ns
+    assert landscape_for_method(spec, cb_data) == [study] and saved_path.stat().st_mtime_ns == written, "kept"
+    (again,) = landscape_for_method(spec | {"rho": 0.5}, cb_data)
+    assert again["rho"] == 0.5 and again["inputs_sha256"] != study["inputs_sha256"], (
+        "other inputs: recomputed"
+    )
 
 
 def test_panels_of_a_surfaces_figure_do_not_overlap() -> None:
