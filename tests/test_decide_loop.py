@@ -79,7 +79,8 @@ def test_added_seeds_train_alone_and_a_killed_loop_resumes_identically(tmp_path:
     clean, env = decide_project(tmp_path / "clean", mirror)
     dvc, snakemake = str(BIN / "dvc"), str(BIN / "snakemake")
     run([dvc, "repro"], clean, env)  # the pilot: the first look's seeds of every arm
-    assert sorted(p.parent.name for p in (clean / "runs").rglob("prompt.pt")) == ["seed1", "seed1", "seed2", "seed2"]
+    trained_seeds = sorted(p.parent.name for p in (clean / "runs").rglob("prompt.pt"))
+    assert trained_seeds == ["seed1", "seed1", "seed2", "seed2"]
     before = {p: p.read_bytes() for p in sorted((clean / "runs").rglob("prompt.pt"))}
     surface = clean / "results/landscape/fewglue.CB/pt/seed1/surface.json"
     surface_before = surface.read_bytes()

@@ -33,7 +33,15 @@ from prompttune.config import expand_stages, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ["params.yaml", "seeds.yaml", "dvc.yaml", "Snakefile", ".dvcignore", "pipelines", "prompttune"]
+PROJECT_FILES = [
+    "params.yaml",
+    "seeds.yaml",
+    "dvc.yaml",
+    "Snakefile",
+    ".dvcignore",
+    "pipelines",
+    "prompttune",
+]
 GIT_ID = {"NAME": "prompttune tests", "EMAIL": "tests@prompttune.invalid"}
 RUN_FILES = ("prompt.pt", "predictions.jsonl", "config.json", "provenance.json", "metrics.json", "curve.csv")
 ENV_PREFIX = re.compile(
