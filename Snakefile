@@ -22,7 +22,7 @@ except PromptTuneError as exc:
     raise SystemExit(f"error: snakemake config: {exc}")
 _, STAGES, LANDSCAPES = records(PARAMS)  # training stages with their seeds; the landscapes' (cell, method)
 PROFILE = PARAMS.profile or "custom"
-STACK = PARAMS.grid.stack_seeds and PARAMS.grid.decide is None  # decide: one job per seed, as rounds add seeds
+STACK = PARAMS.grid.stacked_jobs
 
 
 def declared(name, default):

@@ -220,7 +220,7 @@ def plan(
     if gpu or missing:
         if missing and not gpu:
             say(f"backbone {', '.join(missing)} is not on this machine: the GPU cost model instead of probes")
-        jobs = cost.ProfileCost(loaded, per_seed=not loaded.grid.stack_seeds).jobs()
+        jobs = cost.ProfileCost(loaded, per_seed=not loaded.grid.stacked_jobs).jobs()
         typer.echo(cost.table(jobs), nl=False)
         return
     for cell in {config.stage.cell for config in stages}:

@@ -812,7 +812,7 @@ def mi_check_job(
 class ProfileCost:
     """Every job of a profile, costed on demand (so a cluster job that parses the Snakefile reads only its
     own cell's data): ``train(stage)``, ``landscape(cell, method)``, ``mi_check()``, ``jobs()``.
-    ``per_seed``: one training job per seed (Snakemake with ``grid.stack_seeds: false``)."""
+    ``per_seed``: one training job per seed (Snakemake without ``grid.stacked_jobs``)."""
 
     def __init__(
         self, params: Params, per_seed: bool, cluster: Cluster = DEFAULT, data_root: Path | None = None

@@ -276,6 +276,12 @@ class GridSection:
         },
     )
 
+    @property
+    def stacked_jobs(self) -> bool:
+        """Snakemake's training jobs: one per stage (every seed), or one per seed — always under
+        ``decide``, whose rounds add seeds to stages that have already trained."""
+        return self.stack_seeds and self.decide is None
+
     def __post_init__(self) -> None:
         _check(len(set(self.seeds)) == len(self.seeds), "seeds has duplicates")
         _check(len(self.blocks) > 0, "blocks must not be empty")

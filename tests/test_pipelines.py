@@ -120,7 +120,7 @@ def snakemake_jobs(project: Path, env: dict[str, str], *args: str) -> tuple[set[
     return commands, outputs
 
 
-@pytest.mark.parametrize("profile", ["default", "paper"])
+@pytest.mark.parametrize("profile", ["default", "adaptive", "paper"])
 def test_dvc_and_snakemake_expand_to_the_same_stages(tmp_path: Path, mirror: Path, profile: str) -> None:
     project, env = project_copy(tmp_path, mirror, profile)
     params = load_params(project / "params.yaml")
@@ -143,7 +143,7 @@ def test_dvc_and_snakemake_expand_to_the_same_stages(tmp_path: Path, mirror: Pat
     run_files = {
         f"{paths.run_dir(c.stage, seed)}/{name}" for c in stages for seed in c.seeds for name in RUN_FILES
     }
-    if params.grid.stack_seeds:  # the same jobs and outputs (Snakemake writes configs/ when it parses)
+    if params.grid.stacked_jobs:  # the same jobs and outputs (Snakemake writes configs/ when it parses)
         assert smk_commands == dvc_commands
         assert smk_outputs == set().union(*(outs for _, outs in dvc.values())) - {"configs"}
     else:  # one job per seed instead of one per stage, no headline (it needs every seed)
