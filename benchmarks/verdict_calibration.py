@@ -49,10 +49,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from prompttune.claims import CLAIMS, claim_rows
+from prompttune.claims import CLAIMS, ClaimRow, claim_rows
 from prompttune.config import Stage, landscape_pairs, params_from_dict, resolve_run
+from prompttune.decide import plan_round
 from prompttune.objectives import OBJECTIVES
-from prompttune.stats import ALPHA
+from prompttune.schema import Params, arm_name
+from prompttune.stats import ALPHA, Design
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "prompttune" / "data" / "calibration.json"
@@ -72,17 +74,55 @@ COLLAPSE_P, COLLAPSE_DROP, DISCRETE_STEP = 0.15, 20.0, 100 / 56
 EFFECT = {"ptp_gain": 2.34, "ptp_sd": 0.5, "ptp_sharp": 0.5, "ip_gain": 2.0, "ip_area": 0.25, "ip_init": 0.5}
 
 
-def layout(profile: str) -> pd.DataFrame:
-    """One row per run of the profile's grid, with everything but the numbers."""
+# The adaptive design (profiles with ``grid.decide``): each arm's cost per seed in CPU-seconds, from the
+# default profile's cold run of 2026-12-02 (native bf16, benchmarks/README.md): CB ``pt`` 20, the random-noise
+# variants 32, ``ptp-adv-emb`` 68, ``ptp-adv-text`` 56, each PTP arm plus 17 s of landscape; SST-2 13 per main
+# run and 31 per pair of init-variant runs; and the seed-to-seed spread of each setting as a multiple of the
+# noise above (CB 1.2 ×, SST-2 0.3 ×), which steers the planner's allocation.
+COST = {
+    "fewglue/pt": 37.0,
+    "fewglue/pt-ptp-rn-emb": 49.0,
+    "fewglue/pt-ptp-rn-text": 49.0,
+    "fewglue/pt-ptp-adv-emb": 85.0,
+    "fewglue/pt-ptp-adv-text": 73.0,
+    "fewglue/pt2": 13.0,
+    "fewglue/head": 0.5,
+    "fewshot-256/head": 1.0,
+    "fewshot-256/pt": 13.0,
+    "fewshot-256/pt-infoprompt": 13.0,
+    "fewshot-256/pt-infoprompt-head": 13.0,
+    "fewshot-256/pt-infoprompt-rep": 13.0,
+    "fewshot-256/pt@variants": 31.0,
+    "fewshot-256/pt-infoprompt@variants": 31.0,
+}
+ARMS = tuple(COST)
+SPREAD = {"fewglue": 1.2, "fewshot-256": 0.3}
+
+
+def profile_params(profile: str) -> Params:
+    """The profile's resolved params (as ``prompttune configure`` reads them)."""
     data = yaml.safe_load((ROOT / "params.yaml").read_text())
     preset = data["profiles"][profile]
     sections = {key: preset[key] for key in ("grid", "run", "studies")}
-    params = params_from_dict(
+    return params_from_dict(
         {"profile": profile, "profiles": data["profiles"], **sections}, ROOT / "params.yaml"
     )
+
+
+def adaptive_design(profile: str) -> tuple[Design, float] | None:
+    """The profile's adaptive design and budget (CPU-seconds), None for a fixed grid."""
+    decide = profile_params(profile).grid.decide
+    return (Design(tuple(decide.looks)), decide.budget_min * 60) if decide else None
+
+
+def layout(profile: str) -> pd.DataFrame:
+    """One row per run of the profile's grid, with everything but the numbers. Under the adaptive design every
+    arm is laid out up to the cap (the loop reads a prefix of each), at the measured spreads and costs."""
+    params = profile_params(profile)
+    decide = params.grid.decide
     rows = []
     for block in params.grid.blocks.values():
-        seeds = block.seeds or params.grid.seeds
+        seeds = list(range(1, decide.looks[-1] + 1)) if decide else block.seeds or params.grid.seeds
         for cell in block.cells:
             for method in block.methods:
                 for variant in block.variants or [None]:
@@ -103,6 +143,7 @@ def layout(profile: str) -> pd.DataFrame:
                                 "seed": seed,
                                 "backbone": config.backbone,
                                 "cell": cell,
+                                "arm": arm_name(config.setting, method, variant is not None),
                             }
                         )
     frame = pd.DataFrame(rows)
@@ -110,8 +151,34 @@ def layout(profile: str) -> pd.DataFrame:
     trained = list(zip(frame["cell"], frame["method"], strict=True))
     pairs = set(landscape_pairs(study, set(trained)))
     studied = pd.Series([pair in pairs for pair in trained], index=frame.index)
-    frame["landscape"] = studied & (frame["variant"] == "") & frame["seed"].isin(study.seeds)
-    return frame
+    every_seed = decide is not None  # under the adaptive design the study covers every seed trained
+    frame["landscape"] = studied & (frame["variant"] == "") & (every_seed | frame["seed"].isin(study.seeds))
+    if decide:
+        unknown = sorted(set(frame["arm"]) - set(COST))
+        if unknown:
+            raise SystemExit(
+                f"profile {profile}: no recorded cost per seed for the arms {', '.join(unknown)}"
+            )
+        frame["spread"] = frame["setting"].map(SPREAD)
+        frame["arm_code"] = frame["arm"].map({arm: i for i, arm in enumerate(ARMS)})
+    return with_noise_keys(frame)
+
+
+def with_noise_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with what ``simulate`` draws by, computed once per layout: the (task, seed) and
+    (task, seed, method, init) groups that share a noise draw, numbered in order of appearance, and the
+    claims' treatment arms and bases."""
+    key = frame["task"] + "/" + frame["seed"].astype(str)
+    ptp = frame["family"] == "ptp"
+    full_ip = (frame["family"] == "infoprompt") & (frame["ablation_of"] == "")
+    return frame.assign(
+        shared_group=pd.factorize(key)[0],
+        init_group=pd.factorize(key + "/" + frame["method"] + "/" + frame["prompt_init"])[0],
+        ptp=ptp,
+        full_ip=full_ip,
+        treated_base=frame["method"].isin(set(frame.loc[ptp | full_ip, "base"])),
+        is_variant=frame["variant"] != "",
+    )
 
 
 def simulate(
@@ -126,13 +193,11 @@ def simulate(
     run noise of its rows."""
     n = len(table)
     effect = scenario in ("effect", "claimed")
-    ptp = (table["family"] == "ptp").to_numpy()
-    full_ip = ((table["family"] == "infoprompt") & (table["ablation_of"] == "")).to_numpy()
-    key = table["task"] + "/" + table["seed"].astype(str)
+    ptp, full_ip = table["ptp"].to_numpy(), table["full_ip"].to_numpy()
     spread = table["spread"].to_numpy() if "spread" in table else np.ones(n)  # per-cell noise scale
-    shared = {k: rng.normal(0, SEED_SD) for k in key.unique()}
-    init_key = key + "/" + table["method"] + "/" + table["prompt_init"]
-    init = {k: rng.normal(0, INIT_SD) for k in init_key.unique()}
+    shared_group, init_group = table["shared_group"].to_numpy(), table["init_group"].to_numpy()
+    shared = rng.normal(0, SEED_SD, shared_group.max() + 1)[shared_group]
+    init = rng.normal(0, INIT_SD, init_group.max() + 1)[init_group]
     noise = rng.standard_t(3, n) * RUN_SD / math.sqrt(3) if family == "heavy" else rng.normal(0, RUN_SD, n)
     gain = np.zeros(n)
     scale = np.ones(n)
@@ -149,14 +214,14 @@ def simulate(
             area_scale[full_ip] = 1 + effects["ip_area"]
             init_scale[full_ip] = effects["ip_init"]
             scale[full_ip] = effects["ip_init"]  # with the init effect: the whole spread across inits scales
-    report = 60 + spread * (shared_scale * key.map(shared).to_numpy() + scale * noise) + gain
-    report += np.where(table["variant"] != "", spread * init_scale * init_key.map(init).to_numpy(), 0.0)
+    report = 60 + spread * (shared_scale * shared + scale * noise) + gain
+    report += np.where(table["is_variant"].to_numpy(), spread * init_scale * init, 0.0)
     area = AREA * area_scale + rng.normal(0, AREA_SD, n)
     status = np.full(n, "ok", dtype=object)
     collapsing = {
         "collapse": np.ones(n, dtype=bool),
         "unequal-collapse": ptp | full_ip,
-        "unequal-collapse-base": table["method"].isin(set(table.loc[ptp | full_ip, "base"])).to_numpy(),
+        "unequal-collapse-base": table["treated_base"].to_numpy(),
     }.get(family)
     if collapsing is not None:
         collapsed = collapsing & (rng.random(n) < COLLAPSE_P)
@@ -169,41 +234,71 @@ def simulate(
         status[collapsed] = "collapsed"
     if family == "discrete":
         report = np.round(report / DISCRETE_STEP) * DISCRETE_STEP
-    out = table.copy()
-    out["status"] = status
-    out["report_score"] = report
-    out["report_examples"] = 56
     selection_noise = 0.0 if family == "selection-equals-report" else rng.normal(0, SELECT_SD, n)
-    out["select_score"] = report + selection_noise
-    out["learning_area"] = area
     sharpness = SHARP * sharp_scale + rng.normal(0, SHARP_SD, n) * sharp_scale
-    out["sharpness"] = np.where(table["landscape"], sharpness, np.nan)
-    out["converged"] = True
-    out["learned"] = status != "collapsed"
-    return out
+    numbers = {
+        "status": status,
+        "report_score": report,
+        "report_examples": 56,
+        "select_score": report + selection_noise,
+        "learning_area": area,
+        "sharpness": np.where(table["landscape"], sharpness, np.nan),
+        "converged": True,
+        "learned": status != "collapsed",
+    }
+    return pd.concat([table, pd.DataFrame(numbers, index=table.index)], axis=1)
+
+
+def at_seeds(runs: pd.DataFrame, seeds: dict[str, int]) -> pd.DataFrame:
+    """The runs of every arm up to the seeds it got."""
+    codes = runs["arm_code"].to_numpy()
+    return runs[runs["seed"].to_numpy() <= np.array([seeds[arm] for arm in ARMS])[codes]]
+
+
+def adaptive(
+    runs: pd.DataFrame, design: Design, budget: float
+) -> tuple[list[ClaimRow], float, dict[str, int]]:
+    """``prompttune decide`` on one replicate of the runs laid out up to the cap: every arm gets the first
+    look's seeds (the pilot), then each round the planner (``decide.plan_round``) raises the arms of the open
+    claim worth most per CPU-second to its next look, until no claim is open or ``budget`` (CPU-seconds of
+    training) is spent. Returns the claims at the seeds each arm got, the CPU-seconds spent and the seeds."""
+    seeds = dict.fromkeys(ARMS, design.looks[0])
+    spent = sum(COST[arm] * n for arm, n in seeds.items())
+    while True:
+        rows = claim_rows(at_seeds(runs, seeds), None, power=False, design=design)
+        plan = plan_round(rows, seeds, COST, design, budget - spent)
+        if not plan.served:
+            return rows, spent, seeds
+        seeds, spent = plan.targets, spent + plan.cost
 
 
 def _count(args: tuple[str, str, str, int, int]) -> dict[tuple[str, str], dict[str, int]]:
     profile, scenario, family, reps, seed = args
     table = layout(profile)
+    design = adaptive_design(profile)
     rng = np.random.default_rng(seed)
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for _ in range(reps):
-        for row in claim_rows(simulate(table, scenario, family, rng), None, power=False):
+        runs = simulate(table, scenario, family, rng)
+        rows = adaptive(runs, *design)[0] if design else claim_rows(runs, None, power=False)
+        for row in rows:
             if row.id == "IP-5" or row.verdict == "inconclusive" and row.reason == "not measured":
                 continue
             if family.startswith("unequal-collapse") and row.id in SPREAD_CLAIMS:
                 continue  # arms that collapse more do spread more: not a null for the spread claims
             scope = f"{row.setting}/{row.base}"
-            tally = counts.setdefault((row.id, scope), {"n": row.n_seeds, "tasks": row.n_tasks})
+            tally = counts.setdefault((row.id, scope), {"n": 0, "tasks": row.n_tasks})
+            tally["n"] = max(tally["n"], row.n_seeds)
             tally[row.verdict] = tally.get(row.verdict, 0) + 1
     return counts
 
 
-def run(profiles: list[str], reps: int, jobs: int) -> float:
+def run(profiles: list[str], reps: int, jobs: int, adaptive_reps: int) -> float:
     worst = 0.0
+    fixed_reps = reps
     for p_index, profile in enumerate(profiles):
         started = time.perf_counter()
+        reps = adaptive_reps if adaptive_design(profile) else fixed_reps
         jobs_list = [(profile, "null", family, reps, 1000 * p_index + i) for i, family in enumerate(NULLS)]
         jobs_list += [
             (profile, "effect", "normal", reps, 1000 * p_index + 10),
@@ -234,7 +329,8 @@ def run(profiles: list[str], reps: int, jobs: int) -> float:
             )
             worst = max(worst, false_rep, false_con, below, 0.0 if math.isnan(smaller) else smaller)
             first = nulls[0]
-            shape = f"{first.get('n', '?')} × {first.get('tasks', '?')}"
+            seeds = f"≤ {first.get('n', '?')} (adaptive)" if adaptive_design(profile) else first.get("n", "?")
+            shape = f"{seeds} × {first.get('tasks', '?')}"
             claimed_text = "—" if math.isnan(smaller) else f"{smaller:.4f}"
             print(
                 f"| {key[0]} | {key[1]} | {shape} | {false_rep:.4f} | {false_con:.4f} | {power:.3f} "
@@ -248,6 +344,12 @@ def main() -> None:
     data = yaml.safe_load((ROOT / "params.yaml").read_text())
     parser.add_argument("--profiles", nargs="+", default=list(data["profiles"]))
     parser.add_argument("--reps", type=int, default=10_000)
+    parser.add_argument(
+        "--adaptive-reps",
+        type=int,
+        help="replicates for the profiles under the adaptive design, whose replicate plays every round of the "
+        "loop (default: --reps)",
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--record",
@@ -259,11 +361,13 @@ def main() -> None:
     if args.record and sorted(args.profiles) != sorted(data["profiles"]):
         parser.error("--record needs every profile of params.yaml")
     print(f"α per side {ALPHA}; claims: {', '.join(c for c in CLAIMS if c != 'IP-5')}")
-    worst = run(args.profiles, args.reps, args.jobs)
+    adaptive_reps = args.adaptive_reps or args.reps
+    worst = run(args.profiles, args.reps, args.jobs, adaptive_reps)
     if args.record:
         record = {
             "max_false_verdict_rate": round(worst, 4),
             "replicates": args.reps,
+            "replicates_adaptive": adaptive_reps,
             "null_families": list(NULLS),
             "profiles": args.profiles,
             "date": date.today().isoformat(),

@@ -277,6 +277,14 @@ class ClaimRow:
 # --- reading the runs ---------------------------------------------------------------------------
 
 
+def _number(value: Any) -> float:
+    """A recorded number as a float; nan where it is missing or not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 class Runs:
     """The runs of runs.csv as plain records, indexed for paired lookups. ``usable``: status not
     ``failed``; ``main``: not a variant run. ``power``: compute the planning columns (detectable effect,
@@ -284,7 +292,8 @@ class Runs:
     looks of the adaptive design (``stats.Design``); None for a fixed grid."""
 
     def __init__(self, runs: pd.DataFrame, power: bool = True, design: Design | None = None) -> None:
-        self.records = runs.to_dict("records")
+        columns = [str(c) for c in runs.columns]  # DataFrame.to_dict("records"), without its overhead
+        self.records = [dict(zip(columns, row)) for row in zip(*(runs[c].tolist() for c in runs.columns))]
         self.power = power
         self.design = design
         self.backbone = ", ".join(sorted({r["backbone"] for r in self.records}))
@@ -349,11 +358,10 @@ class Runs:
         the seeds they have): what each further seed of a claim costs on the machine that trained them.
         NaN where a run did not record it."""
         rows = [r for method in methods for r in self.rows(setting, method, variants)]
-        recorded = pd.Series([r.get("wall_time_s") for r in rows], dtype=object)
-        seconds = pd.to_numeric(recorded, errors="coerce")
-        if not rows or seconds.isna().any():
+        seconds = [_number(r.get("wall_time_s")) for r in rows]
+        if not rows or any(math.isnan(s) for s in seconds):
             return math.nan
-        return float(seconds.sum()) / len({int(r["seed"]) for r in rows})
+        return sum(seconds) / len({int(r["seed"]) for r in rows})
 
     def learned(self, setting: str, methods: Sequence[str]) -> tuple[int, int]:
         """(runs, of which learned) among the usable main runs of ``methods`` in ``setting``."""

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from scipy import stats as sps
+from scipy import special
 
 from prompttune import paths
 from prompttune.claims import ClaimRow, claim_rows
@@ -88,10 +88,10 @@ def decision_chance(row: ClaimRow, seeds: int, level: float) -> float:
     if not (math.isfinite(row.plan_sd) and row.plan_sd > 0 and math.isfinite(row.plan_effect)):
         return 0.5
     se = row.plan_sd / math.sqrt(seeds * row.plan_values_per_seed)
-    z = sps.norm.isf(level)
-    chance = sps.norm.cdf(row.plan_effect / se - z) + sps.norm.cdf(-row.plan_effect / se - z)
+    z = -special.ndtri(level)  # scipy.stats.norm's isf and cdf, without their overhead (the planner runs
+    chance = special.ndtr(row.plan_effect / se - z) + special.ndtr(-row.plan_effect / se - z)  # per round)
     if math.isfinite(row.plan_reference):
-        chance += sps.norm.cdf((row.plan_reference - row.plan_effect) / se - z)
+        chance += special.ndtr((row.plan_reference - row.plan_effect) / se - z)
     return float(min(1.0, chance))
 
 

@@ -22,6 +22,7 @@ def paper_numbers() -> pd.DataFrame:
     return table
 
 
+@cache
 def score(setting: str, backbone: str, method: str, task: str) -> tuple[float, str] | None:
     """A published score (points) and its source, if the file has one."""
     table = paper_numbers()
@@ -37,6 +38,7 @@ def score(setting: str, backbone: str, method: str, task: str) -> tuple[float, s
     )
 
 
+@cache
 def difference(paper: str, setting: str, base: str) -> float | None:
     """A published average gain (points) against ``base`` in ``setting``, if the file has one: the entry's
     method reads "best PTP variant − <base>", so a gain measured against another base never borrows it."""

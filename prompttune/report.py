@@ -319,8 +319,9 @@ def statistics_details() -> list[dict[str, str]]:
         {
             "key": "largest false-verdict rate measured",
             "value": f"{measured['max_false_verdict_rate']:.4f}",
-            "help": f"per side, over every profile and null family ({measured['replicates']} replicates per "
-            f"scenario, {measured['date']}; benchmarks/verdict_calibration.py)",
+            "help": f"per side, over every profile (the adaptive design's whole loop included) and null family "
+            f"({measured['replicates']} replicates per scenario, {measured['replicates_adaptive']} under the "
+            f"adaptive design; {measured['date']}; benchmarks/verdict_calibration.py)",
         },
         {"key": "power", "value": f"{POWER:.0%}", "help": "the 'detectable' and 'seeds needed' columns"},
         {

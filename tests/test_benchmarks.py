@@ -14,11 +14,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_verdict_calibration_prints_a_table_per_profile_and_the_worst_rate() -> None:
+def test_verdict_calibration_prints_a_table_per_profile_adaptive_design_included_and_the_worst_rate() -> None:
     script = ROOT / "benchmarks" / "verdict_calibration.py"
-    args = [sys.executable, str(script), "--reps", "20", "--profiles", "smoke", "default", "--jobs", "1"]
+    args = [sys.executable, str(script), "--reps", "20", "--adaptive-reps", "4", "--jobs", "1"]
+    args += ["--profiles", "smoke", "default", "adaptive"]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
     assert "profile smoke (20 replicates" in out and "profile default (20 replicates" in out
+    assert "profile adaptive (4 replicates" in out  # the whole loop, replayed per replicate
+    assert re.search(r"\| IP-1 \| fewshot-256/pt \| ≤ \d+ \(adaptive\) × 1 \|", out)
     for claim in ("PTP-2", "PTP-3", "PTP-4", "PTP-5", "IP-1", "IP-2", "IP-3", "IP-4"):
         assert f"| {claim} | " in out
     assert "| IP-2 | fewshot-256/pt | 10 × 1 |" in out  # the default's own seed count, from its layout
