@@ -347,8 +347,8 @@ def main() -> None:
     parser.add_argument(
         "--adaptive-reps",
         type=int,
-        help="replicates for the profiles under the adaptive design, whose replicate plays every round of the "
-        "loop (default: --reps)",
+        help="replicates for the profiles under the adaptive design, whose replicate plays every round of "
+        "the loop (default: --reps)",
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(

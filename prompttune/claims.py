@@ -230,6 +230,29 @@ RELATIVE = {
 
 
 @dataclass(frozen=True)
+class Look:
+    """A claim at one look: the seeds it used, the look's nominal level, the first part's estimate and its
+    interval at that level (the repeated confidence interval: it excludes 0 exactly where the look's
+    boundary is crossed), and the verdict at that look alone."""
+
+    seeds: int
+    level: float
+    estimate: float
+    low: float
+    high: float
+    verdict: Verdict
+    no_effect: float = 0.0  # the estimate's value at no effect (1 for a ratio)
+    reference: float = math.nan  # the reference effect on the claimed side, where the claim has one
+    ratio: bool = False
+
+    def text(self) -> str:
+        return (
+            f"{self.seeds}: {self.estimate:+.4g} [{self.low:+.4g}, {self.high:+.4g}] at level "
+            f"{self.level:.2g}, {self.verdict}"
+        )
+
+
+@dataclass(frozen=True)
 class ClaimRow:
     """One row of the claims table; the numbers behind the text columns are kept for planning."""
 
@@ -272,6 +295,7 @@ class ClaimRow:
     arm_seeds: str = ""  # the adaptive design: seeds each arm got, "<arm>=<n>" (decide.annotate)
     seconds: float = math.nan  # the adaptive design: recorded training seconds of the claim's arms
     stopped: str = ""  # the adaptive design: what closed an undecided claim (budget, cap, futility, …)
+    trajectory: tuple[Look, ...] = ()  # the first part at every look its seeds reached (one for a fixed grid)
 
 
 # --- reading the runs ---------------------------------------------------------------------------
@@ -293,7 +317,8 @@ class Runs:
 
     def __init__(self, runs: pd.DataFrame, power: bool = True, design: Design | None = None) -> None:
         columns = [str(c) for c in runs.columns]  # DataFrame.to_dict("records"), without its overhead
-        self.records = [dict(zip(columns, row)) for row in zip(*(runs[c].tolist() for c in runs.columns))]
+        values = zip(*(runs[c].tolist() for c in runs.columns), strict=True)
+        self.records = [dict(zip(columns, row, strict=True)) for row in values]
         self.power = power
         self.design = design
         self.backbone = ", ".join(sorted({r["backbone"] for r in self.records}))
@@ -681,13 +706,13 @@ def _row(
     parts: Sequence[Part],
     measured: str,
     evidence: Evidence,
-    verdict: tuple[Verdict, str],
+    verdict: tuple[Verdict, str, tuple[Look, ...]],
     power: bool,
     paper_number: str = "—",
 ) -> ClaimRow:
     """A measured row. It is ``inconclusive`` when it rests on a run that did not converge, or (a mean
     comparison) when the collapse guard withholds its verdict (module docstring)."""
-    verdict_, reason = verdict
+    verdict_, reason, trajectory = verdict
     if power:
         detectable, seeds_text, worst, need_obs, need_ref = _power_text(
             parts, claim, evidence.seconds_per_seed
@@ -740,6 +765,7 @@ def _row(
         plan_reference=limiting.reference,
         plan_values_per_seed=1 / limiting.seeds_per_unit,
         forest=forest(first),
+        trajectory=trajectory,
     )
 
 
@@ -850,7 +876,7 @@ def ptp_rows(runs: Runs) -> list[ClaimRow]:
                 resolution=runs.resolution(setting, [best, base], sorted(treatment)),
             )
             part, tasks, seeds = at(alpha=alpha)
-            verdict = sequential(single(at), len(seeds), alpha, runs.design)
+            verdict = sequential(one_part(at), first_verdict, len(seeds), alpha, runs.design)
             if number is not None:
                 scope.note += (
                     f"; the paper's {number:+.2f} is its average over its own tasks and backbone, "
@@ -891,7 +917,7 @@ def ptp_stability(runs: Runs, setting: str, base: str, variants: Sequence[str]) 
 
     part = at(None, alpha)
     test = part.test
-    verdict = sequential(lambda upto, level: at(upto, level).verdict(), len(seeds), alpha, runs.design)
+    verdict = sequential(lambda upto, level: [at(upto, level)], first_verdict, len(seeds), alpha, runs.design)
     per_task = "; ".join(
         f"{task} {np.std(x, ddof=1):.2f} vs {np.std(y, ddof=1):.2f}"
         for task, x, y in zip(tasks, t, c, strict=True)
@@ -922,7 +948,7 @@ def ptp_sharpness(runs: Runs, setting: str, base: str, variants: Sequence[str]) 
 
     at = functools.partial(gain_part, treat, control, "less", reference=reference, relative=claim.reference)
     part, tasks, seeds = at(alpha=alpha)
-    verdict = sequential(single(at), len(seeds), alpha, runs.design)
+    verdict = sequential(one_part(at), first_verdict, len(seeds), alpha, runs.design)
     evidence = Evidence(
         tasks,
         seeds,
@@ -964,32 +990,50 @@ def combine(parts: Sequence[Part]) -> tuple[Verdict, str]:
     return "inconclusive", f"too few seeds ({', '.join(undecided)} not yet significant)"
 
 
-def single(
-    at: Callable[..., tuple[Part, list[str], list[int]]],
-) -> Callable[[int, float], tuple[Verdict, str]]:
-    """The verdict of a one-part rule at a look: ``at(alpha=, upto=)`` builds its part."""
-    return lambda upto, level: at(alpha=level, upto=upto)[0].verdict()
+def one_part(at: Callable[..., tuple[Part, list[str], list[int]]]) -> Callable[[int, float], list[Part]]:
+    """A one-part rule's parts at a look: ``at(alpha=, upto=)`` builds its part."""
+    return lambda upto, level: [at(alpha=level, upto=upto)[0]]
+
+
+def first_verdict(parts: Sequence[Part]) -> tuple[Verdict, str]:
+    """A one-part rule's verdict."""
+    return parts[0].verdict()
 
 
 def sequential(
-    judge: Callable[[int, float], tuple[Verdict, str]], n: int, alpha: float, design: Design | None
-) -> tuple[Verdict, str]:
-    """The verdict of a rule at α over n paired seeds. Without a design (a fixed grid): one look at every
-    seed. With one (the adaptive design, ``stats.Design``): the first look whose test decides at its
-    nominal level, each look using the first that many seeds; later seeds cannot undo it."""
-    if design is None:
-        return judge(n, alpha)
-    looks = design.reached(n, alpha)
-    if not looks:
-        return "inconclusive", f"too few seeds ({n}; the first look is at {design.looks[0]})"
+    parts_at: Callable[[int, float], Sequence[Part]],
+    rule: Callable[[Sequence[Part]], tuple[Verdict, str]],
+    n: int,
+    alpha: float,
+    design: Design | None,
+) -> tuple[Verdict, str, tuple[Look, ...]]:
+    """The verdict of a rule at α over n paired seeds, and the claim's trajectory over the looks.
+    ``parts_at(upto, level)``: the rule's parts on the first ``upto`` seeds at nominal ``level``; ``rule``:
+    their verdict. Without a design (a fixed grid): one look at every seed. With one (the adaptive design,
+    ``stats.Design``): the first look whose test decides at its nominal level, each look using the first
+    that many seeds; later seeds cannot undo it (they are still shown in the trajectory)."""
+    looks = [(n, alpha)] if design is None else design.reached(n, alpha)
+    trajectory = []
+    decided: tuple[Verdict, str, int, float] | None = None
     for seeds, level in looks:
-        verdict, reason = judge(seeds, level)
-        if verdict != "inconclusive":
-            break
-    return (
-        verdict,
-        f"{reason}; look at {seeds} seeds, level {level:.2g} (looks at {', '.join(map(str, design.looks))})",
-    )
+        parts = parts_at(seeds, level)
+        verdict, reason = rule(parts)
+        first = parts[0]
+        values = [first.shown(value) for value in (first.test.estimate, *first.interval)]
+        reference = first.sign * first.reference if first.reference > 0 else math.nan
+        trajectory.append(
+            Look(seeds, level, *values, verdict, first.shown(0.0), first.shown(reference), first.ratio)
+        )
+        if decided is None and (verdict != "inconclusive" or (seeds, level) == looks[-1]):
+            decided = verdict, reason, seeds, level
+    if design is None:
+        return decided[0], decided[1], tuple(trajectory)
+    if decided is None:
+        return "inconclusive", f"too few seeds ({n}; the first look is at {design.looks[0]})", ()
+    verdict, reason, seeds, level = decided
+    looks_text = ", ".join(map(str, design.looks))
+    reason = f"{reason}; look at {seeds} seeds, level {level:.2g} (looks at {looks_text})"
+    return verdict, reason, tuple(trajectory)
 
 
 def multi_part_row(
@@ -1024,7 +1068,7 @@ def multi_part_row(
 
     parts, tasks, seeds = at(None, ALPHA)
     texts = [f"{part.label}: {_interval(part, 2)}" for part in parts]
-    verdict = sequential(lambda upto, alpha: combine(at(upto, alpha)[0]), len(seeds), ALPHA, runs.design)
+    verdict = sequential(lambda upto, level: at(upto, level)[0], combine, len(seeds), ALPHA, runs.design)
     evidence = Evidence(
         tasks,
         seeds,
@@ -1105,7 +1149,7 @@ def infoprompt_rows(runs: Runs, mi_checks: dict[str, Any] | None) -> list[ClaimR
                 relative=relative,
             )
             part, tasks, seeds = at(alpha=ALPHA)
-            verdict = sequential(single(at), len(seeds), ALPHA, runs.design)
+            verdict = sequential(one_part(at), first_verdict, len(seeds), ALPHA, runs.design)
             measured = _interval(part, digits)
             if claim_id == "IP-2":
                 total, learned = runs.learned(setting, [full, base])
@@ -1141,7 +1185,7 @@ def infoprompt_init(runs: Runs, setting: str, base: str, full: str) -> ClaimRow:
 
     at = functools.partial(gain_part, treat, control, "less", reference=reference, relative=claim.reference)
     part, tasks, seeds = at(alpha=ALPHA)
-    verdict = sequential(single(at), len(seeds), ALPHA, runs.design)
+    verdict = sequential(one_part(at), first_verdict, len(seeds), ALPHA, runs.design)
     inits = ", ".join(runs.inits(setting))
     evidence = Evidence(
         tasks,
@@ -1231,6 +1275,7 @@ def claims_table(rows: Sequence[ClaimRow], computed_by: dict[str, Any]) -> pd.Da
     """The rows as a table (results/claims.csv): the text columns, the numbers behind them, and the code
     that computed them (git revision and package versions, the same on every row)."""
     table = pd.DataFrame([row.__dict__ for row in rows])
+    table["trajectory"] = ["; ".join(look.text() for look in row.trajectory) for row in rows]
     table["git_revision"] = computed_by["git_revision"]
     table["packages"] = "; ".join(f"{name} {version}" for name, version in computed_by["packages"].items())
     return table

@@ -78,6 +78,41 @@ def forest(rows: list) -> str:
     return svg(fig)
 
 
+def trajectories(rows: list) -> str:
+    """Each claim under the adaptive design, look by look: the first part's estimate and its interval at
+    the look's nominal level (a repeated confidence interval: it leaves the no-effect line, solid, exactly
+    where the look's boundary is crossed, and the reference effect, dashed, where "below reference" is),
+    coloured by the verdict at that look; "" when no row has two looks."""
+    shown = [row for row in rows if len(row.trajectory) > 1]
+    if not shown:
+        return ""
+    columns = min(3, len(shown))
+    lines = -(-len(shown) // columns)
+    fig = Figure(figsize=(3.4 * columns, 2.6 * lines), layout="constrained")
+    axes = fig.subplots(lines, columns, squeeze=False).ravel()
+    for ax, row in zip(axes, shown, strict=False):
+        for look in row.trajectory:
+            colour = VERDICT_COLOURS[look.verdict]
+            if np.isfinite(look.low) and np.isfinite(look.high):
+                ax.vlines(look.seeds, look.low, look.high, color=colour, linewidth=2)
+            ax.plot(look.seeds, look.estimate, "o", color=colour)
+        first = row.trajectory[0]
+        ax.axhline(first.no_effect, color="black", linewidth=0.8)
+        if np.isfinite(first.reference):
+            ax.axhline(first.reference, color="black", linewidth=0.8, linestyle="--")
+        if first.ratio:
+            ax.set_yscale("log")  # a ratio's interval is symmetric on the log scale
+        ax.set_xticks([look.seeds for look in row.trajectory])
+        ax.set_xlim(0, row.trajectory[-1].seeds + 1)
+        ax.set_title(f"{row.id} ({row.setting}/{row.base})", fontsize=9)
+        ax.set_xlabel("seeds at the look", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(shown) :]:
+        ax.set_axis_off()
+    return svg(fig)
+
+
 def seed_strip(runs: pd.DataFrame, setting: str) -> str:
     """Every usable run's report score per method (one point per seed; collapsed runs in red) with the
     mean, one panel per task."""

@@ -319,9 +319,10 @@ def statistics_details() -> list[dict[str, str]]:
         {
             "key": "largest false-verdict rate measured",
             "value": f"{measured['max_false_verdict_rate']:.4f}",
-            "help": f"per side, over every profile (the adaptive design's whole loop included) and null family "
-            f"({measured['replicates']} replicates per scenario, {measured['replicates_adaptive']} under the "
-            f"adaptive design; {measured['date']}; benchmarks/verdict_calibration.py)",
+            "help": f"per side, over every profile (the adaptive design's whole loop included) and null "
+            f"family ({measured['replicates']} replicates per scenario, "
+            f"{measured['replicates_adaptive']} under the adaptive design; {measured['date']}; "
+            "benchmarks/verdict_calibration.py)",
         },
         {"key": "power", "value": f"{POWER:.0%}", "help": "the 'detectable' and 'seeds needed' columns"},
         {
@@ -434,6 +435,7 @@ def render_report(grid: GridRecord, results_dir: Path, out_path: Path, root: Pat
         error_rate=calibration()["max_false_verdict_rate"],
         verdict_counts=verdict_counts(rows),
         forest=figures.forest(rows),
+        trajectories=figures.trajectories(rows),
         decide=grid.decide,
         rounds=loop["rounds"] if loop else [],
         computed_by=computed_by,

@@ -10,9 +10,11 @@ import math
 
 import numpy as np
 import pytest
+from test_claims import simulated
 
-from prompttune.claims import ClaimRow, gain_part, sequential
+from prompttune.claims import ClaimRow, Part, claim_rows, claims_table, first_verdict, gain_part, sequential
 from prompttune.decide import FUTILE, arms_of, decision_chance, plan_round
+from prompttune.figures import trajectories
 from prompttune.stats import ALPHA, Design, spending_levels
 
 SEED_COUNTS = (3, 5, 10)
@@ -26,10 +28,10 @@ def sequential_verdict(d: np.ndarray, design: Design) -> str:
     treatment = {"CB": {seed: float(v) for seed, v in enumerate(d, 1)}}
     control = {"CB": dict.fromkeys(range(1, d.size + 1), 0.0)}
 
-    def judge(upto: int, level: float) -> tuple[str, str]:
-        return gain_part(treatment, control, "greater", level, 2.0, upto=upto)[0].verdict()
+    def parts_at(upto: int, level: float) -> list[Part]:
+        return [gain_part(treatment, control, "greater", level, 2.0, upto=upto)[0]]
 
-    return sequential(judge, d.size, ALPHA, design)[0]
+    return sequential(parts_at, first_verdict, d.size, ALPHA, design)[0]
 
 
 def test_the_boundaries_spend_alpha_over_the_looks() -> None:
@@ -73,6 +75,45 @@ def test_a_decided_look_is_not_undone_by_later_seeds() -> None:
     design = Design((4, 8))
     assert sequential_verdict(d, design) == "reproduced", "decided at the look with 4 seeds"
     assert sequential_verdict(d, Design.fixed(8)) != "reproduced"
+
+
+def test_the_trajectory_shows_every_look_and_the_first_that_decides_is_the_verdict() -> None:
+    """Each look's estimate and interval at its own level (a repeated confidence interval): the first look
+    whose interval leaves 0 on the claimed side decides, later looks are shown but cannot undo it, and the
+    page's figure and claims.csv carry the same looks."""
+    d = np.array([5.0, 5.2, 4.9, 5.1, 5.0, -30.0, -30.0, -30.0])
+    treatment = {"CB": {seed: float(v) for seed, v in enumerate(d, 1)}}
+    control = {"CB": dict.fromkeys(range(1, d.size + 1), 0.0)}
+
+    def parts_at(upto: int, level: float) -> list[Part]:
+        return [gain_part(treatment, control, "greater", level, 2.0, upto=upto)[0]]
+
+    design = Design((4, 8))
+    verdict, reason, looks = sequential(parts_at, first_verdict, d.size, ALPHA, design)
+    assert verdict == "reproduced" and "look at 4 seeds" in reason
+    assert [look.seeds for look in looks] == [4, 8]
+    assert [look.level for look in looks] == list(design.levels(ALPHA))
+    assert looks[0].estimate == pytest.approx(d[:4].mean()) and looks[0].low > 0
+    assert looks[1].estimate == pytest.approx(d.mean()) and looks[1].low < 0 < looks[1].high
+    assert [look.verdict for look in looks] == ["reproduced", "inconclusive"]
+    assert sequential(parts_at, first_verdict, d.size, ALPHA, None)[2][0].seeds == 8  # a fixed grid: one look
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+def test_claim_rows_carry_their_trajectory_to_the_page_and_claims_csv(n: int) -> None:
+    runs = simulated(n, np.random.default_rng(n), shift=True)
+    design = looks_up_to(n)
+    rows = claim_rows(runs, None, power=False, design=design)
+    measured = [row for row in rows if row.reason != "not measured" and row.id != "IP-5"]
+    for row in measured:
+        assert [look.seeds for look in row.trajectory] == [g for g, _ in design.reached(row.n_seeds, ALPHA)]
+        decided = [look.verdict for look in row.trajectory if look.verdict != "inconclusive"]
+        assert row.verdict == "inconclusive" or row.verdict == decided[0] or "collapse guard" in row.reason
+    table = claims_table(rows, {"git_revision": "r", "packages": {}})
+    pt = table[table["id"] == "IP-1"]["trajectory"].iloc[0]
+    assert pt.count(" at level ") == len(design.reached(n, ALPHA))
+    figure = trajectories(rows)
+    assert (figure != "") == (len(design.reached(n, ALPHA)) > 1)
 
 
 def row(n: int, effect: float, sd: float, **extra) -> ClaimRow:

@@ -25,7 +25,9 @@ from test_pipelines import BIN, project_copy, run
 from prompttune.decide import read_state
 
 ARMS = ("fewglue/pt", "fewglue/pt-ptp-rn-emb")
-VERDICT_COLUMNS = ["id", "scope", "verdict", "reason", "estimate", "low", "high", "n_seeds", "arm_seeds"]
+VERDICT_COLUMNS = [
+    "id", "scope", "verdict", "reason", "estimate", "low", "high", "n_seeds", "arm_seeds", "trajectory"
+]  # fmt: skip
 
 
 def decide_project(tmp_path: Path, mirror: Path) -> tuple[Path, dict[str, str]]:
@@ -126,6 +128,12 @@ def test_added_seeds_train_alone_and_a_killed_loop_resumes_identically(tmp_path:
     assert (served["stopped"] != "").all(), "every undecided claim the loop served says what closed it"
     page = (clean / "reports/decide-test.html").read_text()
     assert 'id="adaptive-design"' in page and "looks at 2, 3 seeds" in page
+    # every claim's trajectory: one entry per look its seeds reached, on the page once one has two
+    measured = claims[claims["arms"] != ""]
+    for _, claim in measured.iterrows():
+        looks = [look for look in (2, 3) if look <= claim["n_seeds"]]
+        assert [int(entry.split(":")[0]) for entry in claim["trajectory"].split("; ")] == looks, claim
+    assert ('id="trajectories"' in page) == bool((measured["n_seeds"] >= 3).any())
 
     killed, env = decide_project(tmp_path / "killed", mirror)
     loop = decide(killed, env)
