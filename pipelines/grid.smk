@@ -1,4 +1,4 @@
-# Rules of the Snakefile (PARAMS, STAGES, LANDSCAPES, PROFILE, STACK and COST come from it): the same jobs as dvc.yaml's
+# Rules of the Snakefile (PARAMS, TEXTS, STAGES, LANDSCAPES, PROFILE, STACK and COST come from it): the same jobs as dvc.yaml's
 # stages, with the same outputs; with grid.stack_seeds false or grid.decide, one training job per seed instead. Each
 # rule's code inputs are the ones dvc.yaml declares for the same stage (one list, checked against the import closure by
 # tests/test_pipelines.py), so an edit to the code a job imports reruns it in both pipelines.
@@ -116,6 +116,12 @@ def stage_config(w):
     return str(paths.stage_config(STAGE_OF[w.cell, w.name]))
 
 
+def record(path):
+    """A job's params: the resolved record it reads (configs/…), so a change to it reruns the job (Snakemake's
+    params trigger) whether or not the file was written yet."""
+    return lambda w: TEXTS[path(w) if callable(path) else str(path)]
+
+
 def stage_backbone(w):
     return COST.stages[STAGE_OF[w.cell, w.name]].run.backbone
 
@@ -132,6 +138,8 @@ if STACK:  # one job per stage, every seed in one process, as DVC's stages
             data="data/{cell}",
             backbone=lambda w: prefetched(stage_backbone(w)),
             code=code("train"),
+        params:
+            run=record(stage_config),
         output:
             directory("runs/{cell}/{name}"),
             "metrics/{cell}/{name}.json",
@@ -196,6 +204,8 @@ rule landscape:
         runs=lambda w: RUN_INPUTS[STAGE_OF[w.cell, w.method]],
         backbone=lambda w: prefetched(landscape_backbone(w)),
         code=code("landscape"),
+    params:
+        spec=record(lambda w: str(paths.landscape_config(w.cell, w.method))),
     output:
         directory("results/landscape/{cell}/{method}"),
     wildcard_constraints:
@@ -216,6 +226,8 @@ rule mi_check:
         data=f"data/{PARAMS.studies.mi_check.cell}",
         backbone=prefetched(COST.mi_spec["backbone"]),
         code=code("mi-check"),
+    params:
+        spec=record(paths.MI_CHECK_CONFIG),
     output:
         directory(str(paths.MI_CHECK_DIR)),
     log:
@@ -233,6 +245,8 @@ rule aggregate:
         [f for files in RUN_INPUTS.values() for f in files],
         [str(paths.landscape_dir(cell, method)) for cell, method in LANDSCAPES],
         code("aggregate"),
+    params:
+        grid=record(paths.GRID_RECORD),
     output:
         "results/runs.csv",
         "results/curves.csv",
@@ -253,9 +267,12 @@ rule report:
         str(paths.MI_CHECK_DIR),
         [str(paths.landscape_dir(cell, method)) for cell, method in LANDSCAPES],
         code("report"),
+    params:
+        grid=record(paths.GRID_RECORD),
     output:
         "results/claims.csv",
         str(paths.report(PROFILE)),
+        str(paths.CLAIMS_METRICS),
     threads: 1
     resources:
         **cost.LOCAL_JOB,

@@ -197,6 +197,11 @@ def decide(
 def plan(
     params: Path = PARAMS,
     fresh: bool = typer.Option(False, help="probe again instead of reading this machine's cached probes"),
+    max_load: float | None = typer.Option(
+        None,
+        help="cache probes only when the 1-minute load per CPU, before probing, is at most this "
+        "(default: prompttune.plan.IDLE_LOAD)",
+    ),
     gpu: bool = typer.Option(
         False,
         "--gpu",
@@ -228,7 +233,8 @@ def plan(
     device = resolve_device(stages[0].run.train.device)
     precision = resolve_precision(stages[0].run.train.precision, device)
     say(f"probing each kind of step on {device} ({precision.used}: {precision.reason})")
-    rows = estimates(loaded, fresh=fresh)
+    rows, source = estimates(loaded, fresh=fresh, max_load=max_load, progress=say)
+    say(source)
     typer.echo(table(rows, studies_s(loaded, rows)))
 
 
@@ -260,8 +266,8 @@ def report(
     grid_record: Path = typer.Option(Path("configs/grid.json"), "--grid", help="from `prompttune configure`"),
     out: Path | None = typer.Option(None, help="HTML file (default reports/<profile>.html)"),
 ) -> None:
-    """Render the self-contained HTML report (and results/claims.csv); print each claim's verdict, as
-    the page's claims table has it, and the page's path."""
+    """Render the self-contained HTML report (and results/claims.csv, metrics/claims.json); print each
+    claim's verdict, as the page's claims table has it, and the page's path."""
     from prompttune import paths
     from prompttune.pipeline import read_grid_record
     from prompttune.report import render_report, verdict_lines
@@ -320,7 +326,7 @@ def landscape(
     from prompttune.landscape import landscape_for_method
 
     spec = read_json(config)
-    surfaces = landscape_for_method(spec, data or paths.data_dir(spec["cell"]))
+    surfaces = landscape_for_method(spec, data or paths.data_dir(spec["cell"]), say)
     values = ", ".join(
         "failed" if s["sharpness"] is None else f"{s['sharpness']:.4f} (score {s['centre_score']:.2f})"
         for s in surfaces
@@ -345,7 +351,7 @@ def mi_check(
 
     spec = read_json(config)
     data_root = None if synthetic_only else data or paths.data_dir(spec["cell"])
-    result = verify(out, data_root, spec)
+    result = verify(out, data_root, spec, say)
     checks = [c for c in result["checks"] if c["role"] == "check"]
     controls = [c for c in result["checks"] if c["role"] == "control"]
     typer.echo(

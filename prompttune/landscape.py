@@ -40,6 +40,7 @@ import hashlib
 import json
 import math
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from prompttune.io import atomic_write_json, read_json
 from prompttune.landscape_plots import UNIT, plot_surface, plot_surfaces
 from prompttune.model import PromptModel
 from prompttune.objectives.ptp import embedding_rms
+from prompttune.progress import Progress, counted, silent
 from prompttune.results import code_provenance, code_sha256, load_metrics
 from prompttune.schema import LandscapeStudy
 from prompttune.splits import load_splits
@@ -361,13 +363,14 @@ def inputs_sha256(spec: dict[str, Any], run_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def landscape_for_method(spec: dict[str, Any], data_root: Path) -> list[dict]:
+def landscape_for_method(spec: dict[str, Any], data_root: Path, progress: Progress = silent) -> list[dict]:
     """The study for one (cell, method) as ``configs/landscape/<cell>/<method>.json`` gives it: every
     seed's run on the same inputs, directions' draw and scale; ``<out>/seed<N>/surface.{json,png}`` per
     run and ``<out>/surfaces.png`` with all of them on one colour scale. A seed whose surface was computed
     from the same inputs (``inputs_sha256``) is kept, and seeds the study no longer has are removed, so
-    a study given more seeds computes only the new ones."""
+    a study given more seeds computes only the new ones. ``progress`` gets a line per seed."""
     run_dirs = [Path(run) for run in spec["runs"]]
+    started = time.perf_counter()
     out_dir = Path(spec["out"])
     names = {read_config(run_dir).backbone for run_dir in run_dirs}
     if len(names) != 1:
@@ -408,6 +411,7 @@ def landscape_for_method(spec: dict[str, Any], data_root: Path) -> list[dict]:
         surface["inputs_sha256"] = key
         atomic_write_json(path, surface)
         surfaces.append(surface)
+        progress(counted(f"landscape {out_dir}, seeds", len(surfaces), len(run_dirs), started))
     drawn = [
         out_dir / d.name / "surface.json" for d, s in zip(run_dirs, surfaces, strict=True) if "axis" in s
     ]

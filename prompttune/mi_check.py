@@ -47,6 +47,7 @@ import functools
 import io
 import itertools
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ from prompttune.io import atomic_write_bytes, atomic_write_json
 from prompttune.model import PromptModel
 from prompttune.objectives import infoprompt
 from prompttune.objectives.infoprompt import Contrast, InfoPrompt, InfoPromptConfig, example_rows
+from prompttune.progress import Progress, counted, silent
 from prompttune.results import code_provenance
 from prompttune.splits import load_splits
 from prompttune.tasks import get_task
@@ -432,12 +434,16 @@ def exact_curvature(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor)
 
 
 def synthetic_part(
-    problems: Sequence[SyntheticProblem], steps: int
+    problems: Sequence[SyntheticProblem], steps: int, progress: Progress = silent
 ) -> tuple[list[Check], list[dict[str, Any]], dict[str, list[Trajectory]]]:
-    """Part 1 (module docstring): checks and controls, a summary per problem, trajectories for the figure."""
+    """Part 1 (module docstring): checks and controls, a summary per problem, trajectories for the figure;
+    ``progress`` gets a line per problem."""
     checks: list[Check] = []
     summaries, runs = [], {}
+    started = time.perf_counter()
     for index, problem in enumerate(problems):
+        if index:
+            progress(counted("MI check, synthetic problems", index, len(problems), started))
         size = int(np.prod(problem.shape))
         x0 = torch.zeros(size, dtype=torch.float64)
         generator = torch.Generator().manual_seed(index)
@@ -632,8 +638,11 @@ def real_run(
     return run
 
 
-def real_part(data_root: Path, spec: dict[str, Any]) -> tuple[list[RealRun], list[Check], dict[str, Any]]:
-    """Part 2 on the study's cell: GD on its training split, held-out checks on its selection split."""
+def real_part(
+    data_root: Path, spec: dict[str, Any], progress: Progress = silent
+) -> tuple[list[RealRun], list[Check], dict[str, Any]]:
+    """Part 2 on the study's cell: GD on its training split, held-out checks on its selection split;
+    ``progress`` gets a line per seed."""
     cell, quick = spec["cell"], spec.get("quick", False)
     setting, task_name = split_cell(cell)
     task = get_task(task_name)
@@ -655,7 +664,10 @@ def real_part(data_root: Path, spec: dict[str, Any]) -> tuple[list[RealRun], lis
     power_iters = 5 if quick else REAL_POWER_ITERS
     steps = spec["steps"]
     runs, checks = [], []
+    started = time.perf_counter()
     for seed in spec["seeds"]:
+        if runs:
+            progress(counted(f"MI check on {cell}, seeds", len(runs), len(spec["seeds"]), started))
         run = real_run(
             real_config(cell, spec["backbone"], seed), weights, tokenizer, train, heldout, steps, power_iters
         )
@@ -763,18 +775,20 @@ def synthetic_problems(quick: bool) -> list[SyntheticProblem]:
     return problems + [rep_problem(d, examples, 10 + seed) for seed, (d, examples) in enumerate(reps)]
 
 
-def verify(out_dir: Path, data_root: Path | None, spec: dict[str, Any]) -> dict[str, Any]:
+def verify(
+    out_dir: Path, data_root: Path | None, spec: dict[str, Any], progress: Progress = silent
+) -> dict[str, Any]:
     """Run both parts as ``spec`` (``configs/mi_check.json``: cell, backbone, seeds, steps, quick) says —
     the real one only with ``data_root`` — and write ``checks.json``, ``synthetic.png`` and ``real.png``
     into ``out_dir``."""
     out_dir = Path(out_dir)
     checks, summaries, synthetic_runs = synthetic_part(
-        synthetic_problems(spec.get("quick", False)), SYNTHETIC_STEPS
+        synthetic_problems(spec.get("quick", False)), SYNTHETIC_STEPS, progress
     )
     real: dict[str, Any] = {"skipped": "no data given (--synthetic-only)"}
     real_runs: list[RealRun] = []
     if data_root is not None:
-        real_runs, real_checks, settings = real_part(Path(data_root), spec)
+        real_runs, real_checks, settings = real_part(Path(data_root), spec, progress)
         checks += real_checks
         real = {"settings": settings, "runs": [dataclasses.asdict(run) for run in real_runs]}
     result = {

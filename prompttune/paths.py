@@ -6,8 +6,9 @@
 - ``runs/<cell>/<method>[@<variant>]/seed<N>/``: one run's folder (one pipeline output per stage);
 - ``runs/<cell>/<method>[@<variant>].resume/``: resume states, beside the stage's output (which DVC
   deletes before it runs a stage again);
-- ``metrics/<cell>/<method>[@<variant>].json``: a stage's headline metrics (git-tracked, so
-  ``dvc exp show`` lists them), ``metrics/curves/...``: its learning curves (``dvc plots``);
+- ``metrics/<cell>/<method>[@<variant>].json``: a stage's headline metrics (``dvc exp show`` lists
+  them), ``metrics/curves/...``: its learning curves (``dvc plots``); ``metrics/claims.json``: every
+  claim's verdict and estimate (``dvc exp show``, ``dvc metrics diff``);
 - ``results/``: the aggregate (``runs.csv``, ``curves.csv``, ``summary.csv``, ``claims.csv``),
   ``results/landscape/<cell>/<method>/``, ``results/mi_check/``; ``reports/<profile>.html``;
 - ``data/<cell>/``: the fetched files of one cell.
@@ -30,6 +31,7 @@ PIPELINE_STAGES = Path("pipelines/stages.yaml")  # the stage list dvc.yaml itera
 GRID_RECORD = CONFIGS / "grid.json"
 MI_CHECK_CONFIG = CONFIGS / "mi_check.json"
 MI_CHECK_DIR = RESULTS / "mi_check"
+CLAIMS_METRICS = METRICS / "claims.json"
 
 
 def stage_config(stage: Stage) -> Path:

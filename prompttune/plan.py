@@ -2,10 +2,12 @@
 long ``dvc repro``.
 
 Each distinct (backbone, task, base, objective, batch size, max length, precision) of the grid is probed once:
-the stage's own data and model, one warm-up step, then ``PROBE_STEPS`` timed training steps and one timed
+the stage's own data and model, untimed warm-up steps, then training steps timed by
+``torch.utils.benchmark`` until their spread is small (the median is the step's cost), and one timed
 evaluation of the selection split. Probes are cached per machine (the CPU's model and flags, torch's CPU
 capability and threads, ``ONEDNN_MAX_CPU_ISA``/``ATEN_CPU_CAPABILITY``, the device) in
-``$PROMPTTUNE_CACHE/plan.json``, so a second ``plan`` costs nothing. A stage's estimate is an upper bound:
+``$PROMPTTUNE_CACHE/plan.json`` with the time each was taken, so a second ``plan`` costs nothing; a probe
+taken while the machine is busy is used once and not cached. A stage's estimate is an upper bound:
 its seeds × (the step cap × the step cost + the evaluations) + the process start. Runs that stop early
 (the plateau rule) stop after ``patience`` evaluations without gain at the soonest, which gives the lower
 bound; where between the two a run ends depends on its learning curve (the default's runs stopped at about
@@ -15,19 +17,25 @@ bound; where between the two a run ends depends on its learning curve (the defau
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prompttune import paths
 from prompttune.config import Params, RunConfig, StageConfig, expand_stages
 from prompttune.io import atomic_write_json
+from prompttune.progress import Progress, counted, silent
 from prompttune.tokens import cache_root
 
-PROBE_STEPS = 3
+WARMUP_STEPS = 2  # untimed steps before a probe's timing: the first kernels' set-up (choice)
+PROBE_SPREAD = 0.1  # a probe times steps until their IQR is under this share of the median (choice)
+PROBE_MIN_S, PROBE_MAX_S = 1.0, 20.0  # a probe's timed seconds: at least, at most (choice)
+IDLE_LOAD = 0.5  # probes are cached only when the 1-minute load per CPU is under this (choice)
 PROCESS_START_S = 7.0  # imports, backbone load and tokenisation of a stage (measured: 5–7 s on 2 cores)
 
 
@@ -87,17 +95,21 @@ def probe_key(config: RunConfig) -> str:
 
 
 def probe(config: RunConfig, data_root: Path) -> StepCost:
-    """Time ``PROBE_STEPS`` training steps (after one warm-up) and one selection-split evaluation."""
+    """Time training steps and one selection-split evaluation: ``WARMUP_STEPS`` untimed steps (the first
+    kernels' set-up), then ``torch.utils.benchmark.Timer.adaptive_autorange`` over further steps until their
+    spread is small (IQR under ``PROBE_SPREAD`` of the median, at most ``PROBE_MAX_S``); the step cost is the
+    median, so a stray slow step does not set it."""
     import tempfile
 
     import torch
+    from torch.utils import benchmark
 
     from prompttune import train
 
     probe_config = dataclasses.replace(
         config,
         train=dataclasses.replace(
-            config.train, steps=PROBE_STEPS + 1, eval_every=10**6, early_stopping=False, checkpoint_every=0
+            config.train, steps=10**6, eval_every=10**6, early_stopping=False, checkpoint_every=0
         ),
     )
     setup = train.prepare(probe_config, data_root)
@@ -111,44 +123,74 @@ def probe(config: RunConfig, data_root: Path) -> StepCost:
         setup.features["train"], config.train.batch_size, torch.Generator().manual_seed(0)
     )
     run.trained.train()
-    times = []
-    for step in range(1, PROBE_STEPS + 2):
-        tick = time.perf_counter()
+    steps = itertools.count(1)
+
+    def step() -> None:
         losses = train.turn_step([run], [next(order)], setup)
-        train.update([run], losses, step, 0.0)
-        times.append(time.perf_counter() - tick)
+        train.update([run], losses, next(steps), 0.0)
+
+    for _ in range(WARMUP_STEPS):
+        step()
+    timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads())
+    measured = timer.adaptive_autorange(PROBE_SPREAD, min_run_time=PROBE_MIN_S, max_run_time=PROBE_MAX_S)
     tick = time.perf_counter()
     train.predict_split(run, setup, "select")
-    return StepCost(step_s=sum(times[1:]) / PROBE_STEPS, eval_s=time.perf_counter() - tick,
-                    precision=setup.precision.used)  # fmt: skip
+    return StepCost(step_s=measured.median, eval_s=time.perf_counter() - tick, precision=setup.precision.used)
 
 
-def estimates(params: Params, data_root: Path = paths.DATA, fresh: bool = False) -> list[StageEstimate]:
-    """Every training stage's estimate, probing what the per-machine cache lacks."""
+def busy(max_load: float = IDLE_LOAD) -> str:
+    """Why probes taken now would not describe this machine ("" when it is idle enough): the 1-minute load
+    average, taken before probing, above ``max_load`` per CPU."""
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    return f"1-minute load {load:.1f} on {cpus} CPUs" if load > max_load * cpus else ""
+
+
+def estimates(
+    params: Params,
+    data_root: Path = paths.DATA,
+    fresh: bool = False,
+    max_load: float | None = None,
+    progress: Progress = silent,
+) -> tuple[list[StageEstimate], str]:
+    """Every training stage's estimate, probing what the per-machine cache lacks (a progress line per
+    probe), and where the probes come from (the cache file and when each was taken). Probes taken on a
+    busy machine are used but not cached."""
     from prompttune.train import evaluation_interval, number_of_steps
 
     cache_file = (cache_root() or Path(".")).parent / "plan.json"
     cache = {} if fresh or not cache_file.is_file() else json.loads(cache_file.read_text())
     machine = cache.setdefault(machine_key(), {})
-    out = []
-    for stage in expand_stages(params):
+    load = busy(IDLE_LOAD if max_load is None else max_load)
+    out, taken = [], set()
+    stages = expand_stages(params)
+    missing, probed = len({probe_key(stage.run) for stage in stages} - set(machine)), 0
+    started = time.perf_counter()
+    for stage in stages:
         config = stage.run
         key = probe_key(config)
         if key not in machine:
-            machine[key] = dataclasses.asdict(probe(config, data_root / stage.stage.cell))
-            atomic_write_json(cache_file, cache)
+            progress(counted(f"probing {stage.stage.key}; kinds of step", probed, missing, started))
+            measured = dataclasses.asdict(probe(config, data_root / stage.stage.cell))
+            probed += 1
+            machine[key] = {**measured, "measured": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+            if not load:
+                atomic_write_json(cache_file, cache)
+        taken.add(machine[key]["measured"])
         n_train = _n_train(stage, data_root)
         cap = number_of_steps(config, n_train)
         interval = evaluation_interval(config, n_train)
         evaluations = cap // interval + 1
         soonest = min(cap, config.train.patience * interval) if config.train.early_stopping else cap
-        cost = StepCost(**machine[key])
+        cost = StepCost(**{k: v for k, v in machine[key].items() if k != "measured"})
         out.append(
             StageEstimate(
                 stage.stage.key, len(stage.seeds), cap, evaluations, cost, soonest, soonest // interval + 1
             )
         )
-    return out
+    source = f"probes from {cache_file}, taken {', '.join(sorted(taken))}"
+    if load:
+        source += f"; probes taken now are not cached: the machine was busy ({load})"
+    return out, source
 
 
 def _n_train(stage: StageConfig, data_root: Path) -> int:

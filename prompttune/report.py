@@ -28,7 +28,7 @@ from prompttune import figures, paper_numbers, paths
 from prompttune.claims import CLAIMS, claim_rows, claims_table
 from prompttune.config import arm_seeds_path
 from prompttune.decide import annotate, design_of, read_state
-from prompttune.io import atomic_write_text, read_json
+from prompttune.io import atomic_write_json, atomic_write_text, read_json
 from prompttune.landscape_plots import surfaces_figure
 from prompttune.pipeline import GridRecord
 from prompttune.results import code_provenance, load_metrics, read_runs
@@ -314,15 +314,17 @@ def calibration() -> dict[str, Any]:
 
 def statistics_details() -> list[dict[str, str]]:
     measured = calibration()
+    profiles = measured["profiles"].values()
+    counts = sorted({entry["replicates"] for entry in profiles})
+    replicates = f"{counts[0]}–{counts[-1]}" if len(counts) > 1 else f"{counts[0]}"
+    dates = ", ".join(sorted({entry["date"] for entry in profiles}))
     rows = [
         {"key": "α per side", "value": f"{ALPHA:g}", "help": "the level each test is run at"},
         {
             "key": "largest false-verdict rate measured",
             "value": f"{measured['max_false_verdict_rate']:.4f}",
             "help": f"per side, over every profile (the adaptive design's whole loop included) and null "
-            f"family ({measured['replicates']} replicates per scenario, "
-            f"{measured['replicates_adaptive']} under the adaptive design; {measured['date']}; "
-            "benchmarks/verdict_calibration.py)",
+            f"family ({replicates} replicates per scenario; {dates}; benchmarks/verdict_calibration.py)",
         },
         {"key": "power", "value": f"{POWER:.0%}", "help": "the 'detectable' and 'seeds needed' columns"},
         {
@@ -348,6 +350,25 @@ def verdict_counts(rows: list[claims_module.ClaimRow]) -> list[dict[str, Any]]:
     """How many rows got each verdict, in the verdicts' order (the summary above the claims table)."""
     counts = {verdict: sum(row.verdict == verdict for row in rows) for verdict in claims_module.VERDICTS}
     return [{"verdict": verdict, "count": count} for verdict, count in counts.items() if count]
+
+
+def claims_metrics(rows: list[claims_module.ClaimRow]) -> dict[str, dict[str, Any]]:
+    """Every claim's verdict, estimate and interval, keyed by claim and scope: the DVC metric
+    (``metrics/claims.json``) through which ``dvc exp show`` and ``dvc metrics diff`` compare verdicts."""
+
+    def number(value: float) -> float | None:
+        return round(value, 6) if math.isfinite(value) else None
+
+    return {
+        (f"{row.id} {row.setting}/{row.base}" if row.setting else row.id): {
+            "verdict": row.verdict,
+            "estimate": number(row.estimate),
+            "low": number(row.low),
+            "high": number(row.high),
+            "seeds": row.n_seeds,
+        }
+        for row in rows
+    }
 
 
 def verdict_lines(claims_csv: Path) -> list[str]:
@@ -398,6 +419,7 @@ def render_report(grid: GridRecord, results_dir: Path, out_path: Path, root: Pat
         rows = annotate(rows, runs, loop)
     computed_by = code_provenance()
     atomic_write_text(results_dir / "claims.csv", claims_table(rows, computed_by).to_csv(index=False))
+    atomic_write_json(root / paths.CLAIMS_METRICS, claims_metrics(rows))
     first = grid.stages[0]
     prov = read_json(root / first.dir / f"seed{first.seeds[0]}" / "provenance.json")
     data_sha: dict[str, str] = {}

@@ -52,6 +52,7 @@ from prompttune.io import atomic_directory, atomic_write_bytes
 from prompttune.model import ModelOutput, PromptModel, StackedModel
 from prompttune.objectives import OBJECTIVES, Objective, build_objective
 from prompttune.precision import autocast, grad_scaler, resolve_precision
+from prompttune.progress import Progress, silent
 from prompttune.results import (
     SCHEMA_VERSION,
     Convergence,
@@ -68,8 +69,6 @@ from prompttune.splits import Splits, load_splits
 from prompttune.tasks import get_task
 from prompttune.tasks.base import Example, Task
 from prompttune.tokens import encode_cached
-
-Progress = Callable[[str], None]
 
 
 def seed_everything(seed: int) -> None:
@@ -682,8 +681,9 @@ def train_seeds(
         run.order = train_order(setup.features["train"], first.train.batch_size, generator, step0, group)
         run.trained.train()
     step_of = stacked_step if stacks(configs, setup.device) else turn_step
-    report = progress or (lambda line: None)
+    report = progress or silent
     saved_at = time.monotonic()
+    loop_started = time.perf_counter()
     with Termination() as termination:
         for step in range(step0 + 1, setup.cap + 1):
             active = [run for run in runs if run.active]
@@ -702,7 +702,8 @@ def train_seeds(
                     except Exception as exc:  # noqa: BLE001 — a crash is a result
                         crash(run, exc, f"evaluating step {step}")
                         continue
-                    report(progress_line(run, setup, started))
+                    eta = stage_eta(loop_started, step0, step, setup.cap)
+                    report(progress_line(run, setup, started, eta))
             if step < setup.cap and (termination.requested or resume.due(step, saved_at, first.train)):
                 resume.save(step, runs)
                 saved_at = time.monotonic()
@@ -723,19 +724,23 @@ def train_seeds(
     return results
 
 
-def progress_line(run: SeedRun, setup: Setup, started: float) -> str:
+def stage_eta(loop_started: float, step0: int, step: int, cap: int) -> float:
+    """Seconds until the stage's last step: the wall time per step so far (every seed it trains, their
+    evaluations included) times the steps left — an upper bound, since seeds that stop early drop out."""
+    return (time.perf_counter() - loop_started) / max(1, step - step0) * (cap - step)
+
+
+def progress_line(run: SeedRun, setup: Setup, started: float, eta: float) -> str:
     """``<cell>/<method> seed N: step s/cap, loss, selection score (best @ step), elapsed, ETA`` — the ETA
-    assumes the run goes to its step cap (early stopping can only shorten it)."""
+    is the whole stage's (``stage_eta``)."""
     c = run.config
     point = run.curve[-1]
     elapsed = time.perf_counter() - started
-    per_step = run.train_time / max(1, run.step)
-    eta = per_step * (setup.cap - run.step) * 1.15  # evaluations: about 15 % on top (choice)
     state = " converged" if run.converged_at is not None else ""
     return (
         f"{c.stage.key} seed {c.seed}: step {point.step}/{setup.cap} loss {point.train_loss:.3f} "
         f"select {100 * point.select_score:.1f} (best {100 * run.best_score:.1f} @ {run.best_step}){state} "
-        f"· {elapsed:.0f}s, ETA ≤ {eta:.0f}s"
+        f"· {elapsed:.0f}s, stage ETA ≤ {eta:.0f}s"
     )
 
 

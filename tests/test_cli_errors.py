@@ -69,7 +69,7 @@ def test_a_stage_config_trains_every_seed_and_writes_its_headline(project: Path)
 
 def test_progress_lines_follow_the_verbosity(project: Path) -> None:
     loud = prompttune(["train", "--cell", "fewglue.CB", "--method", "head", "--seed", "1"], project)
-    assert "fewglue.CB/head seed 1: step 2/4" in loud.stderr and "ETA" in loud.stderr
+    assert "fewglue.CB/head seed 1: step 2/4" in loud.stderr and "stage ETA ≤" in loud.stderr
     quiet = prompttune(["-q", "train", "--cell", "fewglue.CB", "--method", "head", "--seed", "1"], project)
     assert quiet.returncode == 0 and quiet.stderr == ""
     version = prompttune(["--version"], project)

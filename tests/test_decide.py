@@ -10,12 +10,13 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 from test_claims import simulated
 
 from prompttune.claims import ClaimRow, Part, claim_rows, claims_table, first_verdict, gain_part, sequential
 from prompttune.decide import FUTILE, arms_of, decision_chance, plan_round
 from prompttune.figures import trajectories
-from prompttune.stats import ALPHA, Design, spending_levels
+from prompttune.stats import ALPHA, Design, spending_levels, spent
 
 SEED_COUNTS = (3, 5, 10)
 
@@ -34,21 +35,22 @@ def sequential_verdict(d: np.ndarray, design: Design) -> str:
     return sequential(parts_at, first_verdict, d.size, ALPHA, design)[0]
 
 
-def test_the_boundaries_spend_alpha_over_the_looks() -> None:
-    """One look is the fixed test at α; several looks each get less, and a normal statistic crosses some
-    boundary with probability α in all (checked by simulation)."""
+def test_the_boundaries_spend_alpha_over_the_looks_of_a_t_test() -> None:
+    """One look is the fixed test at α; several looks each get less, and the looks' Student t-tests on
+    normal null data (paths independent of the ones the levels were set on) cross some boundary with
+    probability α in all; the α spent up to each look follows the spending function."""
     assert spending_levels((6,), ALPHA) == (ALPHA,)
     looks = (3, 5, 8, 12)
     levels = spending_levels(looks, ALPHA)
     assert all(0 < level < ALPHA for level in levels)
-    rng = np.random.default_rng(0)
-    walks = rng.normal(size=(200_000, looks[-1])).cumsum(axis=1)
-    from scipy import stats as sps
-
-    crossed = np.zeros(len(walks), dtype=bool)
+    draws = np.random.default_rng(0).normal(size=(200_000, looks[-1]))
+    crossed = np.zeros(len(draws), dtype=bool)
     for n, level in zip(looks, levels, strict=True):
-        crossed |= walks[:, n - 1] / math.sqrt(n) > sps.norm.isf(level)
-    assert crossed.mean() == pytest.approx(ALPHA, abs=0.0015)
+        first = draws[:, :n]
+        t = first.mean(axis=1) / (first.std(axis=1, ddof=1) / math.sqrt(n))
+        crossed |= sps.t.sf(t, n - 1) < level
+        assert crossed.mean() == pytest.approx(spent(n / looks[-1], ALPHA), abs=0.001)
+    assert crossed.mean() == pytest.approx(ALPHA, abs=0.001)
 
 
 @pytest.mark.parametrize("n", SEED_COUNTS)

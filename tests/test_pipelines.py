@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from browser import ARTIFACTS, open_page, require_chromium
@@ -352,7 +353,8 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     claims_py.write_text(claims_py.read_text().removesuffix("\nCHANGED = True\n"))
     run([str(BIN / "prompttune"), "configure"], dvc_project, env)
     assert changed_stages(dvc_project, env) == set()
-    check_sharing(dvc_project, env, tmp_path / "remote")
+    check_claims_metrics(dvc_project, env)
+    check_sharing(dvc_project, env, tmp_path)
     check_experiment_queue(dvc_project, env)
 
     smk_project, smk_env = project_copy(tmp_path / "smk", mirror, "smoke")
@@ -376,9 +378,22 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
             1,
         )
     )
+
+    # A dry run lists exactly the changed stage (from each job's record as its params) and writes nothing:
+    # git and DVC see the same workspace before and after it.
+    def looked_at() -> tuple[str, str, dict[str, str]]:
+        git = run(["git", "status", "--porcelain", "--untracked-files=all"], smk_project, smk_env)
+        dvc_status = run([dvc, "status", "--json"], smk_project, smk_env)
+        return git, dvc_status, tree_digest(smk_project / "configs")
+
+    before = looked_at()
     rerun = run([str(BIN / "snakemake"), "-n", "-c1"], smk_project, smk_env, stderr=True)
     trained = re.findall(r"^rule train:\n(?:.*\n)*?\s+output: (\S+?),", rerun, flags=re.M)
     assert trained == ["runs/fewshot-64.SST-2/head"], rerun
+    for look in ("--lint", "--summary"):  # lint's exit code reports its findings, not an error of ours
+        command = [str(BIN / "snakemake"), look]
+        subprocess.run(command, cwd=smk_project, env=smk_env, capture_output=True, timeout=600)
+    assert looked_at() == before, "a dry run, lint or summary changed the workspace"
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -391,22 +406,37 @@ def tree_digest(folder: Path) -> dict[str, str]:
     }
 
 
-def check_sharing(project: Path, env: dict[str, str], remote: Path) -> None:
-    """The README's "Share results": ``dvc push`` to a remote and ``dvc pull`` into a workspace that lost its
-    runs and report bring both back, byte for byte."""
+def check_sharing(project: Path, env: dict[str, str], tmp: Path) -> None:
+    """The README's "Share results", as two people do it: in the project, add a remote, commit and
+    ``dvc push``; in a separate ``git clone``, ``dvc pull`` brings back everything (configs, runs, studies,
+    results, metrics, report) byte for byte, ``dvc status`` is clean and ``dvc repro`` runs nothing."""
     dvc = str(BIN / "dvc")
-    report = project / "reports" / "smoke.html"
-    metrics = project / "runs/fewglue.CB/pt/seed1/metrics.json"
-    before = (report.read_bytes(), metrics.read_bytes())
-    runs_before = tree_digest(project / "runs")
+    remote, other = tmp / "remote", tmp / "other"
     run([dvc, "remote", "add", "-d", "shared", str(remote)], project, env)
+    run(["git", "add", "-A"], project, env)
+    run(["git", "commit", "-q", "-m", "the smoke grid"], project, env)
     run([dvc, "push"], project, env)
-    shutil.rmtree(project / "runs")
-    report.unlink()
-    run([dvc, "pull"], project, env)
-    assert (report.read_bytes(), metrics.read_bytes()) == before
-    assert tree_digest(project / "runs") == runs_before
-    assert changed_stages(project, env) == set()
+    run(["git", "clone", "-q", str(project), str(other)], tmp, env)
+    run([dvc, "pull"], other, env)
+    assert changed_stages(other, env) == set()
+    repro = run([dvc, "repro"], other, env)
+    assert "Running stage" not in repro, repro
+    for folder in ("configs", "runs", "results", "metrics", "reports"):
+        assert tree_digest(other / folder) == tree_digest(project / folder), folder
+
+
+def check_claims_metrics(project: Path, env: dict[str, str]) -> None:
+    """The claims are DVC metrics: ``dvc exp show --json`` holds every claim's verdict, as claims.csv."""
+    shown = json.loads(run([str(BIN / "dvc"), "exp", "show", "--json"], project, env))
+    workspace = next(entry for entry in shown if entry["rev"] == "workspace")
+    metrics = workspace["data"]["metrics"]["metrics/claims.json"]["data"]
+    claims = pd.read_csv(project / "results" / "claims.csv", keep_default_na=False)
+    expected = {
+        (f"{row.id} {row.setting}/{row.base}" if row.setting else row.id): row.verdict
+        for row in claims.itertuples()
+    }
+    assert {key: value["verdict"] for key, value in metrics.items()} == expected
+    assert "PTP-2 fewglue/pt" in expected
 
 
 def check_experiment_queue(project: Path, env: dict[str, str]) -> None:

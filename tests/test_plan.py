@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from prompttune.config import expand_stages, load_params
 from prompttune.plan import PROCESS_START_S, StageEstimate, StepCost, probe_key, table
 
@@ -53,7 +55,7 @@ def test_plan_lists_every_stage_and_reuses_this_machines_probes(
     prompttune("profile", "smoke")
     text = (tmp_path / "params.yaml").read_text()
     (tmp_path / "params.yaml").write_text(text.replace("backbone: minilm", f"backbone: {tiny_backbone}"))
-    first = prompttune("plan")
+    first = prompttune("plan", "--max-load", "1000")  # cached whatever else this machine runs
     cache = tmp_path / "cache" / "plan.json"
     probes = json.loads(cache.read_text())
     stages = expand_stages(load_params(tmp_path / "params.yaml"))
@@ -65,3 +67,32 @@ def test_plan_lists_every_stage_and_reuses_this_machines_probes(
     (machine,) = probes.values()
     assert set(machine) == {probe_key(config.run) for config in stages}  # one probe per kind of step
     assert prompttune("plan") == first and json.loads(cache.read_text()) == probes
+    # every probe says when it was taken; probes taken on a busy machine are used but never cached
+    assert all(set(probe) == {"step_s", "eval_s", "precision", "measured"} for probe in machine.values())
+    command = [PROMPTTUNE, "plan", "--fresh", "--max-load", "0"]
+    busy = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert busy.returncode == 0, busy.stderr
+    assert f"probes from {cache}" in busy.stderr and "not cached: the machine was busy" in busy.stderr
+    assert json.loads(cache.read_text()) == probes
+
+
+PTP_VARIANTS = ["pt-ptp-rn-emb", "pt-ptp-adv-emb", "pt-ptp-rn-text", "pt-ptp-adv-text"]
+
+
+def test_the_first_probe_absorbs_no_warm_up_pt_costs_less_than_every_ptp_variant(
+    tmp_path: Path, mirror: Path
+) -> None:
+    """On one machine, with MiniLM on CB: `pt`, probed first, costs less per step than every PTP variant,
+    each of which adds forward and backward passes (objectives/ptp.py)."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    env = {**os.environ, "PROMPTTUNE_DATA_MIRROR": str(mirror), "PROMPTTUNE_CACHE": str(tmp_path / "cache")}
+    data = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    data["grid"]["blocks"] = {"ptp": {"cells": ["fewglue.CB"], "methods": ["pt", *PTP_VARIANTS]}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    command = [PROMPTTUNE, "plan", "--max-load", "1000"]
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("fewglue.CB/")]
+    assert rows[0][0] == "fewglue.CB/pt", "pt is probed first"
+    cost = {row[0].removeprefix("fewglue.CB/"): float(row[3]) for row in rows}
+    assert all(cost["pt"] < cost[variant] for variant in PTP_VARIANTS), cost

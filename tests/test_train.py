@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from prompttune.data import fetch
 from prompttune.results import load_metrics
 from prompttune.splits import required_files
 from prompttune.tasks import Example, get_task
-from prompttune.train import lr_lambda, majority_class, number_of_steps, split_result, train_run
+from prompttune.train import lr_lambda, majority_class, number_of_steps, split_result, stage_eta, train_run
 
 RUN_FILES = {"config.json", "provenance.json", "curve.csv", "predictions.jsonl", "prompt.pt", "metrics.json"}
 
@@ -262,3 +263,10 @@ def test_early_stopping_and_selection_never_read_the_report_split(
         (row["step"], row["select_score"]) for row in csv.DictReader((tmp_path / "changed/curve.csv").open())
     ]
     assert changed.report.score != honest.report.score
+
+
+def test_the_eta_is_the_stages_wall_time_per_step_times_the_steps_left() -> None:
+    """Six seeds taking turns: a step of the stage is all six, so 10 s for the first 5 steps of a 20-step
+    stage leaves 30 s, whatever one seed's share of a step is."""
+    assert stage_eta(time.perf_counter() - 10.0, 0, 5, 20) == pytest.approx(30.0, abs=0.5)
+    assert stage_eta(time.perf_counter() - 10.0, 10, 15, 20) == pytest.approx(10.0, abs=0.5)  # resumed at 10
