@@ -78,6 +78,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from prompttune import paths
 from prompttune.config import Params, RunConfig, Stage, StageConfig, TrainConfig, expand_stages, split_cell
 from prompttune.errors import PromptTuneError
+from prompttune.tasks.base import FileSize, SplitSize
 
 if TYPE_CHECKING:
     from prompttune.objectives.base import Passes
@@ -279,60 +280,6 @@ def backbone_shape(name: str) -> Shape:
 
 
 @dataclass(frozen=True)
-class SplitSize:
-    """Examples of a split, and the sequences (choices) per example: 1 for classification."""
-
-    examples: int
-    choices_max: int = 1
-    choices_mean: float = 1.0
-
-
-@dataclass(frozen=True)
-class FileSize(SplitSize):
-    """A data file of the official release: examples as prompttune's readers count them (MultiRC: answer
-    options, ReCoRD: queries) and its sampling units when they differ (MultiRC: questions)."""
-
-    units: int | None = None
-
-
-def _same(n: int) -> dict[str, FileSize]:
-    return {"fewglue_train": FileSize(n), "fewglue_dev32": FileSize(n)}
-
-
-# Sources: SuperGLUE v2 and GLUE SST-2 rows per file as the Hugging Face `super_glue` / `glue` dataset
-# cards list them (Wang et al. 2019, Table 1, rounds them), equal to the line counts of the files in the
-# data mirror where it has them (shared/data/SOURCES.md); FewGLUE (timoschick/fewglue) and FewGLUE_32dev
-# (THUDM/P-tuning): 32 examples, MultiRC's 32 questions being 154 and 167 answer options, ReCoRD's choice
-# counts measured on the mirror's files. ReCoRD's full train and val are not in the mirror: their choice
-# counts are assumed (choice: the FewGLUE files' mean, and twice their largest count, 25) until fetched.
-OFFICIAL: dict[str, dict[str, FileSize]] = {
-    "BoolQ": {**_same(32), "full_train": FileSize(9427), "val": FileSize(3270)},
-    "CB": {**_same(32), "full_train": FileSize(250), "val": FileSize(56)},
-    "COPA": {
-        **{source: FileSize(32, 2, 2.0) for source in ("fewglue_train", "fewglue_dev32")},
-        "full_train": FileSize(400, 2, 2.0),
-        "val": FileSize(100, 2, 2.0),
-    },
-    "MultiRC": {
-        "fewglue_train": FileSize(154, units=32),
-        "fewglue_dev32": FileSize(167, units=32),
-        "full_train": FileSize(27243, units=5100),
-        "val": FileSize(4848, units=953),
-    },
-    "ReCoRD": {
-        "fewglue_train": FileSize(32, 23, 12.4),
-        "fewglue_dev32": FileSize(32, 25, 11.5),
-        "full_train": FileSize(100730, 50, 12.0),
-        "val": FileSize(10000, 50, 12.0),
-    },
-    "RTE": {**_same(32), "full_train": FileSize(2490), "val": FileSize(277)},
-    "WiC": {**_same(32), "full_train": FileSize(5428), "val": FileSize(638)},
-    "WSC": {**_same(32), "full_train": FileSize(554), "val": FileSize(104)},
-    "SST-2": {"full_train": FileSize(67349), "val": FileSize(872)},
-}
-
-
-@dataclass(frozen=True)
 class CellSizes:
     """The three splits of a cell, the first examples of the report split a landscape reads, and where the
     numbers come from (``data/<cell>`` or ``table``)."""
@@ -350,11 +297,13 @@ def _draw(file: FileSize, units: int) -> SplitSize:
 
 
 def table_sizes(setting: str, task: str, head: int) -> CellSizes:
-    """A cell's split sizes from ``OFFICIAL`` by the rules of prompttune/splits.py (content overlaps
-    between files, which splits.py removes, are not subtracted)."""
+    """A cell's split sizes from the official file sizes its task declares (``Task.sizes``), by the rules
+    of prompttune/splits.py (content overlaps between files, which splits.py removes, are not
+    subtracted)."""
     from prompttune.splits import FEWSHOT_SELECT, HELDOUT_FRACTION, parse_setting
+    from prompttune.tasks import get_task
 
-    files = OFFICIAL[task]
+    files = get_task(task).sizes
     parsed = parse_setting(setting)
     report = files["val"]
     if parsed.name == "fewglue":
@@ -411,13 +360,10 @@ def cell_sizes(cell: str, data_seed: int, head: int, data_root: Path | None = No
 
 
 def lengths(run: RunConfig) -> tuple[int, int]:
-    """``(T, T_k)`` of a run's sequences (module docstring)."""
-    n, length = run.prompt.length, run.train.max_length
-    if run.base == "pt":
-        return length + n, length + n
-    if run.base == "pt2":
-        return length, length + n
-    return length, length
+    """``(T, T_k)`` of a run's sequences, as its base declares them (module docstring)."""
+    from prompttune.bases import BASES
+
+    return BASES.get(run.base).sequence_lengths(run.prompt, run.train.max_length)
 
 
 def forward_flops(shape: Shape, t_q: int, t_k: int) -> int:
@@ -501,14 +447,15 @@ def configured_micro_batch(train: TrainConfig) -> int:
 
 
 def trainable_params(run: RunConfig, shape: Shape, classes: int) -> int:
-    """The prompt, the head and InfoPrompt's ``W_c``: what AdamW trains."""
-    n, d = run.prompt.length, shape.hidden
-    prompt = {"pt": n * d, "pt2": shape.layers * 2 * n * d, "head": 0}[run.base]
-    if run.base == "pt2" and run.prompt.reparam:
-        h = run.prompt.reparam_hidden
-        prompt = n * d + d * h + h + h * shape.layers * 2 * d + shape.layers * 2 * d
-    w_c = d * d if run.objective_options.get("beta", 0) > 0 else 0
-    return prompt + d * classes + classes + w_c
+    """What AdamW trains: the prompt (as its base declares it), the head, and the objective's own
+    parameters (as it declares them)."""
+    from prompttune.bases import BASES
+    from prompttune.objectives.base import OBJECTIVES, objective_config
+
+    d = shape.hidden
+    prompt = BASES.get(run.base).prompt_parameters(run.prompt, shape.layers, d)
+    options = objective_config(run.objective, run.objective_options)
+    return prompt + d * classes + classes + OBJECTIVES.get(run.objective).trainable_parameters(options, d)
 
 
 def step_peak(run: RunConfig, shape: Shape, memory: Memory, sequences: float, seeds: int = 1) -> float:

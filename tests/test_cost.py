@@ -14,6 +14,7 @@ from transformers import AutoModel, RobertaConfig, RobertaModel
 
 from prompttune import cost
 from prompttune.backbone import backbone_config
+from prompttune.bases import BASES, PromptBase
 from prompttune.config import (
     HeadConfig,
     PromptConfig,
@@ -26,8 +27,10 @@ from prompttune.config import (
 )
 from prompttune.model import Batch, PromptModel
 from prompttune.objectives import OBJECTIVES, Objective, ObjectiveConfig
-from prompttune.objectives.base import ObjectiveRegistry, Passes, objective_config
+from prompttune.objectives.base import Passes, objective_config
+from prompttune.registry import DeclaredRegistry
 from prompttune.tasks import get_task
+from prompttune.tasks.base import TASKS, FileSize, register_task
 
 ROOT = Path(__file__).resolve().parents[1]
 HAND = cost.Shape(
@@ -135,7 +138,7 @@ def test_the_declared_passes_follow_the_options() -> None:
     assert cost.passes(hand_run("pt2")) == Passes(1, 1, 1, separable=True)
 
 
-def test_an_objective_without_a_pass_declaration_is_refused_at_registration() -> None:
+def test_an_objective_without_a_complete_declaration_is_refused_at_registration() -> None:
     class Undeclared(Objective):
         name = "undeclared"
 
@@ -147,12 +150,46 @@ def test_an_objective_without_a_pass_declaration_is_refused_at_registration() ->
         OBJECTIVES.register("undeclared")(Undeclared)
     assert "\n" not in str(caught.value) and "undeclared" not in OBJECTIVES
 
-    class Declared(Undeclared):
+    class Passing(Undeclared):
         @classmethod
         def passes(cls, config: ObjectiveConfig) -> Passes:
             return Passes(1, 1, 1, separable=False)
 
-    assert ObjectiveRegistry("objective").register("declared")(Declared) is Declared  # a registry of its own
+    with pytest.raises(TypeError, match=r"\(.*\.Passing\) declares no trainable parameters: define"):
+        OBJECTIVES.register("passing")(Passing)
+
+    class Declared(Passing):
+        @classmethod
+        def trainable_parameters(cls, config: ObjectiveConfig, hidden: int) -> int:
+            return 3 * hidden
+
+    registry = DeclaredRegistry("objective", OBJECTIVES.declarations)  # a registry of its own
+    assert registry.register("declared")(Declared) is Declared
+
+
+def test_a_base_without_a_complete_declaration_is_refused_and_the_cost_model_reads_the_declarations() -> None:
+    class Undeclared(PromptBase):
+        name = "undeclared"
+
+        def forward(self, inputs_embeds, attention_mask, token_type_ids):  # noqa: ANN001, ANN201
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match=r"prompt base 'undeclared' \(.*\) declares no sequence lengths"):
+        BASES.register("undeclared")(Undeclared)
+    assert "undeclared" not in BASES
+    shape = cost.Shape("hand", layers=6, hidden=384, heads=12, ffn=1536, vocab=30522, params=22_000_000)
+    for base in ("head", "pt", "pt2"):
+        run = hand_run(base)
+        declared = BASES.get(base)
+        assert cost.lengths(run) == declared.sequence_lengths(run.prompt, run.train.max_length)
+        prompt = declared.prompt_parameters(run.prompt, shape.layers, shape.hidden)
+        assert cost.trainable_params(run, shape, 3) == prompt + 384 * 3 + 3
+    assert cost.lengths(hand_run("pt")) == (8 + 2, 8 + 2) and cost.lengths(hand_run("pt2")) == (8, 8 + 2)
+    assert (
+        cost.trainable_params(hand_run("pt-infoprompt"), shape, 3)
+        - cost.trainable_params(hand_run("pt"), shape, 3)
+        == 384 * 384
+    )  # W_c, declared by InfoPrompt (β > 0 by default)
 
 
 def test_step_cap_from_epochs_and_the_official_sizes(paper: cost.ProfileCost) -> None:
@@ -341,11 +378,11 @@ def test_sizes_come_from_the_data_when_it_is_there(mirror: Path) -> None:
     )  # the mirror lacks its val.jsonl
 
 
-def test_the_official_sizes_agree_with_every_file_of_the_mirror(mirror: Path) -> None:
+def test_every_tasks_declared_sizes_agree_with_every_file_of_the_mirror(mirror: Path) -> None:
     checked = 0
-    for task_name, files in cost.OFFICIAL.items():
+    for task_name in TASKS.names():
         task = get_task(task_name)
-        for source, size in files.items():
+        for source, size in task.sizes.items():
             path = mirror / task.files[source]
             if not path.is_file():
                 continue
@@ -368,3 +405,16 @@ def test_the_device_follows_the_backbone() -> None:
     assert not cost.needs_gpu(minilm) and cost.run_precision("auto", cost.DEFAULT.cpu()) == "fp32"
     assert cost.needs_gpu(dataclasses.replace(minilm, backbone="roberta-large"))
     assert cost.run_precision("auto", cost.H100) == "bf16"
+
+
+def test_a_task_declares_the_size_of_every_file_it_reads() -> None:
+    """A new task without the official size of one of its files is refused when it registers, so the cost
+    model never meets a task it cannot size (the cluster route sizes cells before any fetch)."""
+    cb = get_task("CB")
+    partial = dataclasses.replace(cb, name="CB-partial", sizes={"val": FileSize(56)})
+    with pytest.raises(TypeError, match=r"task 'CB-partial': sizes must give every file of `files`"):
+        register_task(partial)
+    assert "CB-partial" not in TASKS
+    sizes = cost.table_sizes("superglue", "CB", 32)  # read from the declaration
+    assert sizes.report.examples == cb.sizes["val"].examples
+    assert sizes.train.examples + sizes.select.examples == cb.sizes["full_train"].examples

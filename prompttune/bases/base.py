@@ -13,7 +13,7 @@ from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerB
 
 from prompttune.backbone import architecture, backbone_label
 from prompttune.errors import PromptTuneError
-from prompttune.registry import Registry
+from prompttune.registry import DeclaredRegistry
 from prompttune.schema import PromptConfig
 from prompttune.tasks.base import Task
 
@@ -49,6 +49,18 @@ class PromptBase(nn.Module, ABC):
         architecture(backbone_config)
         return None
 
+    @classmethod
+    @abstractmethod
+    def sequence_lengths(cls, config: PromptConfig, max_length: int) -> tuple[int, int]:
+        """``(T, T_k)`` for inputs of ``max_length`` tokens: the backbone's query length and the keys each
+        position attends to (prompttune/cost.py's FLOPs and memory; no default)."""
+
+    @classmethod
+    @abstractmethod
+    def prompt_parameters(cls, config: PromptConfig, layers: int, hidden: int) -> int:
+        """What AdamW trains of the prompt on a backbone of ``layers`` × ``hidden`` (the head's and the
+        objective's own parameters are counted by their owners; no default)."""
+
     @abstractmethod
     def forward(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
@@ -59,7 +71,16 @@ class PromptBase(nn.Module, ABC):
         return None
 
 
-BASES: Registry[type[PromptBase]] = Registry("prompt base")
+BASES = DeclaredRegistry(
+    "prompt base",
+    {
+        "sequence_lengths": ("sequence lengths", "the classmethod sequence_lengths(config, max_length)"),
+        "prompt_parameters": (
+            "prompt parameters",
+            "the classmethod prompt_parameters(config, layers, hidden)",
+        ),
+    },
+)
 
 
 def plain_inputs(

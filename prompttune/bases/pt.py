@@ -34,6 +34,16 @@ from prompttune.tasks.base import Task
 class ShallowPrompt(PromptBase):
     name = "pt"
 
+    @classmethod
+    def sequence_lengths(cls, config: PromptConfig, max_length: int) -> tuple[int, int]:
+        """The ``n`` prompt tokens join the input: every position, prompt included, is a query and a key."""
+        return max_length + config.length, max_length + config.length
+
+    @classmethod
+    def prompt_parameters(cls, config: PromptConfig, layers: int, hidden: int) -> int:
+        """``n`` vectors (the word-embedding width; the hidden size on BERT and RoBERTa)."""
+        return config.length * hidden
+
     def __init__(
         self, config: PromptConfig, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task
     ) -> None:

@@ -53,6 +53,21 @@ class DeepPrompt(PromptBase):
     name = "pt2"
 
     @classmethod
+    def sequence_lengths(cls, config: PromptConfig, max_length: int) -> tuple[int, int]:
+        """The prefix adds ``n`` keys and values at every layer, no query."""
+        return max_length, max_length + config.length
+
+    @classmethod
+    def prompt_parameters(cls, config: PromptConfig, layers: int, hidden: int) -> int:
+        """A key and a value of ``n`` positions per layer; with ``reparam``, the embedding and the MLP that
+        produce them instead."""
+        n, d = config.length, hidden
+        if not config.reparam:
+            return layers * 2 * n * d
+        h = config.reparam_hidden
+        return n * d + d * h + h + h * layers * 2 * d + layers * 2 * d
+
+    @classmethod
     def unsupported(cls, backbone_config: PretrainedConfig) -> str | None:
         if not architecture(backbone_config).key_value_cache:
             return (

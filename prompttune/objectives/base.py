@@ -11,7 +11,7 @@ saved with the prompt); its typed config validates the options of ``run.objectiv
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,7 +23,7 @@ from prompttune.backbone import ARCHITECTURES, backbone_label
 from prompttune.bases import BASES
 from prompttune.errors import PromptTuneError
 from prompttune.model import Batch, PromptModel
-from prompttune.registry import Registry
+from prompttune.registry import DeclaredRegistry
 from prompttune.schema import build
 
 
@@ -86,28 +86,26 @@ class Objective(nn.Module, ABC):
     def passes(cls, config: ObjectiveConfig) -> Passes:
         """The passes one training step takes under ``config`` (no default: every objective declares it)."""
 
+    @classmethod
+    @abstractmethod
+    def trainable_parameters(cls, config: ObjectiveConfig, hidden: int) -> int:
+        """Parameters the objective itself adds to what AdamW trains, on a backbone of ``hidden`` size
+        (the prompt's and the head's are counted by their owners; no default)."""
+
     @abstractmethod
     def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
-class ObjectiveRegistry(Registry[type[Objective]]):
-    """The objectives by name; registering one that does not declare ``passes`` is a one-line error."""
-
-    def register(self, name: str) -> Callable[[type[Objective]], type[Objective]]:
-        add = super().register(name)
-
-        def decorator(cls: type[Objective]) -> type[Objective]:
-            if getattr(cls.passes, "__isabstractmethod__", False):
-                raise TypeError(
-                    f"objective {name!r} ({cls.__module__}.{cls.__qualname__}) declares no pass structure: "
-                    "define the classmethod passes(config) -> Passes"
-                )
-            return add(cls)
-
-        return decorator
-
-
-OBJECTIVES = ObjectiveRegistry("objective")
+OBJECTIVES = DeclaredRegistry(
+    "objective",
+    {
+        "passes": ("pass structure", "the classmethod passes(config) -> Passes"),
+        "trainable_parameters": (
+            "trainable parameters",
+            "the classmethod trainable_parameters(config, hidden) -> int",
+        ),
+    },
+)
 
 
 def objective_config(name: str, options: Mapping[str, Any]) -> ObjectiveConfig:

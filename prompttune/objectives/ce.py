@@ -22,6 +22,11 @@ class CrossEntropy(Objective):
         """One forward and its backward."""
         return Passes(1, 1, 1, separable=cls.separable)
 
+    @classmethod
+    def trainable_parameters(cls, config: ObjectiveConfig, hidden: int) -> int:
+        """None of its own."""
+        return 0
+
     def loss(self, model: PromptModel | StackedModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         loss = model.seed_means(F.cross_entropy(model(batch).logits, batch["labels"], reduction="none"))
         return loss, {"ce": loss.mean().item()}

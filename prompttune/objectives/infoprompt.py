@@ -186,6 +186,11 @@ class InfoPrompt(Objective):
         others (not separable) and each example's ``r⁻`` costs one forward without prompt, once."""
         return Passes(1, 1, 1, separable=config.beta == 0, negatives=config.beta > 0)
 
+    @classmethod
+    def trainable_parameters(cls, config: InfoPromptConfig, hidden: int) -> int:  # type: ignore[override]
+        """``W_c`` (d × d), which exists only with β > 0."""
+        return hidden * hidden if config.beta > 0 else 0
+
     def loss(self, model: PromptModel, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         out = model(batch)
         ce = F.cross_entropy(out.logits, batch["labels"])

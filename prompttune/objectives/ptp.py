@@ -190,6 +190,11 @@ class PTPObjective(Objective):
     input_grad: ClassVar[bool] = False  # whether perturb needs ∇_{e(x)} CE of the clean pass
     config: PTPConfig
 
+    @classmethod
+    def trainable_parameters(cls, config: ObjectiveConfig, hidden: int) -> int:
+        """None of its own: the perturbation is drawn or computed, never trained."""
+        return 0
+
     def __init__(self, config: PTPConfig, model: PromptModel) -> None:
         super().__init__(config, model)
         self.rms = embedding_rms(model)

@@ -37,6 +37,23 @@ class Example:
 
 
 @dataclass(frozen=True)
+class SplitSize:
+    """Examples of a split, and the sequences (choices) per example: 1 for classification."""
+
+    examples: int
+    choices_max: int = 1
+    choices_mean: float = 1.0
+
+
+@dataclass(frozen=True)
+class FileSize(SplitSize):
+    """A data file of the official release: examples as the task's reader counts them (MultiRC: answer
+    options, ReCoRD: queries) and its sampling units when they differ (MultiRC: questions)."""
+
+    units: int | None = None
+
+
+@dataclass(frozen=True)
 class Task:
     """A task declaration (lm-evaluation-harness style). ``read`` turns a file into examples;
     ``compute_metrics`` scores predicted indices; ``score`` is the task's single number (the mean of its
@@ -51,6 +68,7 @@ class Task:
     reader: Callable[[Path, str], list[Example]]  # (file, split name) -> examples
     metric_fn: Callable[[Sequence[Example], Sequence[int]], dict[str, float]]
     files: dict[str, str]  # source name -> path relative to the data root, e.g. {"fewglue_train": ...}
+    sizes: dict[str, FileSize]  # source name -> the official file's size (the cost model, before a fetch)
     description: str = ""  # task description used by prompt init `text`
     near_duplicate_fields: tuple[str, ...] = ()  # `meta` entries making the near-duplicate key; () none
 
@@ -72,5 +90,11 @@ TASKS: Registry[Task] = Registry("task")
 
 
 def register_task(task: Task) -> Task:
+    """Add a task; one whose ``sizes`` do not name exactly its ``files`` is a one-line error."""
+    if set(task.sizes) != set(task.files):
+        raise TypeError(
+            f"task {task.name!r}: sizes must give every file of `files` and nothing else "
+            f"(files {sorted(task.files)}, sizes {sorted(task.sizes)})"
+        )
     TASKS.register(task.name)(task)
     return task

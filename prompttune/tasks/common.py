@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from prompttune.errors import PromptTuneError
 from prompttune.io import read_jsonl
-from prompttune.tasks.base import Example
+from prompttune.tasks.base import Example, FileSize
 
 T = TypeVar("T")
 
@@ -31,6 +31,18 @@ SOURCES = {
 def superglue_files(task: str) -> dict[str, str]:
     """All four sources of a SuperGLUE task: its ``Task.files``."""
     return {source: pattern.format(task=task) for source, pattern in SOURCES.items()}
+
+
+# Sizes (``Task.sizes``): SuperGLUE v2 and GLUE SST-2 rows per file as the Hugging Face `super_glue` / `glue`
+# dataset cards list them (Wang et al. 2019, Table 1, rounds them), equal to the line counts of the files in
+# the data mirror where it has them (tests/test_cost.py checks every file the mirror has); FewGLUE
+# (timoschick/fewglue) and FewGLUE_32dev (THUDM/P-tuning): 32 examples each.
+
+
+def superglue_sizes(train: int, val: int, fewglue: int = 32) -> dict[str, FileSize]:
+    """A SuperGLUE classification task's ``Task.sizes``: ``fewglue`` examples in each FewGLUE file."""
+    few = FileSize(fewglue)
+    return {"fewglue_train": few, "fewglue_dev32": few, "full_train": FileSize(train), "val": FileSize(val)}
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prompttune.tasks.base import Example, Task, register_task
+from prompttune.tasks.base import Example, FileSize, Task, register_task
 from prompttune.tasks.common import jsonl_rows, superglue_files
 from prompttune.tasks.metrics import accuracy_metrics
 
@@ -49,6 +49,12 @@ register_task(
         reader=read_copa,
         metric_fn=accuracy_metrics,
         files=superglue_files("COPA"),
+        sizes={
+            "fewglue_train": FileSize(32, 2, 2.0),
+            "fewglue_dev32": FileSize(32, 2, 2.0),
+            "full_train": FileSize(400, 2, 2.0),
+            "val": FileSize(100, 2, 2.0),
+        },
         description="Choose the more plausible cause or effect of the premise.",
     )
 )

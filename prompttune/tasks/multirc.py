@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prompttune.tasks.base import Example, Task, register_task
+from prompttune.tasks.base import Example, FileSize, Task, register_task
 from prompttune.tasks.common import jsonl_rows, superglue_files
 from prompttune.tasks.metrics import multirc_metrics
 
@@ -48,6 +48,12 @@ register_task(
         reader=read_multirc,
         metric_fn=multirc_metrics,
         files=superglue_files("MultiRC"),
+        sizes={  # answer options; their questions are the sampling units (FewGLUE: 32 questions)
+            "fewglue_train": FileSize(154, units=32),
+            "fewglue_dev32": FileSize(167, units=32),
+            "full_train": FileSize(27243, units=5100),
+            "val": FileSize(4848, units=953),
+        },
         description="Decide whether each answer to a question about a passage is true or false.",
     )
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prompttune.errors import PromptTuneError
-from prompttune.tasks.base import Example, Task, register_task
+from prompttune.tasks.base import Example, FileSize, Task, register_task
 from prompttune.tasks.common import Row
 from prompttune.tasks.metrics import accuracy_metrics
 
@@ -56,6 +56,7 @@ register_task(
         reader=read_sst2,
         metric_fn=accuracy_metrics,
         files={"full_train": "GLUE/SST-2/train.tsv", "val": "GLUE/SST-2/dev.tsv"},
+        sizes={"full_train": FileSize(67349), "val": FileSize(872)},
         description="Classify the sentiment of a movie review sentence as negative or positive.",
     )
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prompttune.tasks.base import Example, Task, register_task
-from prompttune.tasks.common import Row, jsonl_rows, superglue_files
+from prompttune.tasks.common import Row, jsonl_rows, superglue_files, superglue_sizes
 from prompttune.tasks.metrics import accuracy_metrics
 
 LABELS = ("False", "True")
@@ -49,6 +49,7 @@ register_task(
         reader=read_wic,
         metric_fn=accuracy_metrics,
         files=superglue_files("WiC"),
+        sizes=superglue_sizes(train=5428, val=638),
         description="Decide whether the marked word has the same meaning in both sentences.",
     )
 )

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from prompttune.tasks.base import Example, Task, register_task
-from prompttune.tasks.common import Row, jsonl_rows, superglue_files
+from prompttune.tasks.common import Row, jsonl_rows, superglue_files, superglue_sizes
 from prompttune.tasks.metrics import accuracy_metrics
 
 LABELS = ("False", "True")
@@ -104,6 +104,7 @@ register_task(
         reader=read_wsc,
         metric_fn=accuracy_metrics,
         files=superglue_files("WSC"),
+        sizes=superglue_sizes(train=554, val=104),
         description="Decide whether the marked pronoun refers to the marked noun phrase.",
         near_duplicate_fields=("text", "span2_text", "span2_index"),
     )
