@@ -5,7 +5,7 @@
   ``configs/grid.json`` (the stages, seeds and profile the aggregate and report read);
 - ``runs/<cell>/<method>[@<variant>]/seed<N>/``: one run's folder (one pipeline output per stage);
 - ``runs/<cell>/<method>[@<variant>].resume/``: resume states, beside the stage's output (which DVC
-  deletes before it runs a stage again);
+  deletes before it runs a stage again; ``train.resume_folder`` names them from the run folders);
 - ``metrics/<cell>/<method>[@<variant>].json``: a stage's headline metrics (``dvc exp show`` lists
   them), ``metrics/curves/...``: its learning curves (``dvc plots``); ``metrics/claims.json``: every
   claim's verdict and estimate (``dvc exp show``, ``dvc metrics diff``);
@@ -53,12 +53,6 @@ def method_dir(stage: Stage) -> Path:
 
 def run_dir(stage: Stage, seed: int) -> Path:
     return method_dir(stage) / f"seed{seed}"
-
-
-def resume_dir(stage: Stage, seeds: list[int]) -> Path:
-    """``runs/<cell>/<method>.resume/seed1+2+3``: the resume state of seeds trained together."""
-    folder = method_dir(stage)
-    return folder.with_name(folder.name + ".resume") / ("seed" + "+".join(map(str, seeds)))
 
 
 def headline(stage: Stage) -> Path:

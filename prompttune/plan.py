@@ -112,13 +112,8 @@ def probe(config: RunConfig, data_root: Path) -> StepCost:
             config.train, steps=10**6, eval_every=10**6, early_stopping=False, checkpoint_every=0
         ),
     )
-    setup = train.prepare(probe_config, data_root)
-    tables = None
-    if train.uses_feature_cache(probe_config):
-        model = train.PromptModel.build(probe_config, setup.backbone, setup.tokenizer, setup.task)
-        tables = train.feature_tables(model.to(setup.device), setup, probe_config.train.eval_batch_size)
     with tempfile.TemporaryDirectory() as tmp:
-        run = train.start(probe_config, setup, Path(tmp) / "probe", tables)
+        setup, (run,) = train.open_runs([probe_config], data_root, [Path(tmp) / "probe"])
     order = train.train_order(
         setup.features["train"], config.train.batch_size, torch.Generator().manual_seed(0)
     )

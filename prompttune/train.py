@@ -649,6 +649,21 @@ def train_run(
     return train_seeds([config], data_root, [out_dir], progress)[0]
 
 
+def open_runs(
+    configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequence[Path]
+) -> tuple[Setup, list[SeedRun]]:
+    """The stage's data, backbone and tokenised splits (``prepare``, from the first config), the head's
+    cached features where the objective allows them, and one fresh run per config (``start``)."""
+    first = configs[0]
+    setup = prepare(first, Path(data_root))
+    tables = None
+    if uses_feature_cache(first):
+        seed_everything(first.seed)
+        probe = PromptModel.build(first, setup.backbone, setup.tokenizer, setup.task).to(setup.device)
+        tables = feature_tables(probe, setup, first.train.eval_batch_size)
+    return setup, [start(c, setup, Path(d), tables) for c, d in zip(configs, out_dirs, strict=True)]
+
+
 def train_seeds(
     configs: Sequence[RunConfig], data_root: Path, out_dirs: Sequence[Path], progress: Progress | None = None
 ) -> list[RunMetrics]:
@@ -660,13 +675,7 @@ def train_seeds(
         out_dirs
     ):
         raise ValueError("train_seeds: the configs must differ only in their seed, one output folder each")
-    setup = prepare(first, Path(data_root))
-    tables = None
-    if uses_feature_cache(first):
-        seed_everything(first.seed)
-        probe = PromptModel.build(first, setup.backbone, setup.tokenizer, setup.task).to(setup.device)
-        tables = feature_tables(probe, setup, first.train.eval_batch_size)
-    runs = [start(c, setup, Path(d), tables) for c, d in zip(configs, out_dirs, strict=True)]
+    setup, runs = open_runs(configs, data_root, out_dirs)
     resume = Resume(resume_folder(out_dirs), [c.to_dict() for c in configs])
     saved = resume.load()
     for run, state in zip(runs, saved["runs"] if saved else [None] * len(runs), strict=True):

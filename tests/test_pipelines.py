@@ -40,6 +40,7 @@ PROJECT_FILES = [
     "dvc.yaml",
     "Snakefile",
     ".dvcignore",
+    ".gitignore",  # git leaves DVC's outputs (configs, runs, results, ...) to DVC
     "pipelines",
     "prompttune",
 ]
@@ -275,8 +276,11 @@ def test_snakemake_trains_what_a_configfile_says(tmp_path: Path, mirror: Path) -
         "fewglue.CB/pt2.json",
         "fewshot-64.SST-2/head.json",
     ]
+    before = json.loads((project / "configs/train/fewglue.CB/pt.json").read_text())
+    assert before["seeds"] == [1, 2], "the dry runs wrote nothing"
+    run([str(BIN / "snakemake"), "-c1", "--configfile", "other.yaml", "--until", "fetch"], project, env)
     written = json.loads((project / "configs/train/fewglue.CB/pt.json").read_text())
-    assert written["seeds"] == [7], "the job reads the configfile's resolved config"
+    assert written["seeds"] == [7], "a run writes the configfile's resolved config, which the jobs read"
     assert not (project / "configs/train/fewglue.CB/head.json").exists(), "what other.yaml drops is gone"
 
 
