@@ -239,9 +239,14 @@ rule mi_check:
         OFFLINE + "prompttune mi-check" + LOG
 
 
+# The loop's seeds (grid.decide): a dry run, which writes no record, still sees a round's new seeds by them.
+LOOP_SEEDS = [name for name in ["seeds.yaml"] if PARAMS.grid.decide and Path(name).is_file()]
+
+
 rule aggregate:
     input:
         str(paths.GRID_RECORD),
+        LOOP_SEEDS,
         [f for files in RUN_INPUTS.values() for f in files],
         [str(paths.landscape_dir(cell, method)) for cell, method in LANDSCAPES],
         code("aggregate"),
@@ -261,7 +266,7 @@ rule aggregate:
 rule report:
     input:
         str(paths.GRID_RECORD),
-        [name for name in ["seeds.yaml"] if PARAMS.grid.decide and Path(name).is_file()],  # the loop's log
+        LOOP_SEEDS,  # and the loop's log
         "results/runs.csv",
         "results/curves.csv",
         str(paths.MI_CHECK_DIR),
