@@ -43,7 +43,7 @@ class DeclaredRegistry(Registry[type[Any]]):
     """A registry of classes that must declare facts the shared code reads (the cost model, above all),
     as abstract classmethods of their interface: ``declarations`` maps each name to what it declares and
     how to define it. Registering a class that leaves one undeclared is a one-line error, so a plugin
-    is never costed or exported by a guess."""
+    is never costed by a guess."""
 
     def __init__(self, kind: str, declarations: dict[str, tuple[str, str]]) -> None:
         super().__init__(kind)
