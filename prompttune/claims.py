@@ -501,8 +501,12 @@ class Part:
         return high < self.reference if self.direction == "greater" else low > -self.reference
 
     def shown(self, value: float) -> float:
-        """A value of the test's scale as the row shows it (ratios: exp of the log)."""
-        return math.exp(value) if self.ratio else value
+        """A value of the test's scale as the row shows it (ratios: exp of the log; a log bound too large
+        for a float, as a strict look's interval on two seed pairs can be, is an infinite ratio)."""
+        if not self.ratio:
+            return value
+        with np.errstate(over="ignore"):
+            return float(np.exp(value))
 
     def text(self, value: float) -> str:
         return f"{self.shown(value):.2f}" if self.ratio else f"{value:+.2f}"

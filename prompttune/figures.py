@@ -78,6 +78,11 @@ def forest(rows: list) -> str:
     return svg(fig)
 
 
+def _drawable(value: float, ratio: bool) -> bool:
+    """A finite value, and positive on a ratio's log axis."""
+    return bool(np.isfinite(value)) and (value > 0 or not ratio)
+
+
 def trajectories(rows: list) -> str:
     """Each claim under the adaptive design, look by look: the first part's estimate and its interval at
     the look's nominal level (a repeated confidence interval: it leaves the no-effect line, solid, exactly
@@ -91,30 +96,27 @@ def trajectories(rows: list) -> str:
     fig = Figure(figsize=(3.4 * columns, 2.6 * lines), layout="constrained")
     axes = fig.subplots(lines, columns, squeeze=False).ravel()
     for ax, row in zip(axes, shown, strict=False):
-
-        def drawable(value: float, ratio: bool = row.trajectory[0].ratio) -> bool:
-            return bool(np.isfinite(value)) and (value > 0 or not ratio)
-
+        first = row.trajectory[0]
+        # the axis spans the estimates and the lines, with room; a wider interval (few values at a strict
+        # level, up to an infinite bound) runs off it
+        centre = [v for look in row.trajectory for v in (look.estimate, look.no_effect, look.reference)]
+        centre = [v for v in centre if _drawable(v, first.ratio)]
+        if first.ratio:
+            ax.set_yscale("log")  # a ratio's interval is symmetric on the log scale
+            bottom, top = min(centre) / 20, max(centre) * 20
+        else:
+            room = 2 * max(max(centre) - min(centre), 1e-9)
+            bottom, top = min(centre) - room, max(centre) + room
+        ax.set_ylim(bottom, top)
         for look in row.trajectory:
             colour = VERDICT_COLOURS[look.verdict]
-            if drawable(look.low) and drawable(look.high):
-                ax.vlines(look.seeds, look.low, look.high, color=colour, linewidth=2)
-            if drawable(look.estimate):
+            if not (np.isnan(look.low) or np.isnan(look.high)):
+                ax.vlines(look.seeds, max(look.low, bottom), min(look.high, top), color=colour, linewidth=2)
+            if _drawable(look.estimate, first.ratio):
                 ax.plot(look.seeds, look.estimate, "o", color=colour)
-        first = row.trajectory[0]
         ax.axhline(first.no_effect, color="black", linewidth=0.8)
         if np.isfinite(first.reference):
             ax.axhline(first.reference, color="black", linewidth=0.8, linestyle="--")
-        # the axis spans the estimates and the lines, with room; a wider interval (few values at a strict
-        # level) runs off it
-        centre = [v for look in row.trajectory for v in (look.estimate, look.no_effect, look.reference)]
-        centre = [v for v in centre if drawable(v)]
-        if first.ratio:
-            ax.set_yscale("log")  # a ratio's interval is symmetric on the log scale
-            ax.set_ylim(min(centre) / 20, max(centre) * 20)
-        else:
-            room = 2 * max(max(centre) - min(centre), 1e-9)
-            ax.set_ylim(min(centre) - room, max(centre) + room)
         ax.set_xticks([look.seeds for look in row.trajectory])
         ax.set_xlim(0, row.trajectory[-1].seeds + 1)
         ax.set_title(f"{row.id} ({row.setting}/{row.base})", fontsize=9)

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats as sps
 from test_claims import simulated
 
-from prompttune.claims import ClaimRow, Part, claim_rows, claims_table, first_verdict, gain_part, sequential
+from prompttune.claims import ClaimRow, Look, Part, claim_rows, claims_table, first_verdict, gain_part, sequential
 from prompttune.decide import FUTILE, arms_of, decision_chance, plan_round
 from prompttune.figures import trajectories
 from prompttune.stats import ALPHA, Design, spending_levels, spent
@@ -116,6 +116,22 @@ def test_claim_rows_carry_their_trajectory_to_the_page_and_claims_csv(n: int) ->
     assert pt.count(" at level ") == len(design.reached(n, ALPHA))
     figure = trajectories(rows)
     assert (figure != "") == (len(design.reached(n, ALPHA)) > 1)
+
+
+def test_a_ratio_look_on_two_seed_pairs_can_have_an_infinite_bound_and_still_renders() -> None:
+    """PTP-3 at a 4-seed look has two seed pairs: a t with 1 degree of freedom at a look's strict level
+    can put the log ratio's bound past what a float's exp holds. The row shows an infinite ratio and the
+    figure draws the interval up to the axis' edge, instead of the whole table failing."""
+    part = gain_part({"CB": {1: 0.1, 2: 900.0}}, {"CB": {1: 0.0, 2: 0.0}}, "less", 1e-4, 0.1)[0]
+    ratio = dataclasses.replace(part, ratio=True)
+    assert ratio.interval[1] > 709 and ratio.shown(ratio.interval[1]) == math.inf
+    assert ratio.text(ratio.interval[1]) == "inf"
+    looks = (
+        Look(2, 1e-4, 1.5, 0.0, math.inf, "inconclusive", 1.0, math.nan, True),
+        Look(4, 1e-3, 1.2, 0.5, 3.0, "inconclusive", 1.0, math.nan, True),
+    )
+    figure = trajectories([dataclasses.replace(row(4, 0.2, 0.1), id="PTP-3", trajectory=looks)])
+    assert figure.startswith("data:image/svg+xml")
 
 
 def row(n: int, effect: float, sd: float, **extra) -> ClaimRow:
