@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import http.server
 import importlib
 import json
 import os
+import re
 import shutil
 import threading
 import zipfile
@@ -28,6 +30,7 @@ from prompttune.data import (
     verify,
 )
 from prompttune.errors import PromptTuneError
+from prompttune.tasks import TASKS, get_task
 
 MIRROR = Path(os.environ.get(MIRROR_ENV) or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 # ``prompttune.data.fetch`` is the function; the module is reached by its import name.
@@ -95,6 +98,30 @@ def test_sources_cover_the_table_and_match_official_urls() -> None:
         "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",
         "SST-2/dev.tsv",
     )
+
+
+def test_a_new_task_joins_the_data_sources_by_declaring_its_files(tmp_path: Path, monkeypatch) -> None:
+    """A task registered from outside the package (a user's plugin) gets its files' online sources from its
+    declaration (``Task.files`` in a known release), and is fetched from a mirror like any other; the
+    sources module names no task."""
+    cb = get_task("CB")
+    files = {"full_train": "SuperGLUE/Toy/train.jsonl", "val": "SuperGLUE/Toy/val.jsonl"}
+    toy = dataclasses.replace(cb, name="Toy", files=files, sizes={name: cb.sizes[name] for name in files})
+    monkeypatch.setitem(TASKS._items, "Toy", toy)
+    assert {f"SuperGLUE/Toy/{f}" for f in ("train.jsonl", "val.jsonl", "test.jsonl")} <= set(known_relpaths())
+    val = source_for("SuperGLUE/Toy/val.jsonl")
+    assert (val.url, val.zip_member) == (f"{sources.BASE_URLS['SuperGLUE']}/Toy.zip", "Toy/val.jsonl")
+    mirror = tmp_path / "mirror"
+    (mirror / "SuperGLUE" / "Toy").mkdir(parents=True)
+    shutil.copy(MIRROR / "SuperGLUE" / "CB" / "val.jsonl", mirror / "SuperGLUE" / "Toy" / "val.jsonl")
+    manifest = fetch(["SuperGLUE/Toy/val.jsonl"], tmp_path / "data", mirror=mirror)
+    assert manifest["SuperGLUE/Toy/val.jsonl"]["verified"] is False  # no reference checksum: recorded so
+    assert (tmp_path / "data" / "SuperGLUE" / "Toy" / "val.jsonl").read_bytes() == (
+        MIRROR / "SuperGLUE" / "CB" / "val.jsonl"
+    ).read_bytes()
+    text = Path(sources.__file__).read_text(encoding="utf-8")
+    named = [name for name in TASKS.names() if re.search(rf"\b{re.escape(name)}\b", text)]
+    assert not named, f"prompttune/data/sources.py names the tasks {named}"
 
 
 @pytest.mark.parametrize("relpath", ["SuperGLUE/AX-b/val.jsonl", "FewGLUE/CB/dev32.jsonl", "../etc/passwd"])
