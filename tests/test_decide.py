@@ -13,7 +13,16 @@ import pytest
 from scipy import stats as sps
 from test_claims import simulated
 
-from prompttune.claims import ClaimRow, Look, Part, claim_rows, claims_table, first_verdict, gain_part, sequential
+from prompttune.claims import (
+    ClaimRow,
+    Look,
+    Part,
+    claim_rows,
+    claims_table,
+    first_verdict,
+    gain_part,
+    sequential,
+)
 from prompttune.decide import FUTILE, arms_of, decision_chance, plan_round
 from prompttune.figures import trajectories
 from prompttune.stats import ALPHA, Design, spending_levels, spent

@@ -18,6 +18,21 @@ from prompttune.schema import PromptConfig
 from prompttune.tasks.base import Task
 
 
+@dataclass(frozen=True)
+class PeftPrompt:
+    """A trained prompt in PEFT's terms (prompttune/export.py writes it): PEFT's config class
+    (``PromptTuningConfig``, ``PrefixTuningConfig``) and its options beyond the backbone's layers and heads
+    (``num_virtual_tokens`` and ``token_dim`` included), the
+    weights of PEFT's prompt encoder (n, width), where the prompt sits (the export's recipe and
+    ``peft_logits`` read it), and whether PEFT's own forward reproduces the run."""
+
+    config_class: str
+    options: dict[str, Any]
+    weights: torch.Tensor
+    position: str
+    peft_forward: str
+
+
 @dataclass
 class BackboneInputs:
     """Keyword arguments for the backbone plus the mask of positions that hold the input (pooling)."""
@@ -70,6 +85,16 @@ class PromptBase(nn.Module, ABC):
         """The prompt as ``n`` vectors of the hidden size (InfoPrompt's ``p_k``); ``None`` without prompt."""
         return None
 
+    @classmethod
+    @abstractmethod
+    def peft_refusal(cls, config: PromptConfig, precision: str) -> str | None:
+        """Why a run of this base, trained under ``precision``, cannot be exported as a PEFT adapter that
+        reproduces it (one clause), or ``None`` (then ``peft_prompt`` gives the adapter; no default)."""
+
+    def peft_prompt(self) -> PeftPrompt:
+        """The trained prompt as PEFT holds it (bases whose ``peft_refusal`` is ever ``None``)."""
+        raise NotImplementedError(f"base {self.name!r} declares no PEFT form")
+
 
 BASES = DeclaredRegistry(
     "prompt base",
@@ -78,6 +103,10 @@ BASES = DeclaredRegistry(
         "prompt_parameters": (
             "prompt parameters",
             "the classmethod prompt_parameters(config, layers, hidden)",
+        ),
+        "peft_refusal": (
+            "PEFT export rule",
+            "the classmethod peft_refusal(config, precision) and, where it can be None, peft_prompt()",
         ),
     },
 )

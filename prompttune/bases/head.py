@@ -23,6 +23,11 @@ class HeadOnly(PromptBase):
         """No prompt."""
         return 0
 
+    @classmethod
+    def peft_refusal(cls, config: PromptConfig, precision: str) -> str | None:
+        """No prompt, so no adapter."""
+        return "it has no prompt to export (PEFT adapters hold prompts)"
+
     def forward(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
     ) -> BackboneInputs:

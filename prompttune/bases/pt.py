@@ -25,7 +25,7 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from prompttune.backbone import Positions, embedding_to_hidden
-from prompttune.bases.base import BASES, BackboneInputs, PromptBase, init_token_ids
+from prompttune.bases.base import BASES, BackboneInputs, PeftPrompt, PromptBase, init_token_ids
 from prompttune.schema import PromptConfig
 from prompttune.tasks.base import Task
 
@@ -86,3 +86,28 @@ class ShallowPrompt(PromptBase):
     def prompt_vectors(self) -> torch.Tensor:
         """The prompt in the hidden space: ``to_hidden(prompt)`` (the prompt itself on BERT/RoBERTa)."""
         return self.to_hidden(self.prompt)
+
+    @classmethod
+    def peft_refusal(cls, config: PromptConfig, precision: str) -> str | None:
+        """Every run exports."""
+        return None
+
+    def peft_prompt(self) -> PeftPrompt:
+        """PEFT's prompt tuning (``PromptTuningConfig``, task type ``FEATURE_EXTRACTION``): the n prompt
+        vectors in the word-embedding space (``prompt_encoder.embedding``). PEFT's forward puts them before
+        every input token (``torch.cat((prompts, inputs_embeds), dim=1)``), ignores position ids and drops
+        token types (``_adjust_prompt_learning_kwargs``; read in PEFT 0.21): that is ``position: start``
+        exactly. It cannot place them after the first token (``after_first``): the same adapter is
+        written, and ``export.peft_logits`` reproduces the run from it (choice)."""
+        start = self.config.position == "start"
+        weights = self.prompt.detach()  # the word-embedding space (prompt_vectors() is hidden-wide)
+        n, width = weights.shape
+        return PeftPrompt(
+            "PromptTuningConfig",
+            {"num_virtual_tokens": n, "token_dim": width},
+            weights,
+            self.config.position,
+            "PEFT's own forward is the run (both put the prompt first and drop token types)"
+            if start
+            else "PEFT's forward puts the prompt before the first token, not after it: use peft_logits",
+        )

@@ -23,7 +23,7 @@ from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerB
 from transformers.cache_utils import DynamicCache
 
 from prompttune.backbone import Positions, architecture
-from prompttune.bases.base import BASES, BackboneInputs, PromptBase, init_token_ids
+from prompttune.bases.base import BASES, BackboneInputs, PeftPrompt, PromptBase, init_token_ids
 from prompttune.schema import PromptConfig
 from prompttune.tasks.base import Task
 
@@ -137,3 +137,34 @@ class DeepPrompt(PromptBase):
     def prompt_vectors(self) -> torch.Tensor:
         """Choice: the mean over layers and over keys/values of the prefix, (n, d)."""
         return self.key_values().mean(dim=(0, 1))
+
+    @classmethod
+    def peft_refusal(cls, config: PromptConfig, precision: str) -> str | None:
+        """``reparam: true`` trained in bf16/fp16: autocast recomputed the MLP's prefix in low precision at
+        every forward, which a stored fp32 prefix is close to, not equal."""
+        if config.reparam and precision != "fp32":
+            return (
+                f"cannot export pt2 with reparam: true trained in {precision}: its prefix was the MLP's "
+                f"output under {precision} autocast at every forward, which a stored prefix does not "
+                "reproduce exactly"
+            )
+        return None
+
+    def peft_prompt(self) -> PeftPrompt:
+        """PEFT's prefix tuning (``PrefixTuningConfig``, ``prefix_projection=False``): PEFT's ``get_prompt``
+        reads ``embedding.weight`` (n, L·2·d) as ``view(N, n, 2L, H, d/H).permute(2, 0, 3, 1, 4).split(2)``
+        — row t holds layer 0's key, layer 0's value, layer 1's key, … of virtual token t, heads in order —
+        which is ``prefix.permute(2, 0, 1, 3).reshape(n, -1)`` (PEFT's own
+        ``prompt_embeddings_from_past_key_values`` packs a cache the same way). Positions agree: BERT and
+        RoBERTa number the input after an n-long cache, the shift this base applies. With ``reparam`` the
+        MLP's prefix is exported (what PEFT saves for a ``prefix_projection`` adapter; the MLP is not, so
+        the adapter is for inference)."""
+        prefix = self.key_values().detach()  # (L, 2, n, d)
+        n, width = prefix.shape[2], prefix.shape[3]
+        return PeftPrompt(
+            "PrefixTuningConfig",
+            {"num_virtual_tokens": n, "token_dim": width, "prefix_projection": False},
+            prefix.permute(2, 0, 1, 3).reshape(n, -1),
+            "key_value_prefix",
+            "PEFT's forward drops token types: the run only where they are all zero; peft_logits passes them",
+        )
