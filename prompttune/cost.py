@@ -82,6 +82,7 @@ from prompttune.tasks.base import FileSize, SplitSize
 
 if TYPE_CHECKING:
     from prompttune.objectives.base import Passes
+    from prompttune.splits import Take
 
 GIB = 2**30
 Precision = Literal["bf16", "fp16", "fp32"]
@@ -297,28 +298,28 @@ def _draw(file: FileSize, units: int) -> SplitSize:
 
 
 def table_sizes(setting: str, task: str, head: int) -> CellSizes:
-    """A cell's split sizes from the official file sizes its task declares (``Task.sizes``), by the rules
-    of prompttune/splits.py (content overlaps between files, which splits.py removes, are not
-    subtracted)."""
-    from prompttune.splits import FEWSHOT_SELECT, HELDOUT_FRACTION, parse_setting
+    """A cell's split sizes from the official file sizes its task declares (``Task.sizes``), by the rule
+    prompttune/splits.py splits by (``splits.plan``; content overlaps between files, which splits.py
+    removes, are not subtracted)."""
+    from prompttune.splits import parse_setting, plan
     from prompttune.tasks import get_task
 
-    files = get_task(task).sizes
-    parsed = parse_setting(setting)
-    report = files["val"]
-    if parsed.name == "fewglue":
-        train, select = files["fewglue_train"], files["fewglue_dev32"]
-    else:
-        full = files["full_train"]
-        units = full.units or full.examples
-        if parsed.name == "superglue":
-            held = max(1, round(HELDOUT_FRACTION * units))
-            train, select = _draw(full, units - held), _draw(full, held)
-        else:
-            assert parsed.k is not None
-            train = _draw(full, parsed.k)
-            select = files.get("fewglue_dev32") or _draw(full, FEWSHOT_SELECT)
+    task_ = get_task(task)
+    files = task_.sizes
+    full = files.get("full_train")
+    rule = plan(parse_setting(setting), task_, (full.units or full.examples) if full else 0)
+
+    def size(take: Take, other: Take) -> SplitSize:
+        file = files[take.source]
+        if take.units is not None:
+            return _draw(file, take.units)
+        if other.source == take.source and other.units is not None:  # the rest of a shared file
+            return _draw(file, (file.units or file.examples) - other.units)
+        return file
+
+    report = files[rule.report.source]
     first = SplitSize(min(head, report.examples), report.choices_max, report.choices_mean)
+    train, select = size(rule.train, rule.select), size(rule.select, rule.train)
     return CellSizes(*(_plain(s) for s in (train, select, report)), first, "table")
 
 

@@ -99,27 +99,57 @@ def parse_setting(name: str) -> Setting:
     raise PromptTuneError(f"unknown setting {name!r}; valid: {_VALID}")
 
 
-def _sources(setting: Setting, task: Task) -> list[str]:
-    """The sources a setting reads for a task, in the order train, select, report."""
+@dataclass(frozen=True)
+class Take:
+    """Where a split comes from: the task file ``source`` (a key of ``Task.files``), whole (``units``
+    None: what the file holds after the removals, less what another split draws from it) or ``units``
+    sampling units drawn from it."""
+
+    source: str
+    units: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A setting's rule for one task (the table above): where train, select and report come from."""
+
+    train: Take
+    select: Take
+    report: Take
+
+    @property
+    def sources(self) -> list[str]:
+        """The files it reads, in the order train, select, report."""
+        return list(dict.fromkeys(take.source for take in (self.train, self.select, self.report)))
+
+
+def plan(setting: Setting, task: Task, full_units: int = 0) -> Plan:
+    """The setting's rule for ``task``; ``full_units``: the sampling units of the full training pool, of
+    which superglue holds out ``HELDOUT_FRACTION`` (at least one) for selection. Read by ``load_splits``
+    and by the cost model's sizes before any fetch (prompttune/cost.py), so both follow one rule."""
     if setting.name == "fewglue":
-        needed = ["fewglue_train", "fewglue_dev32", "val"]
+        rule = Plan(Take("fewglue_train"), Take("fewglue_dev32"), Take("val"))
     elif setting.name == "superglue":
-        needed = ["full_train", "val"]
+        rule = Plan(
+            Take("full_train"), Take("full_train", max(1, round(HELDOUT_FRACTION * full_units))), Take("val")
+        )
     else:
-        needed = ["full_train", *(["fewglue_dev32"] if "fewglue_dev32" in task.files else []), "val"]
-    for source in needed:
+        dev32 = "fewglue_dev32" in task.files
+        select = Take("fewglue_dev32") if dev32 else Take("full_train", FEWSHOT_SELECT)
+        rule = Plan(Take("full_train", setting.k), select, Take("val"))
+    for source in rule.sources:
         if source not in task.files:
             path = SOURCES[source].format(task=task.name)
             raise PromptTuneError(
                 f"setting {setting.label!r} needs {path}, which task {task.name} does not have"
             )
-    return needed
+    return rule
 
 
 def required_files(setting: str, task: str) -> list[str]:
     """The data files (relative to the data root) that ``load_splits`` reads; nothing is read."""
     task_ = get_task(task)
-    return [task_.files[source] for source in _sources(parse_setting(setting), task_)]
+    return [task_.files[source] for source in plan(parse_setting(setting), task_).sources]
 
 
 def _read(data_root: Path, task: Task, source: str) -> list[Example]:
@@ -226,8 +256,7 @@ def load_splits(data_root: Path, setting: str, task: Task, data_seed: int) -> Sp
     """Read and split a task's data for a setting (see the module docstring)."""
     data_root = Path(data_root)
     parsed = parse_setting(setting)
-    sources = _sources(parsed, task)
-    files = [task.files[source] for source in sources]
+    files = [task.files[source] for source in plan(parsed, task).sources]
     missing = [str(data_root / file) for file in files if not (data_root / file).is_file()]
     if missing:
         raise PromptTuneError(f"data file not found: {', '.join(missing)}; run `prompttune fetch` first")
@@ -242,7 +271,7 @@ def load_splits(data_root: Path, setting: str, task: Task, data_seed: int) -> Sp
         return Splits(train, select, report, "dev32", "val", files, _counts(task, removed, near))
     full_path = data_root / task.files["full_train"]
     full, repeats = _once(_read(data_root, task, "full_train"))
-    if parsed.k is not None and "fewglue_dev32" in sources:
+    if plan(parsed, task).select.source == "fewglue_dev32":
         select, dropped_select, near_select = _without(task, _read(data_root, task, "fewglue_dev32"), report)
         full, dropped_train, near_train = _without(task, full, select, report)
         (train,), _ = _draw(task, full, [parsed.k], data_seed, full_path)
@@ -250,13 +279,12 @@ def load_splits(data_root: Path, setting: str, task: Task, data_seed: int) -> Sp
         near = {"train": near_train, "select": near_select}
         return Splits(train, select, report, "dev32", "val", files, _counts(task, removed, near))
     full, dropped, near_pool = _without(task, full, report)
-    if parsed.name == "superglue":
-        n_units = len({_unit(example) for example in full})
-        held = max(1, round(HELDOUT_FRACTION * n_units))
-        (select, train), (over_select, over_train) = _draw(task, full, [held, None], data_seed, full_path)
-    else:
-        assert parsed.k is not None
-        counts: list[int | None] = [parsed.k, FEWSHOT_SELECT]
+    rule = plan(parsed, task, len({_unit(example) for example in full}))
+    if parsed.name == "superglue":  # the held-out selection first: train is what remains
+        counts: list[int | None] = [rule.select.units, rule.train.units]
+        (select, train), (over_select, over_train) = _draw(task, full, counts, data_seed, full_path)
+    else:  # fewshot-k without dev32: train first, so both keep their sizes
+        counts = [rule.train.units, rule.select.units]
         (train, select), (over_train, over_select) = _draw(task, full, counts, data_seed, full_path)
     removed = {"train": dropped, "select": dropped, "repeats": repeats}
     near = {"train": near_pool + over_train, "select": near_pool + over_select}
