@@ -56,12 +56,12 @@ bench: venv
 	$(BIN)/python benchmarks/verdict_calibration.py
 
 lint: venv
-	$(BIN)/ruff check prompttune tests benchmarks
-	$(BIN)/ruff format --check prompttune tests benchmarks
+	$(BIN)/ruff check prompttune tests benchmarks examples
+	$(BIN)/ruff format --check prompttune tests benchmarks examples
 
 format: venv
-	$(BIN)/ruff format prompttune tests benchmarks
-	$(BIN)/ruff check --fix prompttune tests benchmarks
+	$(BIN)/ruff format prompttune tests benchmarks examples
+	$(BIN)/ruff check --fix prompttune tests benchmarks examples
 
 clean:
 	rm -rf runs results data configs backbones reports/*.html .snakemake

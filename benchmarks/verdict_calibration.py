@@ -298,15 +298,16 @@ def _count(args: tuple[str, str, str, int, int]) -> dict[tuple[str, str], dict[s
 def run(profiles: list[str], reps: int, jobs: int, adaptive_reps: int) -> dict[str, dict[str, float]]:
     """Print each profile's table; return each profile's largest false-verdict rate and replicates."""
     measured = {}
-    fixed_reps = reps
     for p_index, profile in enumerate(profiles):
         started = time.perf_counter()
-        reps = adaptive_reps if adaptive_design(profile) else fixed_reps
+        replicates = adaptive_reps if adaptive_design(profile) else reps
         worst = 0.0
-        jobs_list = [(profile, "null", family, reps, 1000 * p_index + i) for i, family in enumerate(NULLS)]
+        jobs_list = [
+            (profile, "null", family, replicates, 1000 * p_index + i) for i, family in enumerate(NULLS)
+        ]
         jobs_list += [
-            (profile, "effect", "normal", reps, 1000 * p_index + 10),
-            (profile, "claimed", "normal", reps, 1000 * p_index + 11),
+            (profile, "effect", "normal", replicates, 1000 * p_index + 10),
+            (profile, "claimed", "normal", replicates, 1000 * p_index + 11),
         ]
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             results = dict(zip([(j[1], j[2]) for j in jobs_list], pool.map(_count, jobs_list), strict=True))
@@ -314,7 +315,8 @@ def run(profiles: list[str], reps: int, jobs: int, adaptive_reps: int) -> dict[s
             {k for counts in results.values() for k in counts},
             key=lambda k: (k[0][:3], int(k[0].split("-")[1]), k[1]),
         )
-        print(f"\nprofile {profile} ({reps} replicates per scenario, {time.perf_counter() - started:.0f} s)")
+        took = time.perf_counter() - started
+        print(f"\nprofile {profile} ({replicates} replicates per scenario, {took:.0f} s)")
         print(
             "| claim | scope | seeds × tasks | false reproduced (max over nulls) | false contradicted (max) "
             "| power at the stated effect | false 'below reference' at the stated effect "
@@ -323,13 +325,15 @@ def run(profiles: list[str], reps: int, jobs: int, adaptive_reps: int) -> dict[s
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for key in keys:
             nulls = [results["null", family].get(key, {}) for family in NULLS]
-            false_rep = max(c.get("reproduced", 0) for c in nulls) / reps
-            false_con = max(c.get("contradicted", 0) for c in nulls) / reps
-            power = results["effect", "normal"].get(key, {}).get("reproduced", 0) / reps
-            below = results["effect", "normal"].get(key, {}).get("below reference", 0) / reps
+            false_rep = max(c.get("reproduced", 0) for c in nulls) / replicates
+            false_con = max(c.get("contradicted", 0) for c in nulls) / replicates
+            power = results["effect", "normal"].get(key, {}).get("reproduced", 0) / replicates
+            below = results["effect", "normal"].get(key, {}).get("below reference", 0) / replicates
             claimed = results["claimed", "normal"].get(key, {})
             smaller = (
-                claimed.get("smaller than claimed", 0) / reps if key[0] in ("PTP-1", "PTP-2") else math.nan
+                claimed.get("smaller than claimed", 0) / replicates
+                if key[0] in ("PTP-1", "PTP-2")
+                else math.nan
             )
             worst = max(worst, false_rep, false_con, below, 0.0 if math.isnan(smaller) else smaller)
             first = nulls[0]
@@ -340,7 +344,7 @@ def run(profiles: list[str], reps: int, jobs: int, adaptive_reps: int) -> dict[s
                 f"| {key[0]} | {key[1]} | {shape} | {false_rep:.4f} | {false_con:.4f} | {power:.3f} "
                 f"| {below:.4f} | {claimed_text} |"
             )
-        measured[profile] = {"max_false_verdict_rate": round(worst, 4), "replicates": reps}
+        measured[profile] = {"max_false_verdict_rate": round(worst, 4), "replicates": replicates}
     return measured
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from prompttune.errors import PromptTuneError
+from prompttune.registry import load_plugins
 from prompttune.schema import (
     SECTIONS,
     GridBlock,
@@ -317,8 +318,10 @@ def _build_profile(name: str, preset: Any) -> Profile:
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate params.yaml (grid, run, studies, profiles); errors name ``<file>: <key>``."""
+    """Read and validate params.yaml (grid, run, studies, profiles); errors name ``<file>: <key>``. The
+    installed plugins load first, so a broken one is named as itself, not as the key that met it."""
     path = Path(path)
+    load_plugins()
     try:
         return params_from_dict(read_yaml(path), path)
     except PromptTuneError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from prompttune.errors import PromptTuneError
+from prompttune.registry import plugins
 from prompttune.schema import RunConfig, build
 
 SCHEMA_VERSION = 4  # 3: the resolved config, objective family, convergence, precision and its reason;
@@ -312,12 +314,15 @@ PACKAGES = (
 
 
 def package_versions() -> dict[str, str]:
+    """The versions of ``PACKAGES`` and of every installed plugin's distribution."""
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
+    for entry in plugins():
+        versions[f"{entry.dist.name} (plugin {entry.name})"] = entry.dist.version
     return versions
 
 
@@ -364,13 +369,21 @@ def code_provenance() -> dict[str, Any]:
 
 @functools.cache
 def code_sha256() -> str:
-    """sha256 of every Python file of the package, by relative path (choice: coarse and safe — a result
-    is reused only when no line of the package changed, whatever git says)."""
+    """sha256 of every Python file of the package and of each plugin's module (its package folder), by
+    relative path (choice: coarse and safe — a result is reused only when no line of that code changed,
+    whatever git says)."""
     root = Path(__file__).parent
+    files = [(str(path.relative_to(root)), path) for path in sorted(root.rglob("*.py"))]
+    for entry in plugins():
+        module = importlib.import_module(entry.module)
+        package = getattr(module, "__path__", None)  # a package: every file of its folder
+        folder = Path(package[0]) if package else Path(module.__file__ or "").parent
+        own = sorted(folder.rglob("*.py")) if package else [Path(module.__file__ or "")]
+        files += [(f"plugin {entry.name}/{path.relative_to(folder)}", path) for path in own]
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    for name, path in files:
         if "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -249,8 +249,8 @@ class DecideSection:
         default_factory=lambda: [4, 7, 10, 15],
         metadata={
             "help": "seed counts at which a claim is judged, increasing; the last is the cap (a first "
-            "look at 3 seeds crosses its level 2.4× as often on collapsed or discrete scores: "
-            "benchmarks/README.md)"
+            "look at 3 seeds crosses its level 2–2.4× as often on collapsed or discrete scores: "
+            "benchmarks/first_look.py)"
         },
     )
 

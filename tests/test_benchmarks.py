@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +43,21 @@ def test_the_calibration_gives_sharpness_only_to_the_runs_the_landscape_study_co
     simulated = module.simulate(table, "null", "normal", np.random.default_rng(0))
     assert simulated.loc[table["landscape"], "sharpness"].notna().all()
     assert simulated.loc[~table["landscape"], "sharpness"].isna().all()
+
+
+def test_first_look_prints_each_family_and_side_with_its_crossings_per_look() -> None:
+    """The script behind the adaptive profile's 4-seed first look: a row per noise family and side, the
+    first crossings at every look and their total."""
+    script = ROOT / "benchmarks" / "first_look.py"
+    args = [sys.executable, str(script), "--looks", "4", "7", "--paths", "2000"]
+    out = subprocess.run(
+        args, cwd=ROOT / "benchmarks", capture_output=True, text=True, timeout=300, check=True
+    )
+    rows = [
+        line for line in out.stdout.splitlines() if re.match(r"\| (normal|heavy|collapse|discrete) \|", line)
+    ]
+    assert len(rows) == 8
+    for row in rows:
+        cells = re.fullmatch(r"\| \w+ \| (less|greater) \| 4: (\S+), 7: (\S+) \| (\S+) \|", row)
+        assert cells, row
+        assert float(cells[4]) == pytest.approx(float(cells[2]) + float(cells[3]), abs=1e-4)

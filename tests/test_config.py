@@ -319,7 +319,7 @@ def test_unknown_profile_is_a_one_line_error(tmp_path: Path) -> None:
 def test_under_decide_each_arm_trains_seeds_one_to_its_count_in_seeds_yaml(tmp_path: Path) -> None:
     path = write_params(tmp_path, lambda data: None, profile="adaptive")
     pilot = {config.stage.key: config.seeds for config in expand_stages(load_params(path))}
-    assert set(map(tuple, pilot.values())) == {(1, 2, 3)}, "the pilot: the first look's seeds, every arm"
+    assert set(map(tuple, pilot.values())) == {(1, 2, 3, 4)}, "the pilot: the first look's seeds, every arm"
     (tmp_path / "seeds.yaml").write_text(
         yaml.safe_dump({"seeds": {"fewglue/pt": 6, "fewshot-256/pt@variants": 10}, "rounds": []})
     )
@@ -331,7 +331,7 @@ def test_under_decide_each_arm_trains_seeds_one_to_its_count_in_seeds_yaml(tmp_p
         == seeds["fewshot-256.SST-2/pt/init-text"]
         == list(range(1, 11))
     )
-    assert seeds["fewshot-256.SST-2/pt"] == seeds["fewglue.CB/pt-ptp-rn-emb"] == [1, 2, 3]
+    assert seeds["fewshot-256.SST-2/pt"] == seeds["fewglue.CB/pt-ptp-rn-emb"] == [1, 2, 3, 4]
     configure(params, tmp_path)
     landscape = json.loads((tmp_path / "configs/landscape/fewglue.CB/pt.json").read_text())
     assert [Path(run).name for run in landscape["runs"]] == [f"seed{n}" for n in range(1, 7)]
