@@ -88,6 +88,7 @@ GUARD_MISS = 0.05  # the chance such a rate goes unseen in GUARD_RUNS runs (choi
 GUARD_RUNS = math.ceil(math.log(GUARD_MISS) / math.log(1 - COLLAPSE_RISK))
 FAVOURS_TREATMENT: tuple[str, ...] = ("reproduced",)
 Scores = dict[str, dict[int, float]]  # task → seed → value
+Measure = Callable[["Claim", "Runs", "dict[str, Any] | None"], "list[ClaimRow]"]  # (claim, runs, MI check)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class Claim:
     rule: str
     reference: float
     reference_source: str  # "paper" or "choice"
+    needs: str  # what "not measured" names when no scope of the runs measures it
+    measured_by: Measure  # its rows: one per scope of the runs that measures it, [] when none does
 
     @property
     def test(self) -> str:
@@ -113,113 +116,6 @@ class Claim:
         return f"{self.measure}{named}{'; ' + self.rule if self.rule else ''}"
 
 
-CLAIMS = {
-    claim.id: claim
-    for claim in [
-        Claim(
-            "PTP-1",
-            "PTP",
-            "PTP improves the state-of-the-art prompt tuning method on SuperGLUE",
-            "mean over tasks of (best PTP variant − base) per seed",
-            paired_t,
-            "α/k for the best of k variants",
-            1.94,
-            "paper",
-        ),
-        Claim(
-            "PTP-2",
-            "PTP",
-            "… and on FewGLUE",
-            "mean over tasks of (best PTP variant − base) per seed",
-            paired_t,
-            "α/k for the best of k variants",
-            2.34,
-            "paper",
-        ),
-        Claim(
-            "PTP-3",
-            "PTP",
-            "vanilla prompt tuning is unstable across seeds; PTP reduces the variance",
-            "spread across seeds, best PTP variant against base, per task",
-            dispersion_test,
-            "α/k for the best of k variants; collapsed runs count",
-            0.5,
-            "choice",
-        ),
-        Claim(
-            "PTP-4",
-            "PTP",
-            "PTP's loss landscape is smoother than vanilla prompt tuning's",
-            "mean over tasks of calibrated sharpness (best PTP variant − base) per seed",
-            paired_t,
-            "α/k for the best of k variants",
-            0.5,
-            "choice",
-        ),
-        Claim(
-            "PTP-5",
-            "PTP",
-            "both RN and ADV help, in text and embedding space",
-            "each variant: mean over tasks of (variant − base) per seed",
-            paired_t,
-            "all must hold (intersection-union), any against (Holm)",
-            2.0,
-            "choice",
-        ),
-        Claim(
-            "IP-1",
-            "InfoPrompt",
-            "InfoPrompt outperforms traditional prompt tuning",
-            "mean over tasks of (InfoPrompt − base) per seed",
-            paired_t,
-            "",
-            2.0,
-            "choice",
-        ),
-        Claim(
-            "IP-2",
-            "InfoPrompt",
-            "InfoPrompt accelerates convergence",
-            "mean over tasks of (InfoPrompt − base) per seed of the learning-curve area: the selection score "
-            "above the majority class averaged over the step budget (a run that learns less cannot score "
-            "higher; one that never learns scores 0)",
-            paired_t,
-            "",
-            0.25,
-            "choice",
-        ),
-        Claim(
-            "IP-3",
-            "InfoPrompt",
-            "InfoPrompt is more robust to the prompt initialisation",
-            "per seed, sd of the score across prompt inits; mean over tasks of (InfoPrompt − base)",
-            paired_t,
-            "collapsed runs count",
-            0.5,
-            "choice",
-        ),
-        Claim(
-            "IP-4",
-            "InfoPrompt",
-            "both losses contribute",
-            "each ablation: mean over tasks of (full − ablation) per seed",
-            paired_t,
-            "all must hold (intersection-union), any against (Holm)",
-            2.0,
-            "choice",
-        ),
-        Claim(
-            "IP-5",
-            "InfoPrompt",
-            "a gradient-descent algorithm can train the MI loss",
-            "the MI-convergence study: every check passes and every negative control fails",
-            None,
-            "",
-            math.nan,
-            "—",
-        ),
-    ]
-}
 # How a reference that is relative (a fraction of the base's own value) is read, per claim.
 RELATIVE = {
     "PTP-3": "sd ratio",
@@ -857,60 +753,52 @@ def _best_scope(runs: Runs, setting: str, base: str, variants: Sequence[str]) ->
     return best, ALPHA / len(variants), Scope(setting, base, runs.backbone, note)
 
 
-def ptp_rows(runs: Runs) -> list[ClaimRow]:
-    rows: list[ClaimRow] = []
-    scopes = runs.scopes(PTP)
-    for claim_id, setting_name in (("PTP-1", "superglue"), ("PTP-2", "fewglue")):
-        claim = CLAIMS[claim_id]
-        matching = [scope for scope in scopes if scope[0] == setting_name]
-        if not matching:
-            rows.append(_missing(claim, f"PTP variants and their base in the {setting_name} setting"))
-        for setting, base, variants in matching:
-            best, alpha, scope = _best_scope(runs, setting, base, variants)
-            number = paper_numbers.difference("PTP", setting, base)
-            treatment = runs.values(setting, best)
-            at = functools.partial(
-                gain_part,
-                treatment,
-                runs.values(setting, base),
-                "greater",
-                reference=claim.reference,
-                claimed=number,
-                reference_source=claim.reference_source,
-                resolution=runs.resolution(setting, [best, base], sorted(treatment)),
+def ptp_gain(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None, setting_name: str) -> list[ClaimRow]:
+    """PTP-1/2: the best variant's gain over its base, per base that ran PTP variants in ``setting_name``."""
+    rows = []
+    for setting, base, variants in runs.scopes(PTP):
+        if setting != setting_name:
+            continue
+        best, alpha, scope = _best_scope(runs, setting, base, variants)
+        number = paper_numbers.difference("PTP", setting, base)
+        treatment = runs.values(setting, best)
+        at = functools.partial(
+            gain_part,
+            treatment,
+            runs.values(setting, base),
+            "greater",
+            reference=claim.reference,
+            claimed=number,
+            reference_source=claim.reference_source,
+            resolution=runs.resolution(setting, [best, base], sorted(treatment)),
+        )
+        part, tasks, seeds = at(alpha=alpha)
+        verdict = sequential(one_part(at), first_verdict, len(seeds), alpha, runs.design)
+        if number is not None:
+            scope.note += (
+                f"; the paper's {number:+.2f} is its average over its own tasks and backbone, "
+                f"measured here on {', '.join(tasks)} with {runs.backbone}"
             )
-            part, tasks, seeds = at(alpha=alpha)
-            verdict = sequential(one_part(at), first_verdict, len(seeds), alpha, runs.design)
-            if number is not None:
-                scope.note += (
-                    f"; the paper's {number:+.2f} is its average over its own tasks and backbone, "
-                    f"measured here on {', '.join(tasks)} with {runs.backbone}"
-                )
-            evidence = Evidence(
-                tasks,
-                seeds,
-                runs.unconverged(setting, [best, base]),
-                (runs.side(setting, variants), runs.side(setting, [base])),
-                runs.seconds_per_seed(setting, [*variants, base]),
-                arm_names(setting, [best, base]),
-            )
-            paper = "—" if number is None else f"{number:+.2f}"
-            measured = _interval(part, 2)
-            rows.append(_row(claim, scope, [part], measured, evidence, verdict, runs.power, paper))
-    if not scopes:
-        rows += [
-            _missing(CLAIMS[c], "PTP variants and their base in the grid")
-            for c in ("PTP-3", "PTP-4", "PTP-5")
-        ]
-        return rows
-    for setting, base, variants in scopes:
-        rows += [ptp_stability(runs, setting, base, variants), ptp_sharpness(runs, setting, base, variants)]
-        rows.append(ptp_variants(runs, setting, base, variants))
+        evidence = Evidence(
+            tasks,
+            seeds,
+            runs.unconverged(setting, [best, base]),
+            (runs.side(setting, variants), runs.side(setting, [base])),
+            runs.seconds_per_seed(setting, [*variants, base]),
+            arm_names(setting, [best, base]),
+        )
+        paper = "—" if number is None else f"{number:+.2f}"
+        measured = _interval(part, 2)
+        rows.append(_row(claim, scope, [part], measured, evidence, verdict, runs.power, paper))
     return rows
 
 
-def ptp_stability(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
-    claim = CLAIMS["PTP-3"]
+def each_ptp_scope(row: Callable[[Claim, Runs, str, str, Sequence[str]], ClaimRow]) -> Measure:
+    """A measure with one row per (setting, base) where PTP variants and their base ran."""
+    return lambda claim, runs, mi_checks: [row(claim, runs, *scope) for scope in runs.scopes(PTP)]
+
+
+def ptp_stability(claim: Claim, runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
     best, alpha, scope = _best_scope(runs, setting, base, variants)
     tasks, seeds, t, c = paired_matrix(runs.values(setting, best), runs.values(setting, base))
 
@@ -942,8 +830,7 @@ def ptp_stability(runs: Runs, setting: str, base: str, variants: Sequence[str]) 
     return _row(claim, scope, [part], measured, evidence, verdict, runs.power)
 
 
-def ptp_sharpness(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
-    claim = CLAIMS["PTP-4"]
+def ptp_sharpness(claim: Claim, runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
     best, alpha, scope = _best_scope(runs, setting, base, variants)
     treat, control = runs.values(setting, best, "sharpness"), runs.values(setting, base, "sharpness")
     if not treat or not control:
@@ -1092,10 +979,10 @@ def multi_part_row(
     )
 
 
-def ptp_variants(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
+def ptp_variants(claim: Claim, runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
     control = runs.values(setting, base)
     arms = [(v.removeprefix(base + "-"), runs.values(setting, v), control) for v in variants]
-    return multi_part_row(CLAIMS["PTP-5"], runs, setting, base, arms, variants, [base])
+    return multi_part_row(claim, runs, setting, base, arms, variants, [base])
 
 
 def init_spread(runs: Runs, setting: str, method: str) -> Scores:
@@ -1117,71 +1004,82 @@ def init_spread(runs: Runs, setting: str, method: str) -> Scores:
     return out
 
 
-def infoprompt_rows(runs: Runs, mi_checks: dict[str, Any] | None) -> list[ClaimRow]:
-    rows: list[ClaimRow] = []
+def infoprompt_scopes(runs: Runs) -> list[tuple[str, str, str, list[str]]]:
+    """(setting, base, full InfoPrompt, its ablations) per setting × base where both InfoPrompt and its
+    base ran."""
     scopes = []
     for setting, base, methods in runs.scopes(INFOPROMPT):
         full = [m for m in methods if not runs.objective_of(m)["ablation_of"]]
         if full:
-            ablations = [
-                m
-                for m in methods
-                if runs.objective_of(m)["ablation_of"] == runs.objective_of(full[0])["objective"]
-            ]
+            objective = runs.objective_of(full[0])["objective"]
+            ablations = [m for m in methods if runs.objective_of(m)["ablation_of"] == objective]
             scopes.append((setting, base, full[0], ablations))
-    if not scopes:
-        rows += [
-            _missing(CLAIMS[c], "InfoPrompt and its base in the grid")
-            for c in ("IP-1", "IP-2", "IP-3", "IP-4")
-        ]
-    for setting, base, full, ablations in scopes:
-        scope = Scope(setting, base, runs.backbone)
-        for claim_id, column, digits in (("IP-1", "report_score", 2), ("IP-2", "learning_area", 1)):
-            claim = CLAIMS[claim_id]
-            treat, control = runs.values(setting, full, column), runs.values(setting, base, column)
-            relative = claim.reference if claim_id in RELATIVE else None
-            reference = claim.reference if relative is None else relative_reference(claim, control)
-            resolution = runs.resolution(setting, [full, base], sorted(treat)) if claim_id == "IP-1" else 0.0
-
-            at = functools.partial(
-                gain_part,
-                treat,
-                control,
-                "greater",
-                reference=reference,
-                resolution=resolution,
-                relative=relative,
-            )
-            part, tasks, seeds = at(alpha=ALPHA)
-            verdict = sequential(one_part(at), first_verdict, len(seeds), ALPHA, runs.design)
-            measured = _interval(part, digits)
-            if claim_id == "IP-2":
-                total, learned = runs.learned(setting, [full, base])
-                measured += f"; did not learn: {total - learned} of {total} runs"
-            evidence = Evidence(
-                tasks,
-                seeds,
-                runs.unconverged(setting, [full, base]),
-                (runs.side(setting, [full]), runs.side(setting, [base])),
-                runs.seconds_per_seed(setting, [full, base]),
-                arm_names(setting, [full, base]),
-            )
-            rows.append(_row(claim, scope, [part], measured, evidence, verdict, runs.power))
-        rows.append(infoprompt_init(runs, setting, base, full))
-        if len(ablations) < 2:
-            rows.append(_missing(CLAIMS["IP-4"], f"both ablations of {full} in {setting}"))
-        else:
-            arms = [
-                (f"vs {a.removeprefix(base + '-')}", runs.values(setting, full), runs.values(setting, a))
-                for a in ablations
-            ]
-            rows.append(multi_part_row(CLAIMS["IP-4"], runs, setting, base, arms, [full], ablations))
-    rows.append(mi_check_row(mi_checks))
-    return rows
+    return scopes
 
 
-def infoprompt_init(runs: Runs, setting: str, base: str, full: str) -> ClaimRow:
-    claim = CLAIMS["IP-3"]
+def each_infoprompt_scope(row: Callable[[Claim, Runs, str, str, str, list[str]], ClaimRow]) -> Measure:
+    """A measure with one row per (setting, base) where InfoPrompt and its base ran."""
+    return lambda claim, runs, mi_checks: [row(claim, runs, *scope) for scope in infoprompt_scopes(runs)]
+
+
+def infoprompt_gain(
+    claim: Claim,
+    runs: Runs,
+    setting: str,
+    base: str,
+    full: str,
+    ablations: list[str],
+    column: str,
+    digits: int,
+) -> ClaimRow:
+    """IP-1 (``report_score``) and IP-2 (``learning_area``): full InfoPrompt against its base."""
+    treat, control = runs.values(setting, full, column), runs.values(setting, base, column)
+    relative = claim.reference if claim.id in RELATIVE else None
+    reference = claim.reference if relative is None else relative_reference(claim, control)
+    resolution = runs.resolution(setting, [full, base], sorted(treat)) if claim.id == "IP-1" else 0.0
+
+    at = functools.partial(
+        gain_part,
+        treat,
+        control,
+        "greater",
+        reference=reference,
+        resolution=resolution,
+        relative=relative,
+    )
+    part, tasks, seeds = at(alpha=ALPHA)
+    verdict = sequential(one_part(at), first_verdict, len(seeds), ALPHA, runs.design)
+    measured = _interval(part, digits)
+    if claim.id == "IP-2":
+        total, learned = runs.learned(setting, [full, base])
+        measured += f"; did not learn: {total - learned} of {total} runs"
+    evidence = Evidence(
+        tasks,
+        seeds,
+        runs.unconverged(setting, [full, base]),
+        (runs.side(setting, [full]), runs.side(setting, [base])),
+        runs.seconds_per_seed(setting, [full, base]),
+        arm_names(setting, [full, base]),
+    )
+    return _row(claim, Scope(setting, base, runs.backbone), [part], measured, evidence, verdict, runs.power)
+
+
+def infoprompt_ablations(
+    claim: Claim, runs: Runs, setting: str, base: str, full: str, ablations: list[str]
+) -> ClaimRow:
+    """IP-4: full InfoPrompt against each of its ablations (both needed)."""
+    if len(ablations) < 2:
+        return _missing(claim, f"both ablations of {full} in {setting}")
+    arms = [
+        (f"vs {a.removeprefix(base + '-')}", runs.values(setting, full), runs.values(setting, a))
+        for a in ablations
+    ]
+    return multi_part_row(claim, runs, setting, base, arms, [full], ablations)
+
+
+def infoprompt_init(
+    claim: Claim, runs: Runs, setting: str, base: str, full: str, ablations: list[str]
+) -> ClaimRow:
     treat, control = init_spread(runs, setting, full), init_spread(runs, setting, base)
     if not treat or not control:
         return _missing(claim, f"variant runs crossing prompt init with {full} and {base} in {setting}")
@@ -1207,14 +1105,13 @@ def _check_text(check: dict[str, Any]) -> str:
     return f"{check['name']}{steps} (measured {check['measured']}, threshold {check['threshold']})"
 
 
-def mi_check_row(mi_checks: dict[str, Any] | None) -> ClaimRow:
+def mi_check_rows(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None) -> list[ClaimRow]:
     """IP-5 from the MI-convergence study: reproduced when both parts ran, every check passed and every
     negative control failed; a control that passed or a skipped part makes it inconclusive; a check that
     failed with every control behaving contradicts it. The reason names the check or control and the
-    steps it was judged after."""
-    claim = CLAIMS["IP-5"]
+    steps it was judged after; none without the study."""
     if mi_checks is None:
-        return _missing(claim, "the MI-convergence study (prompttune mi-check)")
+        return []
     checks = [c for c in mi_checks["checks"] if c["role"] == "check"]
     controls = [c for c in mi_checks["checks"] if c["role"] == "control"]
     failed = [c for c in checks if not c["passed"]]
@@ -1249,30 +1146,168 @@ def mi_check_row(mi_checks: dict[str, Any] | None) -> ClaimRow:
     backbone = mi_checks.get("real", {}).get("settings", {}).get("backbone", "skipped")
     scope = f"synthetic problems on the project's losses; real part: {backbone}"
     n = f"{len(checks)} checks, {len(controls)} controls"
-    return ClaimRow(
-        claim.id,
-        claim.paper,
-        claim.text,
-        scope,
-        "— (theorem)",
-        measured,
-        n,
-        claim.test,
-        verdict,
-        reason,
-        "—",
-        "—",
-        runs=len(checks),
-    )
+    return [
+        ClaimRow(
+            claim.id,
+            claim.paper,
+            claim.text,
+            scope,
+            "— (theorem)",
+            measured,
+            n,
+            claim.test,
+            verdict,
+            reason,
+            "—",
+            "—",
+            runs=len(checks),
+        )
+    ]
+
+
+# --- the claims, each with its measurement ------------------------------------------------------
+
+
+CLAIMS = {
+    claim.id: claim
+    for claim in [
+        Claim(
+            "PTP-1",
+            "PTP",
+            "PTP improves the state-of-the-art prompt tuning method on SuperGLUE",
+            "mean over tasks of (best PTP variant − base) per seed",
+            paired_t,
+            "α/k for the best of k variants",
+            1.94,
+            "paper",
+            "PTP variants and their base in the superglue setting",
+            functools.partial(ptp_gain, setting_name="superglue"),
+        ),
+        Claim(
+            "PTP-2",
+            "PTP",
+            "… and on FewGLUE",
+            "mean over tasks of (best PTP variant − base) per seed",
+            paired_t,
+            "α/k for the best of k variants",
+            2.34,
+            "paper",
+            "PTP variants and their base in the fewglue setting",
+            functools.partial(ptp_gain, setting_name="fewglue"),
+        ),
+        Claim(
+            "PTP-3",
+            "PTP",
+            "vanilla prompt tuning is unstable across seeds; PTP reduces the variance",
+            "spread across seeds, best PTP variant against base, per task",
+            dispersion_test,
+            "α/k for the best of k variants; collapsed runs count",
+            0.5,
+            "choice",
+            "PTP variants and their base in the grid",
+            each_ptp_scope(ptp_stability),
+        ),
+        Claim(
+            "PTP-4",
+            "PTP",
+            "PTP's loss landscape is smoother than vanilla prompt tuning's",
+            "mean over tasks of calibrated sharpness (best PTP variant − base) per seed",
+            paired_t,
+            "α/k for the best of k variants",
+            0.5,
+            "choice",
+            "PTP variants and their base in the grid",
+            each_ptp_scope(ptp_sharpness),
+        ),
+        Claim(
+            "PTP-5",
+            "PTP",
+            "both RN and ADV help, in text and embedding space",
+            "each variant: mean over tasks of (variant − base) per seed",
+            paired_t,
+            "all must hold (intersection-union), any against (Holm)",
+            2.0,
+            "choice",
+            "PTP variants and their base in the grid",
+            each_ptp_scope(ptp_variants),
+        ),
+        Claim(
+            "IP-1",
+            "InfoPrompt",
+            "InfoPrompt outperforms traditional prompt tuning",
+            "mean over tasks of (InfoPrompt − base) per seed",
+            paired_t,
+            "",
+            2.0,
+            "choice",
+            "InfoPrompt and its base in the grid",
+            each_infoprompt_scope(functools.partial(infoprompt_gain, column="report_score", digits=2)),
+        ),
+        Claim(
+            "IP-2",
+            "InfoPrompt",
+            "InfoPrompt accelerates convergence",
+            "mean over tasks of (InfoPrompt − base) per seed of the learning-curve area: the selection score "
+            "above the majority class averaged over the step budget (a run that learns less cannot score "
+            "higher; one that never learns scores 0)",
+            paired_t,
+            "",
+            0.25,
+            "choice",
+            "InfoPrompt and its base in the grid",
+            each_infoprompt_scope(functools.partial(infoprompt_gain, column="learning_area", digits=1)),
+        ),
+        Claim(
+            "IP-3",
+            "InfoPrompt",
+            "InfoPrompt is more robust to the prompt initialisation",
+            "per seed, sd of the score across prompt inits; mean over tasks of (InfoPrompt − base)",
+            paired_t,
+            "collapsed runs count",
+            0.5,
+            "choice",
+            "InfoPrompt and its base in the grid",
+            each_infoprompt_scope(infoprompt_init),
+        ),
+        Claim(
+            "IP-4",
+            "InfoPrompt",
+            "both losses contribute",
+            "each ablation: mean over tasks of (full − ablation) per seed",
+            paired_t,
+            "all must hold (intersection-union), any against (Holm)",
+            2.0,
+            "choice",
+            "InfoPrompt and its base in the grid",
+            each_infoprompt_scope(infoprompt_ablations),
+        ),
+        Claim(
+            "IP-5",
+            "InfoPrompt",
+            "a gradient-descent algorithm can train the MI loss",
+            "the MI-convergence study: every check passes and every negative control fails",
+            None,
+            "",
+            math.nan,
+            "—",
+            "the MI-convergence study (prompttune mi-check)",
+            mi_check_rows,
+        ),
+    ]
+}
 
 
 def claim_rows(
     runs: pd.DataFrame, mi_checks: dict[str, Any] | None, power: bool = True, design: Design | None = None
 ) -> list[ClaimRow]:
-    """Every claim of docs/claims.md, in its order, with one row per scope the runs cover (``power``: with
-    the planning columns; ``design``: the adaptive design's looks, None for a fixed grid)."""
+    """Every claim of docs/claims.md, in its order, with one row per scope the runs cover, or its "not
+    measured" row (``power``: with the planning columns; ``design``: the adaptive design's looks, None for
+    a fixed grid)."""
     indexed = Runs(runs, power, design)
-    return ptp_rows(indexed) + infoprompt_rows(indexed, mi_checks)
+    rows: list[ClaimRow] = []
+    for claim in CLAIMS.values():
+        rows += claim.measured_by(claim, indexed, mi_checks) or [_missing(claim, claim.needs)]
+    return rows
 
 
 def claims_table(rows: Sequence[ClaimRow], computed_by: dict[str, Any]) -> pd.DataFrame:

@@ -3,6 +3,7 @@ under a null and under a shift at n = 3, 5 and 10 seeds."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -427,3 +428,23 @@ def test_seeds_needed_are_for_the_whole_rule_and_never_for_the_wrong_direction()
     (ptp2,) = verdicts(pd.DataFrame(worse), "PTP-2")
     assert ptp2.seeds_needed.startswith("— (PTP-2 observed the other way)")
     assert math.isnan(ptp2.seeds_needed_observed)
+
+
+def test_every_declared_claim_gets_its_rows_or_a_not_measured_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One loop over CLAIMS builds the table: a claim is declared with its measurement and what it needs,
+    so a claim no scope measures still has its row, and no list elsewhere can drop one."""
+    runs = simulated(3, np.random.default_rng(0), shift=False)
+    extra = dataclasses.replace(
+        CLAIMS["IP-5"], id="X-1", needs="a study no profile runs", measured_by=lambda claim, runs, mi: []
+    )
+    monkeypatch.setitem(CLAIMS, "X-1", extra)
+    rows = claim_rows(runs, None, power=False)
+    assert [row.id for row in rows] == [*dict.fromkeys(row.id for row in rows)] == list(CLAIMS)
+    last = rows[-1]
+    assert (last.id, last.reason, last.measured) == (
+        "X-1",
+        "not measured",
+        "not measured: needs a study no profile runs",
+    )
+    ip5 = next(row for row in rows if row.id == "IP-5")
+    assert ip5.measured == "not measured: needs the MI-convergence study (prompttune mi-check)"
