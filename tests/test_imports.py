@@ -1,4 +1,5 @@
-"""The package's import graph: no cycles, a schema that imports no registry, a report without training code.
+"""The package's shape: no import cycles, a schema that imports no registry, a report without training code,
+a trunk that names no plugin.
 
 - Every import of a ``prompttune`` module counts, at module level or inside a function: a function-level
   import that closes a cycle only moves the failure from import time to the first call. A cycle fails the
@@ -7,6 +8,7 @@
   their configs from it, and ``prompttune.config`` validates above the registries.
 - ``import prompttune.report``, and ``prompttune report`` through the console script's entry point, import
   no torch and no training code (each in a fresh interpreter).
+- The trunk (cost model, export, splits, data sources, claims) names no registered base, objective or task.
 """
 
 from __future__ import annotations
@@ -188,3 +190,44 @@ def test_the_report_command_imports_no_torch(tmp_path: Path) -> None:
         "main()\n"
     )
     assert loaded_after(code, str(tmp_path / "grid.json"), str(tmp_path)) == {"prompttune.report"}
+
+
+# The trunk modules that read plugins only through their declarations, and the names each may use: the
+# claims select arms by the papers' method families, which are names of the families, not of a plugin.
+TRUNK = {
+    "prompttune/cost.py": set(),
+    "prompttune/export.py": set(),
+    "prompttune/splits.py": set(),
+    "prompttune/data/sources.py": set(),
+    "prompttune/data/fetch.py": set(),
+    "prompttune/claims.py": {"infoprompt"},
+}
+
+
+def test_the_trunk_names_no_registered_base_objective_or_task() -> None:
+    """No string in the code (docstrings aside) of the cost model, the export, the splits, the data sources
+    or the claims is the name of a registered base, objective or task: each reads the declarations."""
+    from prompttune.bases import BASES
+    from prompttune.objectives import OBJECTIVES
+    from prompttune.tasks import TASKS
+
+    names = {*BASES.names(), *OBJECTIVES.names(), *TASKS.names()}
+    for relative, allowed in TRUNK.items():
+        tree = ast.parse((ROOT / relative).read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        named = sorted(
+            (node.lineno, node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and node.value in names - allowed
+        )
+        assert not named, f"{relative} names {named}"
