@@ -41,8 +41,8 @@ pytestmark = pytest.mark.e2e
 
 
 def install(source: Path, target: Path) -> None:
-    """``pip install`` of a plugin distribution into its own folder (put on PYTHONPATH), as a user would,
-    from a copy of its source (a build writes into the folder it builds)."""
+    """``pip install`` of a plugin distribution into its own folder (put on PYTHONPATH), from a copy of
+    its source (a build writes into the folder it builds)."""
     copy = target.with_name(target.name + "-source")
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
@@ -50,6 +50,26 @@ def install(source: Path, target: Path) -> None:
         [*pip, "--target", str(target), str(copy)], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def readme_install(folder: Path, env: dict[str, str]) -> str:
+    """The README's plugin recipe, verbatim, in ``folder`` (holding a copy of examples/plugin); returns
+    the PYTHONPATH it exports."""
+    readme = (ROOT / "README.md").read_text()
+    recipe = readme[readme.index("[examples/plugin](examples/plugin) is one") :]
+    block = recipe[
+        recipe.index("```bash\n") + len("```bash\n") : recipe.index("```", recipe.index("```bash") + 7)
+    ]
+    assert "pip install" in block and "examples/plugin" in block, block
+    shutil.copytree(
+        PLUGIN, folder / "examples" / "plugin", ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )
+    script = f'set -e\n{block}\nprintf %s "$PYTHONPATH"'
+    proc = subprocess.run(
+        ["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()[-1]  # after pip's own lines
 
 
 def plugin_params(project: Path) -> None:
@@ -93,10 +113,11 @@ def test_a_plugin_outside_the_package_runs_through_the_pipeline_plan_claims_and_
     for toy, source in TOY_FILES.items():
         (toy_mirror / toy).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(mirror / source, toy_mirror / toy)
-    site = tmp_path / "site"
-    install(PLUGIN, site)
     project, env = project_copy(tmp_path, toy_mirror, "smoke")
-    env = {**env, "PYTHONPATH": str(site)}
+    (tmp_path / "user").mkdir()
+    site = readme_install(tmp_path / "user", env)
+    assert Path(site) == tmp_path / "user" / "plugins" and (Path(site) / "prompttune_example_plugin").is_dir()
+    env = {**env, "PYTHONPATH": site}
     plugin_params(project)
     run([str(BIN / "prompttune"), "configure"], project, env)  # the grid's stage list (pipelines/stages.yaml)
     run(["git", "add", "-A"], project, env)
