@@ -376,10 +376,10 @@ def code_sha256() -> str:
     files = [(str(path.relative_to(root)), path) for path in sorted(root.rglob("*.py"))]
     for entry in plugins():
         module = importlib.import_module(entry.module)
-        package = getattr(module, "__path__", None)  # a package: every file of its folder
-        folder = Path(package[0]) if package else Path(module.__file__ or "").parent
-        own = sorted(folder.rglob("*.py")) if package else [Path(module.__file__ or "")]
-        files += [(f"plugin {entry.name}/{path.relative_to(folder)}", path) for path in own]
+        source = Path(module.__file__ or "")
+        package = hasattr(module, "__path__")  # a package: every file of its folder
+        own = sorted(source.parent.rglob("*.py")) if package else [source]
+        files += [(f"plugin {entry.name}/{path.relative_to(source.parent)}", path) for path in own]
     digest = hashlib.sha256()
     for name, path in files:
         if "__pycache__" not in path.parts:

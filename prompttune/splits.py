@@ -256,7 +256,8 @@ def load_splits(data_root: Path, setting: str, task: Task, data_seed: int) -> Sp
     """Read and split a task's data for a setting (see the module docstring)."""
     data_root = Path(data_root)
     parsed = parse_setting(setting)
-    files = [task.files[source] for source in plan(parsed, task).sources]
+    rule = plan(parsed, task)
+    files = [task.files[source] for source in rule.sources]
     missing = [str(data_root / file) for file in files if not (data_root / file).is_file()]
     if missing:
         raise PromptTuneError(f"data file not found: {', '.join(missing)}; run `prompttune fetch` first")
@@ -271,7 +272,7 @@ def load_splits(data_root: Path, setting: str, task: Task, data_seed: int) -> Sp
         return Splits(train, select, report, "dev32", "val", files, _counts(task, removed, near))
     full_path = data_root / task.files["full_train"]
     full, repeats = _once(_read(data_root, task, "full_train"))
-    if plan(parsed, task).select.source == "fewglue_dev32":
+    if rule.select.source == "fewglue_dev32":
         select, dropped_select, near_select = _without(task, _read(data_root, task, "fewglue_dev32"), report)
         full, dropped_train, near_train = _without(task, full, select, report)
         (train,), _ = _draw(task, full, [parsed.k], data_seed, full_path)
@@ -279,8 +280,10 @@ def load_splits(data_root: Path, setting: str, task: Task, data_seed: int) -> Sp
         near = {"train": near_train, "select": near_select}
         return Splits(train, select, report, "dev32", "val", files, _counts(task, removed, near))
     full, dropped, near_pool = _without(task, full, report)
-    rule = plan(parsed, task, len({_unit(example) for example in full}))
-    if parsed.name == "superglue":  # the held-out selection first: train is what remains
+    if (
+        parsed.name == "superglue"
+    ):  # the held-out selection first (its size from the pool's): train is the rest
+        rule = plan(parsed, task, len({_unit(example) for example in full}))
         counts: list[int | None] = [rule.select.units, rule.train.units]
         (select, train), (over_select, over_train) = _draw(task, full, counts, data_seed, full_path)
     else:  # fewshot-k without dev32: train first, so both keep their sizes

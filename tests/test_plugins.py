@@ -27,14 +27,15 @@ TOY_FILES = {  # the plugin task's files, copied from RTE's in the data mirror
     "FewGLUE_32dev/Toy/dev32.jsonl": "FewGLUE_32dev/RTE/dev32.jsonl",
     "SuperGLUE/Toy/val.jsonl": "SuperGLUE/RTE/val.jsonl",
 }
+SOURCE_ONLY = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")  # what a build leaves in a source
 BROKEN = """
 from prompttune.objectives.base import OBJECTIVES, Objective
+from prompttune.objectives.ce import CrossEntropy
 
 @OBJECTIVES.register("unpriced")
-class Unpriced(Objective):
+class Unpriced(Objective):  # a real loss, but no pass structure declared
     name = "unpriced"
-    def loss(self, model, batch):
-        raise NotImplementedError
+    loss = CrossEntropy.loss
 """
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +45,7 @@ def install(source: Path, target: Path) -> None:
     """``pip install`` of a plugin distribution into its own folder (put on PYTHONPATH), from a copy of
     its source (a build writes into the folder it builds)."""
     copy = target.with_name(target.name + "-source")
-    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    shutil.copytree(source, copy, ignore=SOURCE_ONLY)
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
     proc = subprocess.run(
         [*pip, "--target", str(target), str(copy)], capture_output=True, text=True, timeout=300
@@ -61,9 +62,7 @@ def readme_install(folder: Path, env: dict[str, str]) -> str:
         recipe.index("```bash\n") + len("```bash\n") : recipe.index("```", recipe.index("```bash") + 7)
     ]
     assert "pip install" in block and "examples/plugin" in block, block
-    shutil.copytree(
-        PLUGIN, folder / "examples" / "plugin", ignore=shutil.ignore_patterns("build", "*.egg-info")
-    )
+    shutil.copytree(PLUGIN, folder / "examples" / "plugin", ignore=SOURCE_ONLY)
     script = f'set -e\n{block}\nprintf %s "$PYTHONPATH"'
     proc = subprocess.run(
         ["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300

@@ -92,8 +92,9 @@ class PromptBase(nn.Module, ABC):
         reproduces it (one clause), or ``None`` (then ``peft_prompt`` gives the adapter; no default)."""
 
     def peft_prompt(self) -> PeftPrompt:
-        """The trained prompt as PEFT holds it (bases whose ``peft_refusal`` is ever ``None``)."""
-        raise NotImplementedError(f"base {self.name!r} declares no PEFT form")
+        """The trained prompt as PEFT holds it; a base whose ``peft_refusal`` can be ``None`` defines it
+        (one that does not is refused here, in one line, before anything is written)."""
+        raise PromptTuneError(f"base {self.name!r} allows a PEFT export but defines no peft_prompt()")
 
 
 BASES = DeclaredRegistry(
