@@ -125,7 +125,8 @@ def train(
     )
     from prompttune.io import atomic_write_json, atomic_write_text
     from prompttune.results import curves_csv, stage_headline
-    from prompttune.train import finished, train_seeds
+    from prompttune.scheduler import MEMORY_KILLS, memory_kills, memory_reason
+    from prompttune.train import Resume, finished, resume_folder, train_seeds, write_unstarted
 
     if (config is None) == (cell is None or method is None):
         raise PromptTuneError("give --config FILE, or --cell and --method (with --params)")
@@ -151,7 +152,15 @@ def train(
     todo = [(run, d) for run, d in zip(runs, out_dirs, strict=True) if kept[d] is None]
     todo_dirs = [d for _, d in todo]
     if todo:
-        trained = train_seeds([r for r, _ in todo], data or paths.data_dir(stage.cell), todo_dirs, say)
+        data_root = data or paths.data_dir(stage.cell)
+        folder = resume_folder(todo_dirs)
+        kills = memory_kills(folder)  # under SLURM: this attempt is recorded; earlier ones killed for memory
+        if len(kills) >= MEMORY_KILLS:
+            say(f"{memory_reason(kills)}; recording the runs as failed")
+            trained = [write_unstarted(run, data_root, d, memory_reason(kills)) for run, d in todo]
+            Resume(folder, [run.to_dict() for run, _ in todo]).remove()  # its state is of no use now
+        else:
+            trained = train_seeds([r for r, _ in todo], data_root, todo_dirs, say)
         kept.update(zip(todo_dirs, trained, strict=True))
     results = [kept[d] for d in out_dirs]
     for run_dir, metrics in zip(out_dirs, results, strict=True):

@@ -859,18 +859,69 @@ def write_run(run: SeedRun, metrics: RunMetrics, predictions: dict[str, list[int
     """Write the run folder in one piece: a crash leaves no half-written folder that looks complete."""
     splits = setup.splits
     examples = {splits.select_name: splits.select, splits.report_name: splits.report}
-    with atomic_directory(run.out_dir) as tmp:
-        (tmp / "config.json").write_text(json.dumps(run.config.to_dict(), indent=2) + "\n")
-        (tmp / "provenance.json").write_text(json.dumps(provenance(setup.data_sha), indent=2) + "\n")
-        (tmp / "curve.csv").write_text(_curve_csv(run.curve))
-        lines = [
-            json.dumps({"split": split, "guid": ex.guid, "label": ex.label, "prediction": pred})
-            for split, preds in predictions.items()
-            for ex, pred in zip(examples[split], preds, strict=True)
-        ]
-        (tmp / "predictions.jsonl").write_text("".join(line + "\n" for line in lines))
-        torch.save(
-            {part: {k: v.cpu() for k, v in tensors.items()} for part, tensors in run.best_state.items()},
-            tmp / "prompt.pt",
-        )
+    lines = [
+        json.dumps({"split": split, "guid": ex.guid, "label": ex.label, "prediction": pred})
+        for split, preds in predictions.items()
+        for ex, pred in zip(examples[split], preds, strict=True)
+    ]
+    state = {part: {k: v.cpu() for k, v in tensors.items()} for part, tensors in run.best_state.items()}
+    write_folder(run.out_dir, metrics, setup.data_sha, _curve_csv(run.curve), lines, state)
+
+
+def write_folder(
+    out_dir: Path,
+    metrics: RunMetrics,
+    data_sha: dict[str, str],
+    curve: str,
+    predictions: Sequence[str],
+    state: dict[str, dict[str, torch.Tensor]],
+) -> None:
+    """The run folder's six files, written atomically."""
+    with atomic_directory(out_dir) as tmp:
+        (tmp / "config.json").write_text(json.dumps(metrics.config.to_dict(), indent=2) + "\n")
+        (tmp / "provenance.json").write_text(json.dumps(provenance(data_sha), indent=2) + "\n")
+        (tmp / "curve.csv").write_text(curve)
+        (tmp / "predictions.jsonl").write_text("".join(line + "\n" for line in predictions))
+        torch.save(state, tmp / "prompt.pt")
         (tmp / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=2, allow_nan=False) + "\n")
+
+
+def write_unstarted(config: RunConfig, data_root: Path, out_dir: Path, reason: str) -> RunMetrics:
+    """A run its jobs could not train (killed for memory: prompttune.scheduler) as a ``failed`` run folder
+    with the reason, from the data and the config alone: no backbone is loaded, since the memory that takes
+    is what ran out. Its prompt file holds no tensors, its curve and predictions are empty, and
+    ``trainable_params`` is 0 (no model was built)."""
+    task = get_task(config.task)
+    splits = load_splits(data_root, config.setting, task, config.data_seed)
+    device = resolve_device(config.train.device)
+    n_train = len(splits.train)
+    objective = OBJECTIVES.get(config.objective)
+    metrics = RunMetrics(
+        schema_version=SCHEMA_VERSION,
+        status="failed",
+        reason=reason,
+        config=config,
+        objective=ObjectiveInfo(objective.name, objective.family, objective.ablation_of),
+        task_version=task.version,
+        device=str(device),
+        precision=resolve_precision(config.train.precision, device),
+        select=None,
+        report=None,
+        selected_step=None,
+        steps=0,
+        step_cap=number_of_steps(config, n_train),
+        eval_every=evaluation_interval(config, n_train),
+        convergence=None,
+        data=DataInfo(
+            sizes={"train": n_train, "select": len(splits.select), "report": len(splits.report)},
+            removed_overlap=splits.removed_overlap,
+            truncated={},
+        ),
+        trainable_params=0,
+        wall_time_s=0.0,
+        train_time_s=0.0,
+        train_examples_per_s=0.0,
+        peak_memory_mb=0.0,
+    )
+    write_folder(out_dir, metrics, verify(data_root, splits.files), _curve_csv([]), [], {})
+    return metrics
