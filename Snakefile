@@ -6,7 +6,8 @@
 # job reruns exactly when its record changed, and a dry run (which writes nothing) lists the same jobs.
 # Each job's threads and resources (runtime, mem_mb, gpu) come from the cost model, prompttune/cost.py, on the machines
 # a cluster profile declares among its default-resources (pipelines/profiles/slurm/config.yaml: the GPU model, the
-# node's CPUs and memory, the GPU partition); without a profile, on this machine's.
+# node's CPUs and memory, the GPU partition, the length short jobs are grouped to); without a profile, on this
+# machine's, ungrouped.
 import sys
 from pathlib import Path
 
@@ -63,6 +64,7 @@ try:
 except PromptTuneError as exc:
     raise SystemExit(f"error: cluster profile: {exc}")
 COST = cost.ProfileCost(PARAMS, per_seed=not STACK, cluster=CLUSTER)  # each job costed when Snakemake first asks
+GROUP_MINUTES = declared("group_minutes", 0)  # short jobs grouped to this length (pipelines/grid.smk; 0: none)
 
 
 rule all:

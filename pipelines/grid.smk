@@ -13,6 +13,7 @@
 # backbone is downloaded once by `prefetch` into the Hugging Face cache (which the compute nodes must share, e.g. through
 # HF_HOME), and with such a backbone in the profile the compute jobs run HF_HUB_OFFLINE=1 before their `prompttune`
 # command.
+import functools
 import json
 
 import yaml
@@ -61,11 +62,45 @@ LOG = " 2> >(tee {log} >&2)"
 OFFLINE = "HF_HUB_OFFLINE=1 " if BACKBONES else ""
 
 
-def job_resources(job_cost):
+@functools.cache
+def groups():
+    """Short jobs grouped to the profile's group_minutes (cost.group_jobs: jobs of one rule and device, in the
+    pipeline's order, each group at least that long unless it holds every short job of its kind), by the output
+    that names each job; none without group_minutes."""
+    return cost.group_jobs(COST.jobs(), GROUP_MINUTES) if GROUP_MINUTES else {}
+
+
+def group_of(key):
+    """A job's Snakemake group: the jobs one submission runs (None: a submission of its own)."""
+    return lambda w: groups()[key(w)].name if key(w) in groups() else None
+
+
+def after(key):
+    """The output of the job before this one in its group, as an ancient input: the group's jobs run one after
+    another (so the submission asks for one GPU and the sum of their runtimes), and the order never reruns a job
+    (the profile leaves out Snakemake's input trigger, which would see a regrouping as a change)."""
+
+    def before(w):
+        group = groups().get(key(w))
+        if group is None or group.members[0] == key(w):
+            return []
+        return [ancient(group.members[group.members.index(key(w)) - 1])]
+
+    return before
+
+
+def job_resources(job_cost, key=None):
     """A rule's resources from its jobs' cost records (``job_cost(wildcards)``): runtime and memory × attempt, memory
-    capped by the node (a first request above it stops at submission); with a GPU partition declared, the partition."""
+    capped by the node (a first request above it stops at submission); a job in a group (``key(wildcards)``, the
+    output that names it) asks for its runtime without the per-job minimum, so its group asks for the sum; with a GPU
+    partition declared, the partition."""
+
+    def runtime(w, attempt):
+        job = job_cost(w)
+        return (job.work_request_min if key and key(w) in groups() else job.runtime_min) * attempt
+
     resources = dict(
-        runtime=lambda w, attempt: job_cost(w).runtime_min * attempt,
+        runtime=runtime,
         mem_mb=lambda w, attempt: NODE.mem_request(job_cost(w), attempt),
         gpu=lambda w: int(job_cost(w).gpu),
     )
@@ -132,12 +167,16 @@ def train_cost(w):
 
 if STACK:  # one job per stage, every seed in one process, as DVC's stages
 
+    def train_key(w):
+        return str(paths.headline(STAGE_OF[w.cell, w.name]))
+
     rule train:
         input:
             config=stage_config,
             data="data/{cell}",
             backbone=lambda w: prefetched(stage_backbone(w)),
             code=code("train"),
+            after=after(train_key),
         params:
             run=record(stage_config),
         output:
@@ -149,9 +188,10 @@ if STACK:  # one job per stage, every seed in one process, as DVC's stages
             name=r"[^/]+",
         log:
             "logs/train/{cell}/{name}.log",
+        group: group_of(train_key)
         threads: lambda w: train_cost(w).cpus
         resources:
-            **job_resources(train_cost),
+            **job_resources(train_cost, train_key),
         shell:
             OFFLINE + "prompttune train --config {input.config}" + LOG
 
@@ -164,12 +204,16 @@ else:  # one job per seed, for a cluster to spread
         stage config file it shares with other seeds is ancient, so adding seeds trains only the new ones."""
         return json.dumps(COST.stages[STAGE_OF[w.cell, w.name]].run.to_dict() | {"seed": int(w.seed)}, sort_keys=True)
 
+    def train_key(w):
+        return str(paths.run_dir(STAGE_OF[w.cell, w.name], int(w.seed)) / "metrics.json")
+
     rule train:
         input:
             config=ancient(stage_config),
             data="data/{cell}",
             backbone=lambda w: prefetched(stage_backbone(w)),
             code=code("train"),
+            after=after(train_key),
         params:
             run=seed_run,
         output:
@@ -180,9 +224,10 @@ else:  # one job per seed, for a cluster to spread
             seed=r"\d+",
         log:
             "logs/train/{cell}/{name}/seed{seed}.log",
+        group: group_of(train_key)
         threads: lambda w: train_cost(w).cpus
         resources:
-            **job_resources(train_cost),
+            **job_resources(train_cost, train_key),
         shell:
             OFFLINE + "prompttune train --config {input.config} --seed {wildcards.seed}" + LOG
 
@@ -197,6 +242,10 @@ def landscape_cost(w):
     return COST.landscape(w.cell, w.method)
 
 
+def landscape_key(w):
+    return str(paths.landscape_dir(w.cell, w.method))
+
+
 rule landscape:
     input:
         config="configs/landscape/{cell}/{method}.json",
@@ -204,6 +253,7 @@ rule landscape:
         runs=lambda w: RUN_INPUTS[STAGE_OF[w.cell, w.method]],
         backbone=lambda w: prefetched(landscape_backbone(w)),
         code=code("landscape"),
+        after=after(landscape_key),
     params:
         spec=record(lambda w: str(paths.landscape_config(w.cell, w.method))),
     output:
@@ -213,9 +263,10 @@ rule landscape:
         method=r"[^/]+",
     log:
         "logs/landscape/{cell}/{method}.log",
+    group: group_of(landscape_key)
     threads: lambda w: landscape_cost(w).cpus
     resources:
-        **job_resources(landscape_cost),
+        **job_resources(landscape_cost, landscape_key),
     shell:
         OFFLINE + "prompttune landscape --config {input.config}" + LOG
 

@@ -153,12 +153,11 @@ def train(
     todo_dirs = [d for _, d in todo]
     if todo:
         data_root = data or paths.data_dir(stage.cell)
-        folder = resume_folder(todo_dirs)
-        kills = memory_kills(folder)  # under SLURM: this attempt is recorded; earlier ones killed for memory
+        kills = memory_kills()  # under SLURM: earlier attempts of this submission killed for memory
         if len(kills) >= MEMORY_KILLS:
-            say(f"{memory_reason(kills)}; recording the runs as failed")
+            say(f"{memory_reason(kills)}: recording the runs as failed")
             trained = [write_unstarted(run, data_root, d, memory_reason(kills)) for run, d in todo]
-            Resume(folder, [run.to_dict() for run, _ in todo]).remove()  # its state is of no use now
+            Resume(resume_folder(todo_dirs), [run.to_dict() for run, _ in todo]).remove()  # of no use now
         else:
             trained = train_seeds([r for r, _ in todo], data_root, todo_dirs, say)
         kept.update(zip(todo_dirs, trained, strict=True))
@@ -216,10 +215,18 @@ def plan(
         "--gpu",
         help="the GPU cluster's cost model instead of probes (also when the backbone is not here)",
     ),
+    gpu_type: str | None = typer.Option(
+        None, help="with --gpu: the GPU the runtimes are costed on, h100 or a100 (default h100)"
+    ),
+    group_minutes: float | None = typer.Option(
+        None,
+        help="with --gpu: short jobs grouped to so many minutes (default 30, the SLURM profile's; 0: none)",
+    ),
 ) -> None:
     """Before a long `dvc repro`: the active profile's stages and their expected wall time on this machine
     (a short probe of each kind of step, cached per machine), or with --gpu each job's GPU-hours, peak
-    memory and micro-batching from the cost model (prompttune/cost.py) the cluster profile asks for."""
+    memory and micro-batching from the cost model (prompttune/cost.py) the cluster profile asks for, and
+    the submissions they make once short jobs are grouped."""
     from prompttune import cost, paths
     from prompttune.config import expand_stages, load_params, local_backbone_config, split_cell
     from prompttune.data import fetch as fetch_files
@@ -234,8 +241,9 @@ def plan(
     if gpu or missing:
         if missing and not gpu:
             say(f"backbone {', '.join(missing)} is not on this machine: the GPU cost model instead of probes")
-        jobs = cost.ProfileCost(loaded, per_seed=not loaded.grid.stacked_jobs).jobs()
-        typer.echo(cost.table(jobs), nl=False)
+        cluster = cost.Node(gpu_model=gpu_type or cost.DEFAULT_GPU).cluster()
+        jobs = cost.ProfileCost(loaded, per_seed=not loaded.grid.stacked_jobs, cluster=cluster).jobs()
+        typer.echo(cost.table(jobs, cost.GROUP_MINUTES if group_minutes is None else group_minutes), nl=False)
         return
     for cell in {config.stage.cell for config in stages}:
         fetch_files(required_files(*split_cell(cell)), paths.data_dir(cell))

@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -549,6 +549,12 @@ class JobCost:
     cpus: int
     mem_mb: int
     sizes: str
+    work_min: float  # the request before the minimum: safety × (estimate + start), in minutes
+
+    @property
+    def work_request_min(self) -> int:
+        """Whole minutes of ``work_min``: what the job adds to a group job's runtime (``group_jobs``)."""
+        return math.ceil(self.work_min)
 
     def resources(self) -> dict[str, int]:
         """Snakemake's ``resources`` of the job (the SLURM executor: ``-t``, ``--mem``, ``--gpus``)."""
@@ -558,9 +564,12 @@ class JobCost:
 LOCAL_JOB = {"runtime": 30, "mem_mb": 4096, "gpu": 0}  # fetch, prefetch, aggregate, report (choice)
 
 
+def _work(cluster: Cluster, seconds: float) -> float:
+    return cluster.safety * (seconds + cluster.startup_s) / 60
+
+
 def _request(cluster: Cluster, seconds: float) -> int:
-    minutes = cluster.safety * (seconds + cluster.startup_s) / 60
-    return max(cluster.min_runtime_min, math.ceil(minutes))
+    return max(cluster.min_runtime_min, math.ceil(_work(cluster, seconds)))
 
 
 def _host_mb(cluster: Cluster, shape: Shape, tokens: float, device_peak: float, gpu: bool) -> int:
@@ -642,6 +651,7 @@ def train_job(config: StageConfig, seeds: int, sizes: CellSizes, cluster: Cluste
         fits=plan.fits and eval_fits,
         note=note,
         runtime_min=_request(cluster, seconds),
+        work_min=_work(cluster, seconds),
         cpus=cluster.gpu_job_cpus if gpu else cluster.cpu_job_cpus,
         mem_mb=_host_mb(cluster, shape, _tokens(sizes, t_q), max(plan.peak_bytes, eval_peak), gpu),
         sizes=sizes.source,
@@ -697,6 +707,7 @@ def landscape_job(
         fits=plan.fits,
         note=plan.note,
         runtime_min=_request(cluster, seconds),
+        work_min=_work(cluster, seconds),
         cpus=cluster.gpu_job_cpus if gpu else cluster.cpu_job_cpus,
         mem_mb=_host_mb(cluster, shape, _tokens(sizes, t_q), 0 if gpu else peak(1, 1), gpu),
         sizes=sizes.source,
@@ -748,10 +759,59 @@ def mi_check_job(
         fits=peak <= device.budget_bytes,
         note="" if peak <= device.budget_bytes else "the full batch does not fit",
         runtime_min=_request(cluster, seconds),
+        work_min=_work(cluster, seconds),
         cpus=cluster.gpu_job_cpus if gpu else cluster.cpu_job_cpus,
         mem_mb=_host_mb(cluster, shape, (rows + held) * t, 0 if gpu else peak, gpu),
         sizes=sizes.source,
     )
+
+
+# --- jobs worth scheduling ------------------------------------------------------------------------------
+
+GROUP_MINUTES = 30  # pipelines/profiles/slurm: group_minutes, the shortest job worth a submission (choice)
+
+
+@dataclass(frozen=True)
+class JobGroup:
+    """Jobs that one cluster submission runs one after another (Snakemake's ``group``): their keys, in
+    order, and the runtime the submission asks for."""
+
+    name: str
+    members: tuple[str, ...]
+    runtime_min: int
+
+
+def group_jobs(jobs: Sequence[tuple[str, JobCost]], target_min: float) -> dict[str, JobGroup]:
+    """Short jobs of one kind (rule, GPU or not) grouped to at least ``target_min`` minutes: key → group,
+    for every job in a group of two or more.
+
+    A job is short when its request before the per-job minimum (``work_request_min``) is under the target.
+    Consecutive short jobs of a kind fill a group until their requests reach the target, and a last group
+    under it joins the one before (choice): no group is shorter than the target unless it holds every short
+    job of its kind. A group asks for the sum of its members' requests, without the per-job minimum, which
+    covers one submission's overhead."""
+    kinds: dict[tuple[str, bool], list[list[tuple[str, JobCost]]]] = {}
+
+    def minutes(members: list[tuple[str, JobCost]]) -> int:
+        return sum(job.work_request_min for _, job in members)
+
+    for key, job in jobs:
+        if job.work_request_min < target_min:
+            bins = kinds.setdefault((job.rule, job.gpu), [[]])
+            if minutes(bins[-1]) >= target_min:
+                bins.append([])
+            bins[-1].append((key, job))
+    groups = {}
+    for (rule, gpu), bins in kinds.items():
+        if len(bins) > 1 and minutes(bins[-1]) < target_min:
+            tail = bins.pop()
+            bins[-1].extend(tail)
+        for i, members in enumerate(bins):
+            if len(members) > 1:
+                name = f"{rule}{'-gpu' if gpu else ''}.{i}"
+                group = JobGroup(name, tuple(key for key, _ in members), minutes(members))
+                groups.update(dict.fromkeys(group.members, group))
+    return groups
 
 
 # --- a profile ------------------------------------------------------------------------------------------
@@ -807,25 +867,30 @@ class ProfileCost:
             "mi_check", lambda: mi_check_job(self.mi_spec, run, self.sizes(cell), self.cluster)
         )
 
-    def jobs(self) -> list[JobCost]:
-        """One record per training job (× seeds when per seed), landscape and the MI check."""
+    def jobs(self) -> list[tuple[str, JobCost]]:
+        """Every job with its key, the output the pipelines name it by: a training job per stage (its
+        headline) or per seed (its ``metrics.json``), each landscape and the MI check (their folders)."""
         train = [
-            self.train(stage)
+            (
+                str(paths.run_dir(stage, seed) / "metrics.json" if seed else paths.headline(stage)),
+                self.train(stage),
+            )
             for stage, config in self.stages.items()
-            for _ in range(len(config.seeds) if self.per_seed else 1)
+            for seed in (config.seeds if self.per_seed else [0])
         ]
-        return [*train, *(self.landscape(*pair) for pair in self.landscapes), self.mi_check()]
+        studies = [(str(paths.landscape_dir(*pair)), self.landscape(*pair)) for pair in self.landscapes]
+        return [*train, *studies, (str(paths.MI_CHECK_DIR), self.mi_check())]
 
 
-def table(jobs: list[JobCost]) -> str:
-    """A markdown table of jobs (one row per distinct job) and the totals by rule."""
+def table(jobs: list[tuple[str, JobCost]], group_min: float = 0) -> str:
+    """A markdown table of jobs (one row per distinct job) and the totals by rule (``summary``)."""
     head = (
         "| job | seeds | precision | steps | tokens/step | micro-batches × examples | choice chunk | "
         "peak GiB | fits | GPU-h | runtime min | mem MB | cpus | note |\n"
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |\n"
     )
     rows, seen = [], set()
-    for job in jobs:
+    for _, job in jobs:
         if (job.rule, job.key) in seen:
             continue
         seen.add((job.rule, job.key))
@@ -835,19 +900,30 @@ def table(jobs: list[JobCost]) -> str:
             f"{job.peak_memory_gib:.1f} | {'yes' if job.fits else '**no**'} | {job.gpu_hours:.2f} | "
             f"{job.runtime_min} | {job.mem_mb} | {job.cpus} | {job.note} |"
         )
-    return head + "\n".join(rows) + "\n\n" + summary(jobs) + "\n"
+    return head + "\n".join(rows) + "\n\n" + summary(jobs, group_min) + "\n"
 
 
-def summary(jobs: list[JobCost]) -> str:
-    """Totals per rule (every job counted, per-seed jobs included) and the largest peak."""
+def summary(jobs: list[tuple[str, JobCost]], group_min: float = 0) -> str:
+    """Totals per rule (every job counted, per-seed jobs included): jobs, the submissions they make when
+    short jobs are grouped to ``group_min`` minutes (0: not grouped), GPU-hours estimated and requested as
+    submitted; and the largest peak."""
+    groups = group_jobs(jobs, group_min) if group_min else {}
     lines = []
-    for rule in dict.fromkeys(job.rule for job in jobs):
-        mine = [job for job in jobs if job.rule == rule]
-        gpu_h = sum(job.gpu_hours for job in mine)
-        asked = sum(job.runtime_min for job in mine if job.gpu) / 60
-        lines.append(f"{rule}: {len(mine)} jobs, {gpu_h:.1f} GPU-hours estimated, {asked:.1f} requested")
-    largest = max(jobs, key=lambda job: job.peak_memory_gib)
+    for rule in dict.fromkeys(job.rule for _, job in jobs):
+        mine = [(key, job) for key, job in jobs if job.rule == rule]
+        gpu_h = sum(job.gpu_hours for _, job in mine)
+        asked = sum(
+            job.work_request_min if key in groups else job.runtime_min for key, job in mine if job.gpu
+        )
+        submitted = {groups[key].name if key in groups else key for key, _ in mine}
+        many = len(submitted) < len(mine)
+        grouped = (
+            f" in {len(submitted)} submissions (short jobs grouped to ≥ {group_min:g} min)" if many else ""
+        )
+        count = f"{len(mine)} job{'s' if len(mine) > 1 else ''}"
+        lines.append(f"{rule}: {count}{grouped}, {gpu_h:.1f} GPU-hours estimated, {asked / 60:.1f} requested")
+    largest = max((job for _, job in jobs), key=lambda job: job.peak_memory_gib)
     lines.append(f"largest peak: {largest.peak_memory_gib:.1f} GiB ({largest.rule} {largest.key})")
-    unfit = sorted({f"{job.rule} {job.key}" for job in jobs if not job.fits})
+    unfit = sorted({f"{job.rule} {job.key}" for _, job in jobs if not job.fits})
     lines.append(f"does not fit: {', '.join(unfit) if unfit else 'none'}")
     return "\n".join(lines)

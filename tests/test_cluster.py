@@ -31,24 +31,28 @@ GPU_RULES = ("train", "landscape", "mi_check")
 
 
 def dry_run(project: Path, env: dict[str, str], *args: str, force: bool = True) -> list[dict[str, object]]:
-    """Every job of a dry run (forced: every job of the DAG): rule, wildcards, threads, resources, inputs and
-    shell command (``shell``; the copy of its stderr into its log file apart, as ``log``)."""
+    """Every job of a dry run (forced: every job of the DAG): rule, wildcards, threads, resources, inputs,
+    shell command (``shell``; the copy of its stderr into its log file apart, as ``log``) and the group it
+    runs in (``group``; None: a submission of its own; a group's jobs are listed indented under it)."""
     forced = ["--forceall"] if force else []
     out = run([str(BIN / "snakemake"), "-n", "-p", *forced, *args], project, env, stderr=True)
+    headers = [(m.start(), m[1]) for m in re.finditer(r"^\[[^]]*\] Group job (\S+) ", out, flags=re.M)]
     jobs = []
-    for match in re.finditer(r"^rule (\w+):\n(.*?)^Shell command: ([^\n]*)$", out, flags=re.M | re.S):
-        fields = dict(re.findall(r"^    (\w+): (.*)$", match[2], flags=re.M))
+    for match in re.finditer(r"^( *)rule (\w+):\n(.*?)^Shell command: ([^\n]*)$", out, flags=re.M | re.S):
+        fields = dict(re.findall(r"^ {4,8}(\w+): (.*)$", match[3], flags=re.M))
+        group = [name for start, name in headers if start < match.start()][-1] if match[1] else None
         jobs.append(
             {
-                "rule": match[1],
+                "group": group,
+                "rule": match[2],
                 "wildcards": dict(
                     item.split("=", 1) for item in fields.get("wildcards", "").split(", ") if item
                 ),
                 "threads": int(fields.get("threads", 1)),
                 "resources": dict(item.split("=", 1) for item in fields["resources"].split(", ")),
                 "input": fields.get("input", "").split(", "),
-                "shell": LOG_SUFFIX.sub("", match[3]),
-                "log": (LOG_SUFFIX.search(match[3]) or [None, None])[1],
+                "shell": LOG_SUFFIX.sub("", match[4]),
+                "log": (LOG_SUFFIX.search(match[4]) or [None, None])[1],
             }
         )
     return jobs
@@ -85,6 +89,7 @@ def test_paper_jobs_ask_the_cluster_for_what_the_cost_model_says(paper: tuple[Pa
         by_rule.setdefault(str(job["rule"]), []).append(job)
     assert len(by_rule["train"]) == sum(len(c.seeds) for c in expand_stages(params))
     assert len(by_rule["landscape"]) == len(costs.landscapes) and len(by_rule["mi_check"]) == 1
+    groups = cost.group_jobs(costs.jobs(), cost.GROUP_MINUTES)  # the profile's group_minutes
     for rule in GPU_RULES:
         for job in by_rule[rule]:
             w, resources = job["wildcards"], job["resources"]
@@ -92,17 +97,37 @@ def test_paper_jobs_ask_the_cluster_for_what_the_cost_model_says(paper: tuple[Pa
                 stage = stages[w["cell"], w["name"]]
                 expected = costs.train(stage)
                 command = f"prompttune train --config {paths.stage_config(stage)} --seed {w['seed']}"
+                key = str(paths.run_dir(stage, int(w["seed"])) / "metrics.json")
             elif rule == "landscape":
                 expected = costs.landscape(w["cell"], w["method"])
                 command = f"prompttune landscape --config {paths.landscape_config(w['cell'], w['method'])}"
+                key = str(paths.landscape_dir(w["cell"], w["method"]))
             else:
-                expected, command = costs.mi_check(), "prompttune mi-check"
+                expected, command, key = costs.mi_check(), "prompttune mi-check", str(paths.MI_CHECK_DIR)
             assert job["shell"] == f"HF_HUB_OFFLINE=1 {command}"
             assert "backbones/roberta-large.json" in job["input"]
             assert resources["gpu"] == "1" and resources["slurm_partition"] == "gpu"
-            assert int(resources["runtime"]) == expected.runtime_min
             assert int(resources["mem_mb"]) == expected.mem_mb
             assert job["threads"] == expected.cpus > 1
+            group = groups.get(key)
+            assert job["group"] == (group.name if group else None)
+            if group is None:  # a submission of its own: the job's request, at least the minimum
+                assert int(resources["runtime"]) == expected.runtime_min
+                continue
+            assert int(resources["runtime"]) == expected.work_request_min  # the group asks for the sum
+            index = group.members.index(key)
+            assert (group.members[index - 1] in job["input"]) == (index > 0)  # one after another
+    submissions = {job["group"] or id(job) for job in jobs if job["rule"] in GPU_RULES}
+    assert len(submissions) < len(by_rule["train"]) / 3, "the paper's short training jobs are grouped"
+    short: dict[tuple[str, bool], list[str]] = {}  # each kind's jobs under the target
+    for key, job in costs.jobs():
+        if job.work_request_min < cost.GROUP_MINUTES:
+            short.setdefault((job.rule, job.gpu), []).append(key)
+    for kind, keys in short.items():
+        kind_groups = {groups[key] for key in keys if key in groups}
+        alone = [key for key in keys if key not in groups]
+        assert not alone or len(keys) == 1, f"{kind}: short jobs alone beside others: {alone}"
+        assert all(g.runtime_min >= cost.GROUP_MINUTES for g in kind_groups) or len(kind_groups) == 1, kind
     assert [job["wildcards"] for job in by_rule["prefetch"]] == [{"backbone": "roberta-large"}]
     for rule in ("fetch", "prefetch", "aggregate", "report"):
         for job in by_rule[rule]:
@@ -116,9 +141,12 @@ def test_the_slurm_profile_says_only_where_jobs_go_and_on_what_machines() -> Non
     set-resources, so a command-line --set-resources changes only what it names."""
     profile = yaml.safe_load((ROOT / "pipelines/profiles/slurm/config.yaml").read_text())
     declared = {"slurm_account", "slurm_partition", "gpu_partition", "gpu_type", "node_cpus", "node_mem_mb"}
+    declared.add("group_minutes")
     assert set(profile["default-resources"]) <= declared
     assert "set-resources" not in profile
     assert profile["slurm-status-command"] == "squeue", "sacct's 'CANCELLED by <uid>' would hang the workflow"
+    assert profile["default-resources"]["group_minutes"] == cost.GROUP_MINUTES
+    assert "input" not in profile["rerun-triggers"], "a regrouping would rerun the jobs it reorders"
 
 
 def test_smoke_profile_local_dry_run_is_the_grid(tmp_path: Path, mirror: Path) -> None:

@@ -359,7 +359,7 @@ def test_record_step_fits_80_gb_with_micro_batches(paper: cost.ProfileCost) -> N
 
 
 def test_no_paper_training_job_plans_beyond_the_budget(paper: cost.ProfileCost) -> None:
-    jobs = paper.jobs()
+    jobs = [job for _, job in paper.jobs()]
     train = [job for job in jobs if job.rule == "train"]
     assert len(train) == sum(len(config.seeds) for config in paper.stages.values())
     for job in jobs:
@@ -428,3 +428,21 @@ def test_a_task_declares_the_size_of_every_file_it_reads() -> None:
     sizes = cost.table_sizes("superglue", "CB", 32)  # read from the declaration
     assert sizes.report.examples == cb.sizes["val"].examples
     assert sizes.train.examples + sizes.select.examples == cb.sizes["full_train"].examples
+
+
+def test_short_jobs_are_grouped_in_order_to_the_target(paper: cost.ProfileCost) -> None:
+    base = paper.train(next(iter(paper.stages)))
+
+    def job(minutes: int, rule: str = "train", gpu: bool = True) -> cost.JobCost:
+        return dataclasses.replace(base, rule=rule, gpu=gpu, work_min=minutes - 0.5)
+
+    short = [("a", job(10)), ("b", job(25)), ("c", job(40)), ("d", job(12)), ("e", job(5)), ("f", job(8))]
+    others = [("x", job(10, "landscape")), ("y", job(3, gpu=False))]  # each the only short job of its kind
+    groups = cost.group_jobs([*short, *others], 30)
+    merged = groups["a"]  # a + b reach 30; d + e + f do not, so they join them; c is long enough alone
+    assert merged.members == ("a", "b", "d", "e", "f") and merged.runtime_min == 60
+    assert set(groups) == set(merged.members)
+    groups = cost.group_jobs([*short, ("g", job(20)), *others], 30)
+    assert [groups[k].members for k in "ad"] == [("a", "b"), ("d", "e", "f", "g")]
+    assert [groups[k].runtime_min for k in "ad"] == [35, 45] and groups["a"].name != groups["d"].name
+    assert cost.group_jobs(short, 0) == {}  # nothing is shorter than no target

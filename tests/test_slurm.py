@@ -1,17 +1,19 @@
 """The cluster route under a real scheduler: a single-node SLURM from Debian's packages (.ci/slurm.sh:
 munged, slurmctld and slurmd on 127.0.0.1 only) runs a tiny grid through
 ``snakemake --profile pipelines/profiles/slurm`` as a cluster user would (the profile's copy edited only where
-a site edits it: account, node size).
+a site edits it: account, node size, and a group length that pairs this grid's short jobs).
 
-- The grid completes, every compute job through sbatch, and its runs equal a plain ``snakemake -c2`` run's;
-  on the way, a training job cancelled mid-run (``scancel``) is resubmitted and resumes from its resume state.
-- A training job killed for memory (a request far below what it needs, from the command line) is recognised:
-  the workflow stops with the job's SLURM state named, after its retries, and leaves no report behind.
+- The grid completes, every compute job through sbatch (the two seeds of each method as one group job), and
+  its runs equal a plain ``snakemake -c2`` run's; on the way, a group job cancelled mid-run (``scancel``) is
+  resubmitted and its training resumes from its resume state.
+- Then one method's runs are deleted and the grid is run again with a memory request far below what training
+  needs (from the command line): SLURM kills the group job for memory twice, its third attempt records both
+  runs as ``failed`` with the reason, and the landscape, aggregate and report run on them.
 
-Marked ``e2e`` and opt-in (it takes 10–20 minutes and replaces /etc/slurm/slurm.conf while it runs): it runs
-with ``PROMPTTUNE_TEST_SLURM=1``, as root, after ``.ci/slurm.sh install``. Then it is skipped, with the
-reason, when SLURM is not installed or its daemons cannot start here, or when not run as root; with CI set,
-those fail instead. Every subprocess has a hard timeout.
+Marked ``e2e`` and opt-in (10–20 minutes; it replaces /etc/slurm/slurm.conf while it runs): it runs with
+``PROMPTTUNE_TEST_SLURM=1``, as root, after ``.ci/slurm.sh install`` (.ci/run does both). Then it is skipped,
+with the reason, when SLURM is not installed or its daemons cannot start here, or when not run as root; with
+CI set, those fail instead. Every subprocess has a hard timeout.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -37,6 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SLURM_SH = ROOT / ".ci" / "slurm.sh"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 GRID_TIMEOUT = 1500  # seconds for one Snakemake run of the tiny grid (minutes; more on a busy 2-core host)
+PAIR_MINUTES = 8  # each tiny training job asks for 4 minutes before the minimum (1.5 × its 2-minute start)
+LOW_MEMORY = (
+    "train:mem_mb=350*attempt"  # training takes ~950 MB, recording a failed run ~650 MB (with Snakemake)
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -123,7 +130,9 @@ def cluster_project(tmp_path: Path, mirror: Path, slurm: dict[str, str]) -> tupl
     profile_file = project / "pipelines/profiles/slurm/config.yaml"
     profile = yaml.safe_load(profile_file.read_text())
     profile["default-resources"].pop("slurm_account")
-    profile["default-resources"].update(node_cpus=int(slurm["cpus"]), node_mem_mb=int(slurm["mem_mb"]))
+    profile["default-resources"].update(
+        node_cpus=int(slurm["cpus"]), node_mem_mb=int(slurm["mem_mb"]), group_minutes=PAIR_MINUTES
+    )
     profile.update(
         {"slurm-no-account": True, "slurm-init-seconds-before-status-checks": 2, "latency-wait": 5}
     )
@@ -160,9 +169,11 @@ def finish(proc: subprocess.Popen, timeout: int = GRID_TIMEOUT) -> tuple[int, st
     return proc.returncode, out
 
 
-def test_grid_through_slurm_equals_a_plain_run_and_a_cancelled_job_resumes(
-    tmp_path: Path, mirror: Path, slurm: dict[str, str]
-) -> None:
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory, mirror: Path, slurm: dict[str, str]) -> dict[str, Any]:
+    """The tiny grid run plainly and through SLURM, with a training group job cancelled once it saved a
+    resume state: the projects, the SLURM run's output and exit code, and the cancelled job."""
+    tmp_path = tmp_path_factory.mktemp("grid")
     plain, plain_env = project_copy(tmp_path / "plain", mirror, "smoke")
     tiny_grid(plain)
     run([str(BIN / "snakemake"), "-c2"], plain, plain_env, timeout=GRID_TIMEOUT)
@@ -173,16 +184,21 @@ def test_grid_through_slurm_equals_a_plain_run_and_a_cancelled_job_resumes(
     cancelled = None
     deadline = time.monotonic() + GRID_TIMEOUT
     while cancelled is None and proc.poll() is None and time.monotonic() < deadline:
+        # one job at a time runs on this node (each asks for all its CPUs): with pt's resume state saved,
+        # the running job is pt's group
         running = [
-            job_id
-            for job_id, state, comment in squeue(env)
-            if state == "RUNNING" and comment.startswith("rule_train_wildcards_fewglue.CB_pt_")
+            job_id for job_id, state, comment in squeue(env) if state == "RUNNING" and "train" in comment
         ]
         if running and any(resume_state.rglob("state.pt")):
             cancelled = running[0]
             subprocess.run(["scancel", cancelled], env=env, timeout=30, check=True)
         time.sleep(0.5)
     code, out = finish(proc)
+    return {"plain": plain, "project": project, "env": env, "code": code, "out": out, "cancelled": cancelled}
+
+
+def test_grid_through_slurm_equals_a_plain_run_and_a_cancelled_job_resumes(grid: dict[str, Any]) -> None:
+    plain, project, code, out, cancelled = (grid[k] for k in ("plain", "project", "code", "out", "cancelled"))
     assert cancelled, f"no `pt` training job was seen running with a resume state:\n{out[-4000:]}"
     assert code == 0, out[-6000:]
     assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in out, out[-6000:]
@@ -190,7 +206,11 @@ def test_grid_through_slurm_equals_a_plain_run_and_a_cancelled_job_resumes(
     assert any("resuming seed" in text for text in resumed), resumed
 
     submitted = re.findall(r"^Job \d+ has been submitted with SLURM jobid", out, flags=re.M)
-    assert len(submitted) == 4 + 1 + 1 + 1, out[-6000:]  # 4 runs, landscape, MI check, the resubmission
+    assert len(submitted) == 2 + 1 + 1 + 1, out[-6000:]  # 2 groups of 2 runs, landscape, MI check, the retry
+    groups = sorted(
+        p.name for p in (project / ".snakemake/slurm_logs").iterdir() if p.name.startswith("group_")
+    )
+    assert len(groups) == 2 and all("train" in name for name in groups), groups
     assert (project / "reports/smoke.html").is_file()
     params = load_params(project / "params.yaml")
     for config in expand_stages(params):
@@ -204,17 +224,26 @@ def test_grid_through_slurm_equals_a_plain_run_and_a_cancelled_job_resumes(
             ).read_text()
 
 
-def test_a_job_killed_for_memory_is_recognised_and_leaves_no_report(
-    tmp_path: Path, mirror: Path, slurm: dict[str, str]
-) -> None:
-    project, env = cluster_project(tmp_path, mirror, slurm)
-    target = "runs/fewglue.CB/pt/seed1/metrics.json"
-    proc = snakemake_on_slurm(project, env, "--set-resources", "train:mem_mb=120", "--retries", "1", target)
-    code, out = finish(proc)
-    assert code != 0, out[-6000:]
-    killed = [line for line in out.splitlines() if "SLURM status is:" in line and "rule_train" not in line]
-    assert len(killed) >= 2, out[-6000:]  # the first attempt and its retry, each with the job's state
-    assert all(("'OUT_OF_MEMORY'" in line) or ("'FAILED'" in line) for line in killed), killed
+def test_a_group_killed_twice_for_memory_ends_as_failed_runs_and_a_report(grid: dict[str, Any]) -> None:
+    project, env = grid["project"], grid["env"]
+    assert grid["code"] == 0, "the grid did not complete"
+    head = {p: p.read_text() for p in (project / "runs/fewglue.CB/head").rglob("metrics.json")}
+    report = project / "reports/smoke.html"
+    before = report.stat().st_mtime_ns
+    shutil.rmtree(project / "runs/fewglue.CB/pt")
+    code, out = finish(snakemake_on_slurm(project, env, "--set-resources", LOW_MEMORY))
+    assert code == 0, out[-6000:]
+    killed = [line for line in out.splitlines() if "SLURM status is: 'OUT_OF_MEMORY'" in line]
+    assert len(killed) == 2, out[-6000:]  # two attempts killed; the third records the runs
     logs = "\n".join(log.read_text() for log in (project / ".snakemake/slurm_logs").rglob("*.log"))
     assert "exceeded job memory limit" in logs.lower(), logs[-3000:]  # slurmstepd: the step was over --mem
-    assert not (project / target).exists() and not (project / "reports/smoke.html").exists()
+    for seed in (1, 2):
+        metrics = json.loads((project / f"runs/fewglue.CB/pt/seed{seed}/metrics.json").read_text())
+        assert metrics["status"] == "failed" and metrics["steps"] == 0, metrics
+        assert metrics["reason"].startswith(
+            "not trained: SLURM killed its submission for memory 2 times (job "
+        )
+    assert {p: p.read_text() for p in head} == head, "the other method's runs were left alone"
+    assert report.stat().st_mtime_ns > before
+    assert "not trained: SLURM killed its submission for memory 2 times" in report.read_text()
+    assert not (project / "runs/fewglue.CB/pt.resume").exists()
