@@ -9,7 +9,8 @@
 # runtime and mem_mb (both scaled by the attempt: a job retried after a timeout or a kill for memory gets more of both,
 # memory at most a node's) and gpu from prompttune/cost.py on the NODE the profile declares, which also places GPU
 # jobs in its GPU partition (here, not in the profile's set-resources: `--set-resources` on the command line then
-# changes only what it names). A hub
+# changes only what it names). With the profile's group_minutes, short train and landscape jobs run in groups of at
+# least that length (`groups`), one after another in one submission. A hub
 # backbone is downloaded once by `prefetch` into the Hugging Face cache (which the compute nodes must share, e.g. through
 # HF_HOME), and with such a backbone in the profile the compute jobs run HF_HUB_OFFLINE=1 before their `prompttune`
 # command.

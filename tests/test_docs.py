@@ -1,6 +1,7 @@
 """The specification lives in the repository: code cites docs/claims.md and docs/methods.md (never a file
 outside the project), every cited section exists, and every claim, prompt base, objective, task and
-setting has its section, so a new one without documentation fails here."""
+setting has its section, so a new one without documentation fails here; and CI runs the README's test commands
+as written."""
 
 from __future__ import annotations
 
@@ -123,3 +124,13 @@ def test_every_method_task_and_setting_has_an_entry(kind: str, names: list[str])
     """Each registered base, objective and task (and each setting) has a heading of its own name."""
     sections = anchors(ROOT / "docs/methods.md")
     assert [n for n in names if n.lower() not in sections] == [], f"add each {kind} to docs/methods.md"
+
+
+def test_ci_runs_the_readmes_test_commands_as_written() -> None:
+    """.ci/run ends with `make test`, then the README's SLURM recipe (its "Tests" section) line for line."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Tests")
+    section = readme[start : readme.index("\n## ", start)]
+    recipe = re.findall(r"```bash\n(.*?)```", section, flags=re.S)[-1].splitlines()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ci[-len(recipe) - 1 :] == ["make test", *recipe]
