@@ -518,9 +518,9 @@ def test_slurm_profile_dry_run_gives_one_gpu_job_per_run(tmp_path: Path, mirror:
     out = run(
         [str(BIN / "snakemake"), "--profile", "pipelines/profiles/slurm", "-n"], project, env, stderr=True
     )
-    train_jobs = re.split(r"\nrule train:", out)[1:]
+    train_jobs = re.split(r"\n *rule train:", out)[1:]  # a group job lists its jobs indented
     assert len(train_jobs) == n_runs
-    landscape_jobs = out.split("\nrule landscape:")[1:]
+    landscape_jobs = re.split(r"\n *rule landscape:", out)[1:]
     assert landscape_jobs
     for job in train_jobs + landscape_jobs:
         resources = next(line for line in job.splitlines() if line.strip().startswith("resources:"))
