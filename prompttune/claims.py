@@ -277,12 +277,13 @@ class Runs:
     def seconds_per_seed(self, setting: str, methods: Sequence[str], variants: bool = False) -> float:
         """The recorded wall time of one seed of ``methods`` in ``setting`` (their usable runs' total over
         the seeds they have): what each further seed of a claim costs on the machine that trained them.
-        NaN where a run did not record it."""
+        NaN where a run did not record it. The total is ``math.fsum``'s, correctly rounded whatever the
+        order of the runs (choice: the figure does not depend on how the rows were gathered)."""
         rows = [r for method in methods for r in self.rows(setting, method, variants)]
         seconds = [_number(r.get("wall_time_s")) for r in rows]
         if not rows or any(math.isnan(s) for s in seconds):
             return math.nan
-        return sum(seconds) / len({int(r["seed"]) for r in rows})
+        return math.fsum(seconds) / len({int(r["seed"]) for r in rows})
 
     def learned(self, setting: str, methods: Sequence[str]) -> tuple[int, int]:
         """(runs, of which learned) among the usable main runs of ``methods`` in ``setting``."""

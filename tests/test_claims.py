@@ -360,6 +360,14 @@ def test_seeds_needed_come_with_their_training_time_at_the_grids_cost() -> None:
     assert (_duration(2908), _duration(9139), _duration(20)) == ("48 min", "2.5 h", "1 min")
     no_times = verdicts(pd.DataFrame(table(shifts, 6, np.random.default_rng(5))), "PTP-2")[0]
     assert math.isnan(no_times.seconds_per_seed) and "≈" not in no_times.seeds_needed
+    # The figure is the correctly rounded total, whatever order the runs come in: times whose float sum
+    # depends on its order (0.1 + 0.2 + 0.3 ≠ 0.3 + 0.2 + 0.1) give one value for every order.
+    timed = pd.DataFrame(rows)
+    timed["wall_time_s"] = [(0.1, 0.2, 0.3, 1e-3)[i % 4] for i in range(len(timed))]
+    orders = [timed.sample(frac=1.0, random_state=k) for k in range(8)]
+    assert len({sum(order["wall_time_s"]) for order in orders}) > 1, "the orders must round differently"
+    figures = {verdicts(order, "PTP-2")[0].seconds_per_seed for order in orders}
+    assert figures == {math.fsum(timed["wall_time_s"]) / 6}
 
 
 def test_tied_differences_are_inconclusive_and_say_so() -> None:
