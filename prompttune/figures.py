@@ -7,6 +7,7 @@ import base64
 import io
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -18,10 +19,12 @@ def data_uri(data: bytes, kind: str = "image/png") -> str:
 
 
 def svg(fig: Figure) -> str:
-    """A figure as an SVG ``data:`` URI (scales without blur; text stays text)."""
+    """A figure as an SVG ``data:`` URI (scales without blur; text stays text). The same figure gives the
+    same bytes: no date in its metadata, clip-path ids from a fixed salt (choice: the report is hashed)."""
     buffer = io.BytesIO()
     FigureCanvasAgg(fig)
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    with matplotlib.rc_context({"svg.hashsalt": "prompttune"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     return data_uri(buffer.getvalue(), "image/svg+xml")
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -222,6 +224,16 @@ def test_report_has_every_section_and_each_stages_own_settings(project: Path) ->
         "CB and SST-2 differ"
     )
     assert "http://" not in html and "https://" not in html, "the report must not load anything"
+
+
+def test_the_same_results_give_the_same_page_but_for_its_generation_time(project: Path) -> None:
+    """The report is a hashed output: its figures carry no date and no random ids."""
+    first = render(project).read_text()
+    time.sleep(1.1)  # the figures' metadata dates had a resolution of microseconds
+    second = render(project).read_text()
+    generated = re.compile(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    assert "data:image/svg+xml" in first and generated.search(first)
+    assert generated.sub("", first) == generated.sub("", second)
 
 
 def test_the_report_escapes_what_it_shows(project: Path) -> None:
