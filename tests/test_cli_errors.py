@@ -34,14 +34,22 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
         assert fragment in lines[0], lines[0]
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory, mirror: Path, tiny_backbone: str) -> Path:
+    """A project folder with the smoke profile on the tiny backbone and CB's files fetched, made once."""
+    folder = tmp_path_factory.mktemp("template")
+    shutil.copy(ROOT / "params.yaml", folder / "params.yaml")
+    assert prompttune(["profile", "smoke"], folder).returncode == 0
+    text = (folder / "params.yaml").read_text()
+    (folder / "params.yaml").write_text(text.replace("backbone: minilm", f"backbone: {tiny_backbone}"))
+    fetch(required_files("fewglue", "CB"), folder / "data" / "fewglue.CB", mirror=mirror)
+    return folder
+
+
 @pytest.fixture
-def project(tmp_path: Path, mirror: Path, tiny_backbone: str) -> Path:
-    """A project folder with the smoke profile on the tiny backbone and CB's files fetched."""
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    assert prompttune(["profile", "smoke"], tmp_path).returncode == 0
-    text = (tmp_path / "params.yaml").read_text()
-    (tmp_path / "params.yaml").write_text(text.replace("backbone: minilm", f"backbone: {tiny_backbone}"))
-    fetch(required_files("fewglue", "CB"), tmp_path / "data" / "fewglue.CB", mirror=mirror)
+def project(tmp_path: Path, template: Path) -> Path:
+    """Each test's own copy of the template: tests write runs, configs and broken files into it."""
+    shutil.copytree(template, tmp_path, dirs_exist_ok=True)
     return tmp_path
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -83,6 +84,8 @@ def test_added_seeds_train_alone_and_a_killed_loop_resumes_identically(tmp_path:
     run([dvc, "repro"], clean, env)  # the pilot: the first look's seeds of every arm
     trained_seeds = sorted(p.parent.name for p in (clean / "runs").rglob("prompt.pt"))
     assert trained_seeds == ["seed1", "seed1", "seed2", "seed2"]
+    killed = tmp_path / "killed" / "project"  # the same project after its pilot, for the killed loop below
+    shutil.copytree(clean, killed, symlinks=True)
     before = {p: p.read_bytes() for p in sorted((clean / "runs").rglob("prompt.pt"))}
     surface = clean / "results/landscape/fewglue.CB/pt/seed1/surface.json"
     surface_before = surface.read_bytes()
@@ -105,8 +108,8 @@ def test_added_seeds_train_alone_and_a_killed_loop_resumes_identically(tmp_path:
     dry = run([snakemake, "-n", "-c1"], clean, env, stderr=True).split("Job stats:")[1]
     assert [line.split() for line in dry.splitlines() if line.strip().startswith("train")] == [["train", "1"]]
 
-    # The loop from the pilot; a second project's loop, killed during its first round, resumes from
-    # seeds.yaml and ends with the same rounds and the same verdicts.
+    # The loop from the pilot; the copy's loop, killed while a round trains a seed after the pilot, resumes
+    # from seeds.yaml and ends with the same rounds and the same verdicts.
     set_seeds(clean, {})
     loop = decide(clean, env)
     output, _ = loop.communicate(timeout=1500)
@@ -135,11 +138,11 @@ def test_added_seeds_train_alone_and_a_killed_loop_resumes_identically(tmp_path:
         assert [int(entry.split(":")[0]) for entry in claim["trajectory"].split("; ")] == looks, claim
     assert ('id="trajectories"' in page) == bool((measured["n_seeds"] >= 3).any())
 
-    killed, env = decide_project(tmp_path / "killed", mirror)
+    set_seeds(killed, {})
     loop = decide(killed, env)
     deadline = time.monotonic() + 600
-    while not list((killed / "runs").rglob("seed1/metrics.json")):
-        assert loop.poll() is None and time.monotonic() < deadline, "no run finished"
+    while not list((killed / "runs").rglob("seed3")):
+        assert loop.poll() is None and time.monotonic() < deadline, "no seed after the pilot started"
         time.sleep(0.2)
     os.killpg(loop.pid, signal.SIGKILL)
     loop.wait()
