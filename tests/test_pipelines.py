@@ -443,8 +443,11 @@ def check_claims_metrics(project: Path, env: dict[str, str]) -> None:
     assert "PTP-2 fewglue/pt" in expected
 
 
+QUEUED = ("head", "pt", "pt-infoprompt")  # the training stages each queued experiment runs
+
+
 def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
-    """``dvc exp run --queue`` with 2 parallel workers, one experiment per seed (training stages only):
+    """``dvc exp run --queue`` with 2 parallel workers, one experiment per seed (three training stages):
     ``dvc exp show --json`` holds each queued experiment's headline metrics, equal to that seed's score in
     the serial ``dvc repro``, without touching the workspace's runs; the shared tokenisation cache ends
     without partial entries."""
@@ -466,7 +469,7 @@ def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
                 f"studies.landscape.seeds=[{seed}]",
                 "-S",
                 f"studies.mi_check.seeds=[{seed}]",
-                "train",
+                *(f"train@fewglue.CB/{method}" for method in QUEUED),
             ],
             project,
             env,
@@ -490,7 +493,7 @@ def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
     }
     for seed in seeds:
         metrics = experiments[f"seed{seed}"]["data"]["metrics"]
-        for method in ("head", "pt", "pt-infoprompt"):
+        for method in QUEUED:
             name = f"metrics/fewglue.CB/{method}.json"
             headline = metrics[name]["data"]
             serial = json.loads((project / f"runs/fewglue.CB/{method}/seed{seed}/metrics.json").read_text())
