@@ -155,8 +155,9 @@ def train(
         data_root = data or paths.data_dir(stage.cell)
         kills = memory_kills()  # under SLURM: earlier attempts of this submission killed for memory
         if len(kills) >= MEMORY_KILLS:
-            say(f"{memory_reason(kills)}: recording the runs as failed")
-            trained = [write_unstarted(run, data_root, d, memory_reason(kills)) for run, d in todo]
+            reason = memory_reason(kills)
+            say(f"{reason}: recording the runs as failed")
+            trained = [write_unstarted(run, data_root, d, reason) for run, d in todo]
             Resume(resume_folder(todo_dirs), [run.to_dict() for run, _ in todo]).remove()  # of no use now
         else:
             trained = train_seeds([r for r, _ in todo], data_root, todo_dirs, say)
