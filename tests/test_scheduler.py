@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli_errors import project, prompttune  # noqa: F401 — the project fixture
+from test_cli_errors import project, prompttune, template  # noqa: F401 — the project fixture and its template
 
 from prompttune.results import load_metrics
 from prompttune.scheduler import memory_kills
