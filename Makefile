@@ -23,11 +23,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 # Configure → fetch → train every stage → studies → aggregate → report, through DVC; prints the report's path.
 # `prompttune decide` runs the adaptive design's rounds when the profile has grid.decide, else one `dvc repro`.
-# `prompttune configure` first: dvc.yaml iterates the stage list it writes (pipelines/stages.yaml).
 reproduce: venv
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "error: run inside a git clone (DVC needs git)"; exit 2; }
 	@test -d .dvc || $(BIN)/dvc init --quiet
-	$(BIN)/prompttune configure
 	$(BIN)/prompttune decide
 	@echo "report: $$(realpath reports/$$($(BIN)/python -c 'import yaml; print(yaml.safe_load(open("params.yaml")).get("profile") or "custom")').html)"
 

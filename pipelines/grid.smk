@@ -182,7 +182,7 @@ if STACK:  # one job per stage, every seed in one process, as DVC's stages
             run=record(stage_config),
         output:
             directory("runs/{cell}/{name}"),
-            "metrics/{cell}/{name}.json",
+            "metrics/train/{cell}/{name}.json",
             "metrics/curves/{cell}/{name}.csv",
         wildcard_constraints:
             cell=r"[^/]+",

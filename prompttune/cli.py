@@ -1,6 +1,7 @@
 """prompttune: the one command line that both pipelines (DVC and Snakemake) call.
 
-The pipelines run: configure → fetch → train (per stage) → landscape, mi-check → aggregate → report.
+The pipelines run: configure → fetch → train → landscape, mi-check → aggregate → report (DVC: one stage each,
+over every stage of the grid; Snakemake: a job per training stage, or per seed, and per landscape).
 """
 
 from __future__ import annotations
@@ -8,10 +9,14 @@ from __future__ import annotations
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from prompttune.errors import PromptTuneError
+
+if TYPE_CHECKING:
+    from prompttune.schema import Stage, StageConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -52,50 +57,53 @@ def main_options(
 
 
 @app.command()
-def configure(
-    params: Path = PARAMS,
-    check: bool = typer.Option(
-        False, "--check", help="exit 2 when pipelines/stages.yaml was stale (the DVC stage's form)"
-    ),
-) -> None:
-    """Resolve params.yaml into configs/ (one file per stage, every default explicit) and
-    pipelines/stages.yaml."""
-    from prompttune import paths
+def configure(params: Path = PARAMS) -> None:
+    """Resolve params.yaml into configs/: one file per training stage and per landscape (every default
+    explicit), the MI check's settings and the grid record."""
     from prompttune.config import load_params
     from prompttune.pipeline import configure as write
 
-    changed, stages_changed = write(load_params(params))
+    changed = write(load_params(params))
     typer.echo(f"configs: {len(changed)} file(s) changed")
-    if stages_changed:
-        message = f"{paths.PIPELINE_STAGES}: the grid's stages changed and the file is rewritten"
-        if check:
-            raise PromptTuneError(f"{message}; run `dvc repro` again (DVC read the old list)")
-        say(message)
 
 
 @app.command()
 def fetch(
-    cell: str = typer.Option(..., help="<setting>.<task>, e.g. fewglue.CB"),
+    cell: str | None = typer.Option(
+        None, help="<setting>.<task>, e.g. fewglue.CB (default: every cell of --cells)"
+    ),
     dest: Path | None = typer.Option(None, help="data root for the cell (default data/<cell>)"),
+    cells: Path = typer.Option(
+        Path("configs/cells.json"),
+        help="without --cell: the grid's cells (`prompttune configure`; DVC's form)",
+    ),
 ) -> None:
-    """Fetch and verify the data files of one cell (offline: from $PROMPTTUNE_DATA_MIRROR)."""
+    """Fetch and verify the data files of one cell, or of every cell the grid trains (offline: from
+    $PROMPTTUNE_DATA_MIRROR)."""
     from prompttune import paths
     from prompttune.config import check_cell, split_cell
     from prompttune.data import fetch as fetch_files
+    from prompttune.io import read_json
     from prompttune.splits import required_files
 
-    check_cell(cell, "--cell")
-    dest = dest or paths.data_dir(cell)
-    files = required_files(*split_cell(cell))
-    manifest = fetch_files(files, dest)
-    verified = sum(entry["verified"] for entry in manifest.values())
-    typer.echo(f"{dest}: {len(files)} files, {verified} verified against the checksum table")
+    if cell is None and dest is not None:
+        raise PromptTuneError("--dest names one cell's folder; give --cell with it")
+    names = [cell] if cell is not None else read_json(cells)
+    for index, name in enumerate(names):  # every name checked before any file is fetched
+        check_cell(name, "--cell" if cell is not None else f"{cells}: [{index}]")
+    for name in names:
+        folder = dest or paths.data_dir(name)
+        files = required_files(*split_cell(name))
+        manifest = fetch_files(files, folder)
+        verified = sum(entry["verified"] for entry in manifest.values())
+        typer.echo(f"{folder}: {len(files)} files, {verified} verified against the checksum table")
 
 
 @app.command()
 def train(
     config: Path | None = typer.Option(
-        None, help="a stage config from `prompttune configure` (the pipelines' form)"
+        None,
+        help="a stage config from `prompttune configure`, or a folder of them: every stage in it",
     ),
     cell: str | None = typer.Option(None, help="<setting>.<task>, e.g. fewglue.CB (with --params)"),
     method: str | None = typer.Option(None, help="<base>[-<objective>], e.g. pt2 or pt-infoprompt"),
@@ -110,11 +118,10 @@ def train(
     ),
 ) -> None:
     """Train and evaluate one stage's seeds in one process (seed-parallel where the objective allows:
-    README, "Seed-parallel training"); with every seed of the stage, also its headline metrics."""
-    import dataclasses
-    import shutil
-
-    from prompttune import paths
+    README, "Seed-parallel training"); with every seed of the stage, also its headline metrics. With a
+    folder of stage configs (DVC's form: configs/train), every stage in it, one after another, and the
+    folders of stages the grid no longer has removed; a run already finished under the same config and
+    code is kept, so a grid given more methods or seeds trains only those."""
     from prompttune.config import (
         Stage,
         check_cell,
@@ -123,10 +130,6 @@ def train(
         read_stage_config,
         stage_config,
     )
-    from prompttune.io import atomic_write_json, atomic_write_text
-    from prompttune.results import curves_csv, stage_headline
-    from prompttune.scheduler import MEMORY_KILLS, memory_kills, memory_reason
-    from prompttune.train import Resume, finished, resume_folder, train_seeds, write_unstarted
 
     if (config is None) == (cell is None or method is None):
         raise PromptTuneError("give --config FILE, or --cell and --method (with --params)")
@@ -134,13 +137,59 @@ def train(
         raise PromptTuneError(
             "--config names the stage; it cannot be used with --cell, --method or --variant"
         )
+    if config is not None and config.is_dir():
+        if seed or out or data:
+            raise PromptTuneError(
+                f"--config {config}: a folder trains each stage's own seeds on its own data; "
+                "it cannot be used with --seed, --out or --data"
+            )
+        stages = [read_stage_config(path) for path in sorted(config.rglob("*.json"))]  # all checked first
+        if not stages:
+            raise PromptTuneError(f"{config}: no stage configs; run `prompttune configure`")
+        _remove_stale_stages([resolved.stage for resolved in stages])
+        for number, resolved in enumerate(stages, 1):
+            say(f"stage {number} of {len(stages)}: {resolved.stage.key}")
+            _train_stage(resolved, resolved.seeds, None, None)
+        return
     if config is not None:
         resolved = read_stage_config(config)
     else:
         check_cell(str(cell), "--cell")
         check_method(str(method), "--method")
         resolved = stage_config(load_params(params), Stage(str(cell), str(method), variant))
-    seeds = seed or resolved.seeds
+    _train_stage(resolved, seed or resolved.seeds, out, data)
+
+
+def _remove_stale_stages(stages: list[Stage]) -> None:
+    """Delete the run folders (resume states included), headlines and curves of stages not in ``stages``:
+    what ``runs/`` and ``metrics/`` hold is then the grid's (the DVC cache keeps every earlier output)."""
+    import shutil
+
+    from prompttune import paths
+    from prompttune.schema import Stage
+
+    keep = {paths.method_dir(stage) for stage in stages}
+    keep |= {folder.with_name(folder.name + ".resume") for folder in keep}
+    keep |= {paths.headline(stage) for stage in stages} | {paths.curves(stage) for stage in stages}
+    for pattern in (paths.RUNS / "*" / "*", paths.headline(Stage("*", "*")), paths.curves(Stage("*", "*"))):
+        for stale in sorted(Path().glob(str(pattern))):
+            if stale not in keep:
+                say(f"{stale}: not in the grid, removed")
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+
+
+def _train_stage(resolved: StageConfig, seeds: list[int], out: Path | None, data: Path | None) -> None:
+    """Train the seeds of one stage that are not already finished; print each run's line; with every
+    seed of the stage and no --out, write its headline and curves and remove the seeds it no longer has."""
+    import dataclasses
+    import shutil
+
+    from prompttune import paths
+    from prompttune.io import atomic_write_json, atomic_write_text
+    from prompttune.results import curves_csv, stage_headline
+    from prompttune.scheduler import MEMORY_KILLS, memory_kills, memory_reason
+    from prompttune.train import Resume, finished, resume_folder, train_seeds, write_unstarted
+
     if len(set(seeds)) != len(seeds):
         raise PromptTuneError(f"--seed: repeated seed in {seeds}")
     if out is not None and len(seeds) > 1:
@@ -334,22 +383,41 @@ def profile(
 
 @app.command()
 def landscape(
-    config: Path = typer.Option(..., help="configs/landscape/<cell>/<method>.json (`prompttune configure`)"),
+    config: Path = typer.Option(
+        ..., help="configs/landscape/<cell>/<method>.json, or the folder configs/landscape: every one in it"
+    ),
     data: Path | None = typer.Option(None, help="data root of the cell (default data/<cell>)"),
 ) -> None:
     """PTP's loss landscape of one (cell, method), every seed of the study: per seed surface.json (with
-    sharpness) and surface.png, and surfaces.png on one colour scale."""
+    sharpness) and surface.png, and surfaces.png on one colour scale. With a folder (DVC's form), every
+    (cell, method) in it, and the results of pairs no longer in it removed; a seed's surface is kept
+    while its inputs are."""
+    import shutil
+
     from prompttune import paths
     from prompttune.io import read_json
     from prompttune.landscape import landscape_for_method
 
-    spec = read_json(config)
-    surfaces = landscape_for_method(spec, data or paths.data_dir(spec["cell"]), say)
-    values = ", ".join(
-        "failed" if s["sharpness"] is None else f"{s['sharpness']:.4f} (score {s['centre_score']:.2f})"
-        for s in surfaces
-    )
-    typer.echo(f"{spec['out']}: calibrated sharpness (rho {spec['rho']}) per seed, at its score: {values}")
+    files = sorted(config.rglob("*.json")) if config.is_dir() else [config]
+    if config.is_dir() and data is not None:
+        raise PromptTuneError(f"--config {config}: a folder reads each cell's own data; drop --data")
+    specs = [read_json(path) for path in files]
+    if config.is_dir():  # a study with no pairs still has its (empty) output folder
+        paths.LANDSCAPE_RESULTS.mkdir(parents=True, exist_ok=True)
+        keep = {Path(spec["out"]) for spec in specs}
+        for stale in sorted(Path().glob(str(paths.landscape_dir("*", "*")))):
+            if stale not in keep:
+                say(f"{stale}: not in the study, removed")
+                shutil.rmtree(stale)
+    for spec in specs:
+        surfaces = landscape_for_method(spec, data or paths.data_dir(spec["cell"]), say)
+        values = ", ".join(
+            "failed" if s["sharpness"] is None else f"{s['sharpness']:.4f} (score {s['centre_score']:.2f})"
+            for s in surfaces
+        )
+        typer.echo(
+            f"{spec['out']}: calibrated sharpness (rho {spec['rho']}) per seed, at its score: {values}"
+        )
 
 
 @app.command("mi-check")

@@ -6,7 +6,7 @@
 - ``runs/<cell>/<method>[@<variant>]/seed<N>/``: one run's folder (one pipeline output per stage);
 - ``runs/<cell>/<method>[@<variant>].resume/``: resume states, beside the stage's output (which DVC
   deletes before it runs a stage again; ``train.resume_folder`` names them from the run folders);
-- ``metrics/<cell>/<method>[@<variant>].json``: a stage's headline metrics (``dvc exp show`` lists
+- ``metrics/train/<cell>/<method>[@<variant>].json``: a stage's headline metrics (``dvc exp show`` lists
   them), ``metrics/curves/...``: its learning curves (``dvc plots``); ``metrics/claims.json``: every
   claim's verdict and estimate (``dvc exp show``, ``dvc metrics diff``);
 - ``results/``: the aggregate (``runs.csv``, ``curves.csv``, ``summary.csv``, ``claims.csv``),
@@ -27,19 +27,22 @@ RESULTS = Path("results")
 REPORTS = Path("reports")
 DATA = Path("data")
 VARIANT_SEP = "@"  # runs/<cell>/<method>@<variant>/seed<N>
-PIPELINE_STAGES = Path("pipelines/stages.yaml")  # the stage list dvc.yaml iterates (generated)
+TRAIN_CONFIGS = CONFIGS / "train"  # what the DVC stage `train` trains, every stage of the grid
+LANDSCAPE_CONFIGS = CONFIGS / "landscape"
 GRID_RECORD = CONFIGS / "grid.json"
+CELLS = CONFIGS / "cells.json"  # the cells the grid trains
 MI_CHECK_CONFIG = CONFIGS / "mi_check.json"
 MI_CHECK_DIR = RESULTS / "mi_check"
+LANDSCAPE_RESULTS = RESULTS / "landscape"
 CLAIMS_METRICS = METRICS / "claims.json"
 
 
 def stage_config(stage: Stage) -> Path:
-    return CONFIGS / "train" / f"{stage.key}.json"
+    return TRAIN_CONFIGS / f"{stage.key}.json"
 
 
 def landscape_config(cell: str, method: str) -> Path:
-    return CONFIGS / "landscape" / cell / f"{method}.json"
+    return LANDSCAPE_CONFIGS / cell / f"{method}.json"
 
 
 def _name(stage: Stage) -> str:
@@ -56,7 +59,7 @@ def run_dir(stage: Stage, seed: int) -> Path:
 
 
 def headline(stage: Stage) -> Path:
-    return METRICS / stage.cell / f"{_name(stage)}.json"
+    return METRICS / "train" / stage.cell / f"{_name(stage)}.json"
 
 
 def curves(stage: Stage) -> Path:
@@ -64,7 +67,7 @@ def curves(stage: Stage) -> Path:
 
 
 def landscape_dir(cell: str, method: str) -> Path:
-    return RESULTS / "landscape" / cell / method
+    return LANDSCAPE_RESULTS / cell / method
 
 
 def data_dir(cell: str) -> Path:

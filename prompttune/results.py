@@ -130,7 +130,7 @@ def load_metrics(path: str | Path) -> RunMetrics:
 
 
 def stage_headline(results: list[RunMetrics]) -> dict[str, Any]:
-    """A stage's headline metrics (``metrics/<cell>/<method>.json``, what ``dvc metrics show`` and
+    """A stage's headline metrics (``metrics/train/<cell>/<method>.json``, what ``dvc metrics show`` and
     ``dvc exp show`` list), in points: the report and selection scores' mean and sd over the runs that
     did not fail, and how many runs there are, failed, collapsed and converged."""
     usable = [m for m in results if m.report is not None and m.select is not None]

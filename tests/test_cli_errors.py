@@ -62,7 +62,7 @@ def test_a_good_run_exits_zero(project: Path) -> None:
 def test_a_stage_config_trains_every_seed_and_writes_its_headline(project: Path) -> None:
     proc = prompttune(["train", "--config", "configs/train/fewglue.CB/head.json"], project)
     assert proc.returncode == 0, proc.stderr
-    headline = json.loads((project / "metrics/fewglue.CB/head.json").read_text())
+    headline = json.loads((project / "metrics/train/fewglue.CB/head.json").read_text())
     runs = [json.loads((project / f"runs/fewglue.CB/head/seed{s}/metrics.json").read_text()) for s in (1, 2)]
     scores = [100 * run["report"]["score"] for run in runs]
     assert headline["report"]["mean"] == pytest.approx(sum(scores) / 2, abs=0.01) and headline["runs"] == 2
@@ -109,6 +109,7 @@ def test_out_names_the_folder_it_wrote(project: Path) -> None:
         ),
         (["--cell", "fewglue.CB", "--method", "head", "--seed", "1", "--seed", "1"], "repeated seed"),
         (["--config", "configs/train/nothing.json"], "configs/train/nothing.json"),
+        (["--config", "configs/train", "--seed", "1"], "configs/train: a folder trains each stage's own seeds"),
         (["--cell", "fewglue.RTE", "--method", "head"], "the grid has no stage fewglue.RTE/head"),
     ],
 )

@@ -30,7 +30,7 @@ import yaml
 from browser import ARTIFACTS, open_page, require_chromium
 
 from prompttune import paths
-from prompttune.config import expand_stages, load_params
+from prompttune.config import Stage, expand_stages, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -124,38 +124,60 @@ def snakemake_jobs(project: Path, env: dict[str, str], *args: str) -> tuple[set[
 
 @pytest.mark.parametrize("profile", ["default", "adaptive", "paper"])
 def test_dvc_and_snakemake_expand_to_the_same_stages(tmp_path: Path, mirror: Path, profile: str) -> None:
+    """DVC runs one stage per step over the grid's records; Snakemake one job per training stage (or seed),
+    cell and landscape, with the same commands on single records and the same output files."""
     project, env = project_copy(tmp_path, mirror, profile)
     params = load_params(project / "params.yaml")
     stages = expand_stages(params)
     dvc = dvc_stages(project, env)
-    train = {name: value for name, value in dvc.items() if name.startswith("train@")}
-    assert set(train) == {f"train@{config.stage.key}" for config in stages}
-    for config in stages:
-        cmd, outs = train[f"train@{config.stage.key}"]
-        assert cmd == f"prompttune train --config {paths.stage_config(config.stage)}"
-        assert outs == {
-            str(paths.method_dir(config.stage)),
-            str(paths.headline(config.stage)),
-            str(paths.curves(config.stage)),
-        }  # noqa: E501
+    assert set(dvc) == {"configure", "fetch", "train", "landscape", "mi-check", "aggregate", "report"}
+    assert dvc["train"] == (
+        "prompttune train --config configs/train",
+        {"runs", "metrics/train", "metrics/curves"},
+    )
+    assert dvc["landscape"] == ("prompttune landscape --config configs/landscape", {"results/landscape"})
+    assert dvc["fetch"] == ("prompttune fetch", {"data"})
+    configs = {str(path.relative_to(project)) for path in (project / "configs").rglob("*.json")}
+    assert {str(paths.stage_config(c.stage)) for c in stages} == {
+        c for c in configs if c.startswith("configs/train/")
+    }
     smk_commands, smk_outputs = snakemake_jobs(project, env)
-    dvc_commands = {cmd for cmd, _ in dvc.values()} - {
-        "prompttune configure --check"
-    }  # Snakemake configures at parse
+
+    def of(step: str) -> set[str]:
+        return {cmd for cmd in smk_commands if cmd.startswith(f"prompttune {step} ")}
+
+    per_stage = {f"prompttune train --config {paths.stage_config(c.stage)}" for c in stages}
+    stacked = params.grid.stacked_jobs
+    assert of("train") == (
+        per_stage
+        if stacked
+        else {
+            f"prompttune train --config {paths.stage_config(c.stage)} --seed {s}"
+            for c in stages
+            for s in c.seeds
+        }
+    )  # noqa: E501
+    assert of("landscape") == {
+        f"prompttune landscape --config {c}" for c in configs if c.startswith("configs/landscape/")
+    }
+    assert of("fetch") == {
+        f"prompttune fetch --cell {cell} --dest data/{cell}" for cell in {c.stage.cell for c in stages}
+    }
+    whole = {"configure", "fetch", "train", "landscape"}  # the steps DVC runs over the whole grid at once
+    assert smk_commands - of("train") - of("landscape") - of("fetch") == {
+        cmd for name, (cmd, _) in dvc.items() if name not in whole
+    }
+    dvc_outs = set().union(*(outs for _, outs in dvc.values())) - {"configs"}  # Snakemake configures at parse
+    prefetched = {f for f in smk_outputs if f.startswith("backbones/")}  # the cluster's hub downloads
+    assert all(any(f == o or f.startswith(f"{o}/") for o in dvc_outs) for f in smk_outputs - prefetched)
     run_files = {
         f"{paths.run_dir(c.stage, seed)}/{name}" for c in stages for seed in c.seeds for name in RUN_FILES
     }
-    if params.grid.stacked_jobs:  # the same jobs and outputs (Snakemake writes configs/ when it parses)
-        assert smk_commands == dvc_commands
-        assert smk_outputs == set().union(*(outs for _, outs in dvc.values())) - {"configs"}
+    if stacked:  # a job per stage: its run folder, headline and curves
+        assert {str(paths.method_dir(c.stage)) for c in stages} | {
+            str(paths.headline(c.stage)) for c in stages
+        } <= smk_outputs
     else:  # one job per seed instead of one per stage, no headline (it needs every seed)
-        per_seed = {
-            f"{cmd} --seed {seed}"
-            for c in stages
-            for seed in c.seeds
-            for cmd in [train[f"train@{c.stage.key}"][0]]
-        }
-        assert smk_commands == (dvc_commands - {cmd for cmd, _ in train.values()}) | per_seed
         assert run_files <= smk_outputs
     assert f"reports/{profile}.html" in smk_outputs
 
@@ -222,8 +244,18 @@ def needs(command: str) -> set[Path]:
     top = imported(
         ast.Module(body=[n for n in cli.body if isinstance(n, ast.Import | ast.ImportFrom)], type_ignores=[])
     )
-    function = next(n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name == command)
-    todo, seen = [*top, *imported(function)], set()
+    functions = {n.name: n for n in cli.body if isinstance(n, ast.FunctionDef)}
+    called, pending = set(), [command]  # the command and the module's helpers it calls, transitively
+    while pending:
+        name = pending.pop()
+        called.add(name)
+        pending += [
+            n.func.id
+            for n in ast.walk(functions[name])
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in functions
+        ]
+        pending = [n for n in pending if n not in called]
+    todo, seen = [*top, *(m for name in called for m in imported(functions[name]))], set()
     while todo:
         name = todo.pop()
         if name not in seen:
@@ -252,9 +284,9 @@ def test_the_report_depends_on_the_verdict_logic_and_training_does_not() -> None
     assert {"prompttune/claims.py", "prompttune/stats.py", "prompttune/figures.py"} <= set(
         stages["report"]["deps"]
     )
-    assert "prompttune/claims.py" not in stages["train"]["do"]["deps"]
+    assert "prompttune/claims.py" not in stages["train"]["deps"]
     assert {"prompttune/config.py", "prompttune/tokens.py", "prompttune/results.py"} <= set(
-        stages["train"]["do"]["deps"]
+        stages["train"]["deps"]
     )
 
 
@@ -323,7 +355,7 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
         assert f"<code>{config.stage.method}</code>" in report
 
     shown = json.loads(run([dvc, "metrics", "show", "--json"], dvc_project, env))
-    assert "metrics/fewglue.CB/pt.json" in json.dumps(shown)
+    assert "metrics/train/fewglue.CB/pt.json" in json.dumps(shown)
     plots = tmp_path / "plots"
     run([dvc, "plots", "show", "-o", str(plots)], dvc_project, env)
     page = (plots / "index.html").read_text()
@@ -346,20 +378,24 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
             1,
         )
     )  # noqa: E501
+    started = time.time()
+    time.sleep(0.05)  # the edited record's mtime is later than this
     run([str(BIN / "prompttune"), "configure"], dvc_project, env)
-    assert changed_stages(dvc_project, env) == {"configure", "train@fewshot-64.SST-2/head"}
+    assert changed_stages(dvc_project, env) == {"configure", "train"}
+    assert [c for c in (dvc_project / "configs").rglob("*.json") if c.stat().st_mtime > started] == [
+        dvc_project / paths.stage_config(Stage("fewshot-64.SST-2", "head"))
+    ], "only that cell's stage config changes (train keeps every other run: check_adding_a_method)"
+    (dvc_project / "params.yaml").write_text(text)
+    run([str(BIN / "prompttune"), "configure"], dvc_project, env)
     claims_py = dvc_project / "prompttune" / "claims.py"
     claims_py.write_text(claims_py.read_text() + "\nCHANGED = True\n")
-    assert "report" in changed_stages(dvc_project, env) and not any(
-        s.startswith("train@fewglue") for s in changed_stages(dvc_project, env)
-    )
-    (dvc_project / "params.yaml").write_text(text)
+    assert "report" in changed_stages(dvc_project, env) and "train" not in changed_stages(dvc_project, env)
     claims_py.write_text(claims_py.read_text().removesuffix("\nCHANGED = True\n"))
-    run([str(BIN / "prompttune"), "configure"], dvc_project, env)
     assert changed_stages(dvc_project, env) == set()
     check_claims_metrics(dvc_project, env)
     check_sharing(dvc_project, env, tmp_path)
     check_experiment_queue(dvc_project, env)
+    check_adding_a_method(dvc_project, env)
 
     smk_project, smk_env = project_copy(tmp_path / "smk", mirror, "smoke")
     run([str(BIN / "snakemake"), "-c2"], smk_project, smk_env)
@@ -450,13 +486,20 @@ def readme_queue_recipe() -> str:
     return re.findall(r"```bash\n(.*?)```", section, flags=re.S)[0]
 
 
+ADD_METHOD = (
+    "grid.blocks.other.methods=[head,pt]"  # the README's example: `pt` on the block's fewshot-64 SST-2
+)
+
+
 def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
     """The README's queue recipe, run as written: one experiment per seed (training stages only), 2 parallel
-    workers. ``dvc exp show --json`` holds each queued experiment's headline metrics, equal to that seed's
-    score in the serial ``dvc repro``, without touching the workspace's runs; the shared tokenisation cache
-    ends without partial entries."""
+    workers, with an experiment that adds a method queued before it. ``dvc exp show --json`` holds each
+    queued experiment's headline metrics, equal to that seed's score in the serial ``dvc repro`` (the added
+    method's with both seeds, the other stages' as the workspace's), without touching the workspace's runs;
+    the shared tokenisation cache ends without partial entries."""
     dvc = str(BIN / "dvc")
     before = {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")}
+    run([dvc, "exp", "run", "--queue", "-n", "add-pt", "-S", ADD_METHOD, "train"], project, env)
     recipe = readme_queue_recipe()
     seeds = [1, 2]
     assert "for s in 1 2; do" in recipe and "dvc queue start -j 2" in recipe, recipe
@@ -473,7 +516,7 @@ def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
             time.sleep(5)
     finally:
         stop_queue_workers(project)
-    assert status.count("Success") == len(seeds), status
+    assert status.count("Success") == len(seeds) + 1, status
     shown = json.loads(run([dvc, "exp", "show", "--json"], project, env))
     experiments = {
         rev["name"]: rev for entry in shown for exp in entry.get("experiments") or [] for rev in exp["revs"]
@@ -481,15 +524,31 @@ def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
     for seed in seeds:
         metrics = experiments[f"seed{seed}"]["data"]["metrics"]
         for method in ("head", "pt", "pt-infoprompt"):
-            name = f"metrics/fewglue.CB/{method}.json"
+            name = f"metrics/train/fewglue.CB/{method}.json"
             headline = metrics[name]["data"]
             serial = json.loads((project / f"runs/fewglue.CB/{method}/seed{seed}/metrics.json").read_text())
             assert headline["runs"] == 1 and headline["report"]["mean"] == pytest.approx(
                 100 * serial["report"]["score"], abs=0.01
             )  # noqa: E501
+    added = experiments["add-pt"]["data"]["metrics"]
+    assert added["metrics/train/fewshot-64.SST-2/pt.json"]["data"]["runs"] == 2
+    for name in ("metrics/train/fewglue.CB/pt.json", "metrics/train/fewshot-64.SST-2/head.json"):
+        assert added[name]["data"] == json.loads((project / name).read_text()), name
     assert {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")} == before
     cache = Path(env["PROMPTTUNE_CACHE"]) / "tokens"
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
+
+
+def check_adding_a_method(project: Path, env: dict[str, str]) -> None:
+    """``dvc exp run -S`` adding a method in the workspace, as the README gives it: the one ``train`` stage
+    reruns, trains only the new method's two seeds and keeps every other run."""
+    before = {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")}
+    out = run([str(BIN / "dvc"), "exp", "run", "-S", ADD_METHOD, "train"], project, env)
+    lines = re.findall(r"^(runs/\S+): (?:ok|collapsed|failed), .*$", out, flags=re.M)
+    kept = re.findall(r"^(runs/\S+): .*\(already trained, kept\)$", out, flags=re.M)
+    assert sorted(set(lines) - set(kept)) == [f"runs/fewshot-64.SST-2/pt/seed{s}" for s in (1, 2)], out
+    assert len(kept) == len(before), out
+    assert {p: p.read_bytes() for p in before} == before
 
 
 def stop_queue_workers(project: Path) -> None:

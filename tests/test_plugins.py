@@ -118,7 +118,6 @@ def test_a_plugin_outside_the_package_runs_through_the_pipeline_plan_claims_and_
     assert Path(site) == tmp_path / "user" / "plugins" and (Path(site) / "prompttune_example_plugin").is_dir()
     env = {**env, "PYTHONPATH": site}
     plugin_params(project)
-    run([str(BIN / "prompttune"), "configure"], project, env)  # the grid's stage list (pipelines/stages.yaml)
     run(["git", "add", "-A"], project, env)
     run(["git", "commit", "-qm", "plugin grid"], project, env)
 
