@@ -109,7 +109,7 @@ def test_out_names_the_folder_it_wrote(project: Path) -> None:
         ),
         (["--cell", "fewglue.CB", "--method", "head", "--seed", "1", "--seed", "1"], "repeated seed"),
         (["--config", "configs/train/nothing.json"], "configs/train/nothing.json"),
-        (["--config", "configs/train", "--seed", "1"], "configs/train: a folder trains each stage's own seeds"),
+        (["--config", "configs/train", "--seed", "1"], "a folder trains each stage's own seeds"),
         (["--cell", "fewglue.RTE", "--method", "head"], "the grid has no stage fewglue.RTE/head"),
     ],
 )
