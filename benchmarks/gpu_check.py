@@ -105,10 +105,8 @@ class _Tokenizer:
 @functools.cache
 def paper_run(stage: Stage) -> RunConfig:
     """The paper profile's resolved config of ``stage`` (params.yaml is read, not changed)."""
-    data = read_yaml(ROOT / "params.yaml")
-    data.update(
-        profile="paper", **{key: data["profiles"]["paper"][key] for key in ("grid", "run", "studies")}
-    )
+    paper = read_yaml(ROOT / "profiles.yaml")["paper"]
+    data = {"profile": "paper", **{key: paper[key] for key in ("grid", "run", "studies")}}
     return cost.ProfileCost(params_from_dict(data, ROOT / "params.yaml"), per_seed=True).stages[stage].run
 
 

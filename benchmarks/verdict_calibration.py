@@ -32,7 +32,7 @@ out.
 
 Prints one table per profile, then ``max false-verdict rate: <x>`` (over the profiles run) as its last
 line; ``--record`` writes each profile's maximum, with its replicates and date, to
-``prompttune/data/calibration.json`` and the maximum over every profile of params.yaml, the number the
+``prompttune/data/calibration.json`` and the maximum over every profile of profiles.yaml, the number the
 report quotes.
 """
 
@@ -59,6 +59,7 @@ from prompttune.schema import Params, arm_name
 from prompttune.stats import ALPHA, Design
 
 ROOT = Path(__file__).resolve().parents[1]
+PRESETS = yaml.safe_load((ROOT / "profiles.yaml").read_text())  # every profile, by name
 RECORD = ROOT / "prompttune" / "data" / "calibration.json"
 NULLS = (
     "normal",
@@ -103,12 +104,9 @@ SPREAD = {"fewglue": 1.2, "fewshot-256": 0.3}
 
 def profile_params(profile: str) -> Params:
     """The profile's resolved params (as ``prompttune configure`` reads them)."""
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
-    preset = data["profiles"][profile]
+    preset = PRESETS[profile]
     sections = {key: preset[key] for key in ("grid", "run", "studies")}
-    return params_from_dict(
-        {"profile": profile, "profiles": data["profiles"], **sections}, ROOT / "params.yaml"
-    )
+    return params_from_dict({"profile": profile, **sections}, ROOT / "params.yaml")
 
 
 def adaptive_design(profile: str) -> tuple[Design, float] | None:
@@ -350,8 +348,7 @@ def run(profiles: list[str], reps: int, jobs: int, adaptive_reps: int) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
-    parser.add_argument("--profiles", nargs="+", default=list(data["profiles"]))
+    parser.add_argument("--profiles", nargs="+", default=list(PRESETS))
     parser.add_argument("--reps", type=int, default=10_000)
     parser.add_argument(
         "--adaptive-reps",
@@ -373,9 +370,9 @@ def main() -> None:
     if args.record:
         today = date.today().isoformat()
         entries = json.loads(RECORD.read_text()).get("profiles", {}) if RECORD.is_file() else {}
-        entries = {name: entries[name] for name in data["profiles"] if isinstance(entries.get(name), dict)}
+        entries = {name: entries[name] for name in PRESETS if isinstance(entries.get(name), dict)}
         entries.update({name: {**entry, "date": today} for name, entry in measured.items()})
-        missing = sorted(set(data["profiles"]) - set(entries))
+        missing = sorted(set(PRESETS) - set(entries))
         if missing:
             parser.error(f"--record: {RECORD.name} has no measurement of {', '.join(missing)}; run them too")
         record = {

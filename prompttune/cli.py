@@ -350,30 +350,33 @@ def report(
 
 @app.command()
 def profile(
-    name: str = typer.Argument(..., help="a key of `profiles` in params.yaml"), params: Path = PARAMS
+    name: str = typer.Argument(..., help="a profile of profiles.yaml (beside params.yaml)"),
+    params: Path = PARAMS,
 ) -> None:
-    """Make profile NAME the active grid: copy its grid, run and studies blocks into place (comments
-    kept), then configure."""
+    """Make profile NAME the active grid: copy its grid, run and studies blocks from profiles.yaml into
+    params.yaml (comments kept) and name it there, then configure."""
     import copy
     import io
 
     from ruamel.yaml import YAML
 
-    from prompttune.config import load_params
+    from prompttune.config import PROFILES, load_params, load_profiles
     from prompttune.io import atomic_write_text
     from prompttune.pipeline import configure as write
 
-    loaded = load_params(params)
-    if name not in loaded.profiles:
-        known = ", ".join(sorted(loaded.profiles))
-        raise PromptTuneError(f"{params}: unknown profile {name!r}; known: {known}")
+    presets = params.with_name(PROFILES)
+    known = load_profiles(presets)
+    load_params(params)  # the file to edit is valid before it is touched
+    if name not in known:
+        raise PromptTuneError(f"{presets}: unknown profile {name!r}; known: {', '.join(sorted(known))}")
     yaml = YAML()
     yaml.preserve_quotes = True
-    yaml.width = 110  # the file's own width: folded text keeps its line breaks
+    yaml.width = 110  # the files' own width: folded text keeps its line breaks
     doc = yaml.load(params.read_text(encoding="utf-8"))
+    preset = yaml.load(presets.read_text(encoding="utf-8"))[name]
     doc["profile"] = name
     for section in ("grid", "run", "studies"):
-        doc[section] = copy.deepcopy(doc["profiles"][name][section])
+        doc[section] = copy.deepcopy(preset[section])
     buffer = io.StringIO()
     yaml.dump(doc, buffer)
     atomic_write_text(params, buffer.getvalue())

@@ -1,14 +1,16 @@
 """Typed, self-validating configuration: params.yaml → the grid's stages → one resolved ``RunConfig`` per run.
 
-params.yaml has four parts: ``grid`` (which runs: named blocks of cells × methods × seeds, each block
-optionally crossed with named variants), ``run`` (how every run trains, with overrides per setting, per
-task, per cell and per named variant, and every objective's options), ``studies`` (the loss-landscape and
-MI-convergence studies) and ``profiles`` (named presets of the three; ``prompttune profile NAME`` copies
-one into place). Everything is checked when the file is loaded, before any work: unknown keys, wrong
-types, out-of-range values, unknown task, setting, cell, method, objective and variant names, and every
-objective's options (typed by the objective's own config class), each a one-line error naming the file
-and the key. ``prompttune configure`` then writes each stage's resolved config — every default explicit —
-and the pipelines train from those files, never from params.yaml.
+params.yaml has three parts and the name of the profile they came from: ``grid`` (which runs: named blocks
+of cells × methods × seeds, each block optionally crossed with named variants), ``run`` (how every run
+trains, with overrides per setting, per task, per cell and per named variant, and every objective's options)
+and ``studies`` (the loss-landscape and MI-convergence studies). ``profiles.yaml`` beside it holds named
+presets of the three, each with its description (``prompttune profile NAME`` copies one into place); it is a
+file of its own so that DVC's views of the parameters show the grid, not every preset. Everything is checked
+when the file is loaded, before any work: unknown keys, wrong types, out-of-range values, unknown task,
+setting, cell, method, objective and variant names, and every objective's options (typed by the objective's
+own config class), each a one-line error naming the file and the key. ``prompttune configure`` then writes
+each stage's resolved config — every default explicit — and the pipelines train from those files, never from
+params.yaml.
 
 The schema (the dataclasses of every part and of a resolved run, and ``build``, which checks a mapping against
 them) is ``prompttune.schema``, a leaf that the prompt bases, the objectives and the model import; this module
@@ -62,6 +64,7 @@ from prompttune.tasks import TASKS, get_task
 __all__ = [
     "DEFAULT_PARAMS",
     "NAME",
+    "PROFILES",
     "SECTIONS",
     "GridBlock",
     "GridSection",
@@ -89,6 +92,7 @@ __all__ = [
     "expand_stages",
     "landscape_pairs",
     "load_params",
+    "load_profiles",
     "local_backbone_config",
     "params_from_dict",
     "read_stage_config",
@@ -100,6 +104,7 @@ __all__ = [
 ]
 
 DEFAULT_PARAMS = Path("params.yaml")
+PROFILES = "profiles.yaml"  # beside params.yaml
 NAME = r"[A-Za-z0-9._-]+"
 
 
@@ -306,45 +311,59 @@ def _stage_seeds(params: Params, block: GridBlock, stage: Stage) -> list[int]:
 
 def _build_profile(name: str, preset: Any) -> Profile:
     if not isinstance(preset, dict) or set(preset) != {"description", *SECTIONS}:
-        raise PromptTuneError(
-            f"profiles.{name}: expected a mapping with exactly description, grid, run and studies"
-        )
-    sections = [build(cls, preset[key], f"profiles.{name}.{key}") for key, cls in SECTIONS.items()]
+        raise PromptTuneError(f"{name}: expected a mapping with exactly description, grid, run and studies")
+    sections = [build(cls, preset[key], f"{name}.{key}") for key, cls in SECTIONS.items()]
     try:
         _validate(*sections)
     except PromptTuneError as exc:
-        raise PromptTuneError(f"profiles.{name}: {exc}") from exc
+        raise PromptTuneError(f"{name}: {exc}") from exc
     return Profile(str(preset["description"]), preset["grid"], preset["run"], preset["studies"])
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate params.yaml (grid, run, studies, profiles); errors name ``<file>: <key>``. The
-    installed plugins load first, so a broken one is named as itself, not as the key that met it."""
-    path = Path(path)
-    load_plugins()
+def load_profiles(path: Path) -> dict[str, Profile]:
+    """The presets of a profiles file (none when there is no file), each validated as params.yaml is;
+    errors name ``<file>: <profile>.<key>``."""
+    if not path.is_file():
+        return {}
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise PromptTuneError(f"{path}: expected a mapping of profile names to presets")
     try:
-        return params_from_dict(read_yaml(path), path)
+        return {str(name): _build_profile(str(name), preset) for name, preset in data.items()}
     except PromptTuneError as exc:
         raise PromptTuneError(f"{path}: {exc}") from exc
 
 
-def params_from_dict(data: dict[str, Any], path: Path) -> Params:
-    """``load_params`` of an already-read mapping (Snakemake hands its merged ``config``)."""
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate params.yaml (grid, run, studies) and the profiles beside it; errors name
+    ``<file>: <key>``. The installed plugins load first, so a broken one is named as itself, not as the key
+    that met it."""
+    path = Path(path)
+    load_plugins()
+    profiles = load_profiles(path.with_name(PROFILES))  # its errors name its own file
+    try:
+        return params_from_dict(read_yaml(path), path, profiles)
+    except PromptTuneError as exc:
+        raise PromptTuneError(f"{path}: {exc}") from exc
+
+
+def params_from_dict(data: dict[str, Any], path: Path, profiles: dict[str, Profile] | None = None) -> Params:
+    """``load_params`` of an already-read mapping (Snakemake hands its merged ``config``); the profiles are
+    read from beside ``path`` unless given."""
     for key in SECTIONS:
         if key not in data:
             raise PromptTuneError(f"{key}: missing required key")
-    unknown = set(data) - {"profile", "profiles", *SECTIONS}
+    unknown = set(data) - {"profile", *SECTIONS}
     if unknown:
-        raise PromptTuneError(
-            _known(f"{sorted(unknown)[0]}: unknown key", {"profile", "profiles", *SECTIONS})
-        )
-    profiles = {name: _build_profile(name, preset) for name, preset in (data.get("profiles") or {}).items()}
+        raise PromptTuneError(_known(f"{sorted(unknown)[0]}: unknown key", {"profile", *SECTIONS}))
+    if profiles is None:
+        profiles = load_profiles(path.with_name(PROFILES))
     sections = [build(cls, data[key], key) for key, cls in SECTIONS.items()]
     _validate(*sections)
     grid, run, studies = sections
     profile = str(data.get("profile") or "")
     if profile and profile not in profiles:
-        raise PromptTuneError(f"profile: {_known(repr(profile), profiles)}")
+        raise PromptTuneError(f"profile: {_known(f'{profile!r} is not in {PROFILES} beside it', profiles)}")
     return Params(
         profile=profile,
         grid=grid,

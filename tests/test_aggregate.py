@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def project(tmp_path: Path) -> Path:
     data = yaml.safe_load((ROOT / "params.yaml").read_text())
     small_grid(data)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")
     configure(load_params(tmp_path / "params.yaml"), tmp_path)
     write_runs(tmp_path)
     for cell, values in (("fewglue.CB", SHARPNESS), ("fewshot-256.SST-2", {1: 1.0, 2: 1.0})):

@@ -38,7 +38,8 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 def template(tmp_path_factory: pytest.TempPathFactory, mirror: Path, tiny_backbone: str) -> Path:
     """A project folder with the smoke profile on the tiny backbone and CB's files fetched, made once."""
     folder = tmp_path_factory.mktemp("template")
-    shutil.copy(ROOT / "params.yaml", folder / "params.yaml")
+    for name in ("params.yaml", "profiles.yaml"):
+        shutil.copy(ROOT / name, folder / name)
     assert prompttune(["profile", "smoke"], folder).returncode == 0
     text = (folder / "params.yaml").read_text()
     (folder / "params.yaml").write_text(text.replace("backbone: minilm", f"backbone: {tiny_backbone}"))
@@ -191,15 +192,17 @@ def test_missing_mirror_offline_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_unknown_profile_fails_clearly(tmp_path: Path) -> None:
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for name in ("params.yaml", "profiles.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
     proc = prompttune(["profile", "huge"], tmp_path)
-    assert_one_line_error(proc, "params.yaml", "unknown profile 'huge'")
+    assert_one_line_error(proc, "profiles.yaml", "unknown profile 'huge'")
 
 
 def test_invalid_params_value_fails_clearly(tmp_path: Path) -> None:
     text = (ROOT / "params.yaml").read_text()
     seeds = next(line for line in text.splitlines() if line.startswith("  seeds: "))
     (tmp_path / "params.yaml").write_text(text.replace(seeds, "  seeds: []", 1))
+    shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")
     proc = prompttune(["grid"], tmp_path)
     assert_one_line_error(proc, "params.yaml", "grid: seeds must not be empty")
 
@@ -215,6 +218,7 @@ def test_a_typo_in_an_option_key_fails_before_any_work(tmp_path: Path) -> None:
         )
     )
     (tmp_path / "params.yaml").write_text(text)
+    shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")
     proc = prompttune(["configure"], tmp_path)
     assert_one_line_error(proc, "params.yaml", "run.objectives.ptp-rn-emb.sigmaa: unknown key")
     assert not (tmp_path / "configs").exists()

@@ -29,25 +29,29 @@ from prompttune.pipeline import configure
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_params(tmp_path: Path, mutate, profile: str | None = None) -> Path:
+def write_params(tmp_path: Path, mutate, profile: str | None = None, presets=lambda d: None) -> Path:
+    """params.yaml (``profile`` active, else the committed grid) changed by ``mutate``, with profiles.yaml
+    beside it changed by ``presets``."""
     data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    profiles = yaml.safe_load((ROOT / "profiles.yaml").read_text())
     if profile:
-        data.update(
-            {key: data["profiles"][profile][key] for key in ("grid", "run", "studies")}, profile=profile
-        )
+        data.update({key: profiles[profile][key] for key in ("grid", "run", "studies")}, profile=profile)
     mutate(data)
+    presets(profiles)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    (tmp_path / "profiles.yaml").write_text(yaml.safe_dump(profiles, sort_keys=False))
     return path
 
 
 def test_committed_params_are_valid_and_the_active_block_is_the_named_profile() -> None:
     params = load_params(ROOT / "params.yaml")
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    presets = yaml.safe_load((ROOT / "profiles.yaml").read_text())
     for key in ("grid", "run", "studies"):
-        assert raw[key] == raw["profiles"][raw["profile"]][key]
+        assert raw[key] == presets[raw["profile"]][key]
     assert set(params.profiles) >= {"default", "paper", "smoke"}
-    assert params.description == raw["profiles"][raw["profile"]]["description"]
+    assert params.description == presets[raw["profile"]]["description"]
 
 
 def test_the_grid_expands_block_by_block_into_stages() -> None:
@@ -154,8 +158,8 @@ def test_grid_command_lists_every_stage_with_its_seeds() -> None:
 
 def test_paper_profile_carries_p_tuning_v2_hyper_parameters(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    shutil.copy(ROOT / "params.yaml", path)
-    (tmp_path / "pipelines").mkdir()
+    for name in ("params.yaml", "profiles.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
     result = CliRunner().invoke(app, ["profile", "paper", "--params", str(path)])
     assert result.exit_code == 0, result.output
     params = load_params(path)
@@ -273,14 +277,6 @@ FIRST = "ptp"  # a block of the committed profile
             r"studies\.mi_check\.cell: 'fewglue\.RTE'",
         ),
         (lambda d: d.pop("studies"), r"studies: missing required key"),
-        (
-            lambda d: d["profiles"]["smoke"].pop("studies"),
-            r"profiles\.smoke: expected a mapping with exactly",
-        ),
-        (
-            lambda d: d["profiles"]["paper"]["run"]["train"].update(steps=0),
-            r"profiles\.paper\.run\.train: steps",
-        ),
     ],
 )
 def test_invalid_params_fail_at_load_with_the_file_and_key(tmp_path: Path, mutate, message: str) -> None:
@@ -289,6 +285,20 @@ def test_invalid_params_fail_at_load_with_the_file_and_key(tmp_path: Path, mutat
         load_params(path)
     assert str(info.value).startswith(str(path))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("presets", "message"),
+    [
+        (lambda d: d["smoke"].pop("studies"), r"smoke: expected a mapping with exactly"),
+        (lambda d: d["paper"]["run"]["train"].update(steps=0), r"paper\.run\.train: steps"),
+    ],
+)
+def test_an_invalid_preset_fails_at_load_naming_its_file(tmp_path: Path, presets, message: str) -> None:
+    path = write_params(tmp_path, lambda d: None, presets=presets)
+    with pytest.raises(PromptTuneError, match=message) as info:
+        load_params(path)
+    assert str(info.value).startswith(f"{tmp_path / 'profiles.yaml'}: ") and "\n" not in str(info.value)
 
 
 def test_a_backbone_that_cannot_run_a_method_is_refused_at_load(tmp_path: Path, tiny_albert: str) -> None:
@@ -306,9 +316,10 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_unknown_profile_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    shutil.copy(ROOT / "params.yaml", path)
+    for name in ("params.yaml", "profiles.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
     before = path.read_text()
-    known = ", ".join(sorted(yaml.safe_load(before)["profiles"]))
+    known = ", ".join(sorted(yaml.safe_load((ROOT / "profiles.yaml").read_text())))
     with pytest.raises(PromptTuneError, match=f"unknown profile 'gpu'; known: {known}"):
         CliRunner().invoke(app, ["profile", "gpu", "--params", str(path)], catch_exceptions=False)
     assert path.read_text() == before

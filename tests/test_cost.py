@@ -22,6 +22,7 @@ from prompttune.config import (
     Stage,
     StageConfig,
     TrainConfig,
+    load_profiles,
     params_from_dict,
     read_yaml,
 )
@@ -45,10 +46,9 @@ ROBERTA_LARGE = RobertaConfig(
 def paper_params(tmp_path: Path):
     """params.yaml with the paper profile active (as `prompttune profile paper` makes it), not written."""
     data = read_yaml(ROOT / "params.yaml")
-    data.update(
-        profile="paper", **{key: data["profiles"]["paper"][key] for key in ("grid", "run", "studies")}
-    )
-    return params_from_dict(data, tmp_path / "params.yaml")
+    paper = read_yaml(ROOT / "profiles.yaml")["paper"]
+    data.update(profile="paper", **{key: paper[key] for key in ("grid", "run", "studies")})
+    return params_from_dict(data, tmp_path / "params.yaml", load_profiles(ROOT / "profiles.yaml"))
 
 
 @pytest.fixture(scope="module")

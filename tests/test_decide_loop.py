@@ -47,12 +47,13 @@ def decide_project(tmp_path: Path, mirror: Path) -> tuple[Path, dict[str, str]]:
     # runs that meet the plateau rule (else every claim closes after the pilot: "runs not converged")
     params["run"]["train"].update(steps=12, eval_every=1, patience=2)
     params["profile"] = "decide-test"
-    params["profiles"]["decide-test"] = {
+    presets = yaml.safe_load((project / "profiles.yaml").read_text())
+    presets["decide-test"] = {
         "description": "two arms of PTP-2 on CB under the adaptive design",
         **{key: params[key] for key in ("grid", "run", "studies")},
     }
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run([str(BIN / "prompttune"), "configure"], project, env)  # the stage list dvc.yaml iterates
+    (project / "profiles.yaml").write_text(yaml.safe_dump(presets, sort_keys=False))
     run(["git", "add", "-A"], project, env)
     run(["git", "commit", "-qm", "a grid with grid.decide"], project, env)
     return project, env

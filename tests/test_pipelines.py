@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROJECT_FILES = [
     "params.yaml",
+    "profiles.yaml",
     "seeds.yaml",
     "dvc.yaml",
     "Snakefile",

@@ -38,7 +38,8 @@ def test_a_stage_is_bounded_by_its_soonest_plateau_and_its_step_cap() -> None:
 def test_plan_lists_every_stage_and_reuses_this_machines_probes(
     tmp_path: Path, mirror: Path, tiny_backbone: str
 ) -> None:
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for name in ("params.yaml", "profiles.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
     env = {
         **os.environ,
         "PROMPTTUNE_DATA_MIRROR": str(mirror),
@@ -89,7 +90,8 @@ def test_the_first_probe_absorbs_no_warm_up_pt_costs_less_than_every_ptp_variant
 ) -> None:
     """On one machine, with MiniLM on CB: `pt`, probed first, costs less per step than every PTP variant,
     each of which adds forward and backward passes (objectives/ptp.py)."""
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for name in ("params.yaml", "profiles.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
     env = {**os.environ, "PROMPTTUNE_DATA_MIRROR": str(mirror), "PROMPTTUNE_CACHE": str(tmp_path / "cache")}
     data = yaml.safe_load((tmp_path / "params.yaml").read_text())
     data["grid"]["blocks"] = {"ptp": {"cells": ["fewglue.CB"], "methods": ["pt", *PTP_VARIANTS]}}

@@ -101,8 +101,9 @@ def plugin_params(project: Path) -> None:
         "studies": studies,
     }
     data.update(profile="plugin", grid=grid, run=run_settings, studies=studies)
-    data["profiles"] = {**data["profiles"], "plugin": preset}
     (project / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    presets = yaml.safe_load((project / "profiles.yaml").read_text())
+    (project / "profiles.yaml").write_text(yaml.safe_dump({**presets, "plugin": preset}, sort_keys=False))
 
 
 def test_a_plugin_outside_the_package_runs_through_the_pipeline_plan_claims_and_export(

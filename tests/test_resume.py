@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,11 +26,13 @@ TIMING = ("wall_time_s", "train_time_s", "train_examples_per_s", "peak_memory_mb
 @pytest.fixture
 def project(tmp_path: Path, mirror: Path, tiny_backbone: str) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    smoke = yaml.safe_load((ROOT / "profiles.yaml").read_text())["smoke"]
     for section in ("grid", "run", "studies"):
-        params[section] = params["profiles"]["smoke"][section]
+        params[section] = smoke[section]
     params["run"]["backbone"] = tiny_backbone
     params["run"]["train"].update(steps=300, eval_every=50, checkpoint_every=10, batch_size=8)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")
     fetch(required_files("fewglue", "CB"), tmp_path / "data" / "fewglue.CB", mirror=mirror)
     return tmp_path
 
