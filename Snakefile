@@ -1,4 +1,4 @@
-# The grid of params.yaml as a Snakemake workflow: the same DAG, files and `prompttune` commands as dvc.yaml.
+# The grid of params.yaml as a Snakemake workflow: the files and `prompttune` commands of dvc.yaml, a job per stage.
 # Local: `snakemake -c2`. Cluster: `snakemake --profile pipelines/profiles/slurm`. What runs is Snakemake's own
 # config — params.yaml, then any `--configfile other.yaml` and `--config key=value` on top — resolved here with
 # prompttune's validation and written to configs/ as `prompttune configure` does (a file only when its content

@@ -1,5 +1,6 @@
-# Rules of the Snakefile (PARAMS, TEXTS, STAGES, LANDSCAPES, PROFILE, STACK and COST come from it): the same jobs as dvc.yaml's
-# stages, with the same outputs; with grid.stack_seeds false or grid.decide, one training job per seed instead. Each
+# Rules of the Snakefile (PARAMS, TEXTS, STAGES, LANDSCAPES, PROFILE, STACK and COST come from it): the files of dvc.yaml's
+# stages, one job per cell (fetch), training stage (train) and landscape, each running the command DVC runs over the
+# whole grid on that one record; with grid.stack_seeds false or grid.decide, one training job per seed instead. Each
 # rule's code inputs are the ones dvc.yaml declares for the same stage (one list, checked against the import closure by
 # tests/test_pipelines.py), so an edit to the code a job imports reruns it in both pipelines.
 #
