@@ -1,6 +1,6 @@
 """Error rates and power of every claim verdict, at the seed counts of every shipped profile.
 
-For each profile of params.yaml the script lays out the profile's own grid (its stages, seeds, tasks and
+For each profile of profiles.yaml the script lays out the profile's own grid (its stages, seeds, tasks and
 variant runs, through ``prompttune.config``), fills each run's numbers by simulation, and pushes the table
 through exactly the code the report uses (``prompttune.claims.claim_rows``). Scenarios:
 

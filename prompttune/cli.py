@@ -89,6 +89,8 @@ def fetch(
     if cell is None and dest is not None:
         raise PromptTuneError("--dest names one cell's folder; give --cell with it")
     names = [cell] if cell is not None else read_json(cells)
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise PromptTuneError(f"{cells}: expected a list of cells; run `prompttune configure`")
     for index, name in enumerate(names):  # every name checked before any file is fetched
         check_cell(name, "--cell" if cell is not None else f"{cells}: [{index}]")
     for name in names:
@@ -116,12 +118,16 @@ def train(
     out: Path | None = typer.Option(
         None, help="run folder, one seed only (default runs/<cell>/<method>/seed<N>)"
     ),
+    prune: bool = typer.Option(
+        False, help="with a folder: remove the runs, headlines and curves of stages not in it (DVC's form)"
+    ),
 ) -> None:
     """Train and evaluate one stage's seeds in one process (seed-parallel where the objective allows:
     README, "Seed-parallel training"); with every seed of the stage, also its headline metrics. With a
-    folder of stage configs (DVC's form: configs/train), every stage in it, one after another, and the
-    folders of stages the grid no longer has removed; a run already finished under the same config and
-    code is kept, so a grid given more methods or seeds trains only those."""
+    folder of stage configs (DVC's form: configs/train --prune), every stage in it, one after another; a
+    run already finished under the same config and code is kept, so a grid given more methods or seeds
+    trains only those."""
+    from prompttune import paths
     from prompttune.config import (
         Stage,
         check_cell,
@@ -132,11 +138,13 @@ def train(
     )
 
     if (config is None) == (cell is None or method is None):
-        raise PromptTuneError("give --config FILE, or --cell and --method (with --params)")
+        raise PromptTuneError("give --config FILE or FOLDER, or --cell and --method (with --params)")
     if config is not None and (variant or cell or method):
         raise PromptTuneError(
             "--config names the stage; it cannot be used with --cell, --method or --variant"
         )
+    if prune and (config is None or not config.is_dir()):
+        raise PromptTuneError("--prune goes with --config FOLDER (the folder is the whole grid)")
     if config is not None and config.is_dir():
         if seed or out or data:
             raise PromptTuneError(
@@ -146,7 +154,11 @@ def train(
         stages = [read_stage_config(path) for path in sorted(config.rglob("*.json"))]  # all checked first
         if not stages:
             raise PromptTuneError(f"{config}: no stage configs; run `prompttune configure`")
-        _remove_stale_stages([resolved.stage for resolved in stages])
+        for cell in sorted({resolved.stage.cell for resolved in stages}):  # before any work
+            if not paths.data_dir(cell).is_dir():
+                raise PromptTuneError(f"{paths.data_dir(cell)}: not found; run `prompttune fetch`")
+        if prune:
+            _remove_stale_stages([resolved.stage for resolved in stages])
         for number, resolved in enumerate(stages, 1):
             say(f"stage {number} of {len(stages)}: {resolved.stage.key}")
             _train_stage(resolved, resolved.seeds, None, None)
@@ -161,8 +173,9 @@ def train(
 
 
 def _remove_stale_stages(stages: list[Stage]) -> None:
-    """Delete the run folders (resume states included), headlines and curves of stages not in ``stages``:
-    what ``runs/`` and ``metrics/`` hold is then the grid's (the DVC cache keeps every earlier output)."""
+    """Delete the run folders (resume states included), headlines and curves of stages not in ``stages``
+    (the whole grid): what ``runs/`` and ``metrics/`` hold is then the grid's. A commit's outputs stay in
+    the DVC cache; runs never committed are gone."""
     import shutil
 
     from prompttune import paths
@@ -365,6 +378,8 @@ def profile(
     from prompttune.pipeline import configure as write
 
     presets = params.with_name(PROFILES)
+    if not presets.is_file():
+        raise PromptTuneError(f"{presets}: not found (the profiles, beside {params.name})")
     known = load_profiles(presets)
     load_params(params)  # the file to edit is valid before it is touched
     if name not in known:
@@ -390,12 +405,12 @@ def landscape(
         ..., help="configs/landscape/<cell>/<method>.json, or the folder configs/landscape: every one in it"
     ),
     data: Path | None = typer.Option(None, help="data root of the cell (default data/<cell>)"),
+    prune: bool = typer.Option(False, help="with a folder: remove results of pairs not in it"),
 ) -> None:
     """PTP's loss landscape of one (cell, method), every seed of the study: per seed surface.json (with
-    sharpness) and surface.png, and surfaces.png on one colour scale. With a folder (DVC's form), every
-    (cell, method) in it, and the results of pairs no longer in it removed; a seed's surface is kept
-    while its inputs are."""
-    import shutil
+    sharpness) and surface.png, and surfaces.png on one colour scale. With a folder (DVC's form:
+    configs/landscape --prune), every (cell, method) in it; a seed's surface is kept while its inputs
+    are."""
 
     from prompttune import paths
     from prompttune.io import read_json
@@ -404,14 +419,11 @@ def landscape(
     files = sorted(config.rglob("*.json")) if config.is_dir() else [config]
     if config.is_dir() and data is not None:
         raise PromptTuneError(f"--config {config}: a folder reads each cell's own data; drop --data")
+    if prune and not config.is_dir():
+        raise PromptTuneError("--prune goes with --config FOLDER (the folder is the whole study)")
     specs = [read_json(path) for path in files]
-    if config.is_dir():  # a study with no pairs still has its (empty) output folder
-        paths.LANDSCAPE_RESULTS.mkdir(parents=True, exist_ok=True)
-        keep = {Path(spec["out"]) for spec in specs}
-        for stale in sorted(Path().glob(str(paths.landscape_dir("*", "*")))):
-            if stale not in keep:
-                say(f"{stale}: not in the study, removed")
-                shutil.rmtree(stale)
+    if prune:
+        _remove_stale_pairs({Path(spec["out"]) for spec in specs})
     for spec in specs:
         surfaces = landscape_for_method(spec, data or paths.data_dir(spec["cell"]), say)
         values = ", ".join(
@@ -421,6 +433,19 @@ def landscape(
         typer.echo(
             f"{spec['out']}: calibrated sharpness (rho {spec['rho']}) per seed, at its score: {values}"
         )
+
+
+def _remove_stale_pairs(outs: set[Path]) -> None:
+    """Delete the landscape results of (cell, method) pairs whose folder is not in ``outs`` (the whole
+    study)."""
+    import shutil
+
+    from prompttune import paths
+
+    for stale in sorted(Path().glob(str(paths.landscape_dir("*", "*")))):
+        if stale.is_dir() and stale not in outs:
+            say(f"{stale}: not in the study, removed")
+            shutil.rmtree(stale)
 
 
 @app.command("mi-check")

@@ -3,9 +3,10 @@
 - ``configs/train/<cell>/<method>[/<variant>].json``: a training stage's resolved config
   (``prompttune configure``); ``configs/landscape/<cell>/<method>.json``, ``configs/mi_check.json``,
   ``configs/grid.json`` (the stages, seeds and profile the aggregate and report read);
-- ``runs/<cell>/<method>[@<variant>]/seed<N>/``: one run's folder (one pipeline output per stage);
-- ``runs/<cell>/<method>[@<variant>].resume/``: resume states, beside the stage's output (which DVC
-  deletes before it runs a stage again; ``train.resume_folder`` names them from the run folders);
+- ``runs/<cell>/<method>[@<variant>]/seed<N>/``: one run's folder (``runs/`` is DVC's train output;
+  ``runs/<cell>/<method>[@<variant>]`` is a Snakemake job's);
+- ``runs/<cell>/<method>[@<variant>].resume/``: resume states, beside the stage's run folders (never
+  cached: ``.dvcignore``; ``train.resume_folder`` names them from the run folders);
 - ``metrics/train/<cell>/<method>[@<variant>].json``: a stage's headline metrics (``dvc exp show`` lists
   them), ``metrics/curves/...``: its learning curves (``dvc plots``); ``metrics/claims.json``: every
   claim's verdict and estimate (``dvc exp show``, ``dvc metrics diff``);

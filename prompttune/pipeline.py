@@ -3,8 +3,9 @@
 Every later stage reads these records, never params.yaml:
 
 - ``configs/train/<key>.json``: a training stage's seeds and resolved run config (every default
-  explicit), one file per stage, rewritten only when its content changes — so DVC and Snakemake retrain
-  exactly the stages whose resolved config changed;
+  explicit), one file per stage, rewritten only when its content changes — so Snakemake reruns exactly
+  the jobs whose resolved config changed, and DVC's train step retrains only those stages' runs (it keeps
+  every run finished under the same config and code);
 - ``configs/landscape/<cell>/<method>.json`` and ``configs/mi_check.json``: the studies' settings;
 - ``configs/cells.json``: the cells the grid trains (what DVC's fetch stage reads, so that only a change
   of cells reruns it);
@@ -147,8 +148,6 @@ def configure(params: Params, root: Path = Path(".")) -> list[str]:
     """Write every record (module docstring) under ``root``, each only when its content changes, and remove
     stale ones; return the files that changed."""
     texts, _, _ = records(params)
-    # DVC's landscape stage reads the folder, whether the study has pairs or not
-    (root / paths.LANDSCAPE_CONFIGS).mkdir(parents=True, exist_ok=True)
     changed = [path for path, text in texts.items() if _write_if_changed(root / path, text)]
     configs = root / paths.CONFIGS
     for stale in sorted(configs.rglob("*.json")) if configs.is_dir() else []:

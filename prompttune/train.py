@@ -598,8 +598,9 @@ class Termination:
 
 
 def resume_folder(out_dirs: Sequence[Path]) -> Path:
-    """``<parent>.resume/seed1+2+3`` beside the folder that holds the run folders — outside the folder a DVC
-    stage declares as its output (which DVC deletes before running the stage again)."""
+    """``<parent>.resume/seed1+2+3`` beside the folder that holds the run folders — outside the folder a
+    Snakemake job declares as its output (which Snakemake deletes before running the job again); DVC
+    neither caches nor hashes it (``.dvcignore``)."""
     dirs = [Path(d).absolute() for d in out_dirs]
     name = "+".join([dirs[0].name, *(d.name.removeprefix("seed") for d in dirs[1:])])
     parent = dirs[0].parent

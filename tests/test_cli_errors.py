@@ -99,7 +99,7 @@ def test_out_names_the_folder_it_wrote(project: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        ([], "give --config FILE, or --cell and --method"),
+        ([], "give --config FILE or FOLDER, or --cell and --method"),
         (
             ["--config", "configs/train/fewglue.CB/head.json", "--cell", "fewglue.CB"],
             "--config names the stage",
@@ -111,6 +111,11 @@ def test_out_names_the_folder_it_wrote(project: Path) -> None:
         (["--cell", "fewglue.CB", "--method", "head", "--seed", "1", "--seed", "1"], "repeated seed"),
         (["--config", "configs/train/nothing.json"], "configs/train/nothing.json"),
         (["--config", "configs/train", "--seed", "1"], "a folder trains each stage's own seeds"),
+        (["--config", "configs/train/fewglue.CB/head.json", "--prune"], "--prune goes with --config FOLDER"),
+        (
+            ["--config", "configs/train", "--prune"],
+            "data/fewshot-64.SST-2: not found; run `prompttune fetch`",
+        ),
         (["--cell", "fewglue.RTE", "--method", "head"], "the grid has no stage fewglue.RTE/head"),
     ],
 )
@@ -120,6 +125,18 @@ def test_train_flags_that_do_not_go_together_fail_clearly(
     proc = prompttune(["train", *args], project)
     assert_one_line_error(proc, fragment)
     assert not (project / "runs").exists() and not (project / "elsewhere").exists()
+
+
+def test_fetch_without_a_cell_fetches_every_cell_of_the_grid_and_checks_the_list(project: Path) -> None:
+    proc = prompttune(["fetch"], project)  # configs/cells.json: the smoke grid's two cells
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split(":")[0] for line in proc.stdout.splitlines()] == [
+        "data/fewglue.CB",
+        "data/fewshot-64.SST-2",
+    ]
+    assert (project / "data/fewshot-64.SST-2/MANIFEST.json").is_file()
+    (project / "configs/cells.json").write_text('{"fewglue.CB": 1}\n')
+    assert_one_line_error(prompttune(["fetch"], project), "configs/cells.json: expected a list of cells")
 
 
 def test_a_report_without_results_is_a_one_line_error(project: Path) -> None:

@@ -1,7 +1,8 @@
 """DVC and Snakemake, for real, on temporary copies of the project.
 
-- Both pipelines expand params.yaml to the same stages, commands and outputs (every profile with a grid
-  worth checking), and every stage depends on the code it imports (its static import closure).
+- Both pipelines expand params.yaml to the same commands on each record and the same outputs (DVC a step
+  over the whole grid, Snakemake a job per stage; every profile with a grid worth checking), and every
+  stage depends on the code it imports (its static import closure).
 - Snakemake honours ``--configfile`` and reruns exactly the jobs whose resolved config changed.
 - End to end (marked ``e2e``): the smoke profile through ``dvc repro`` and ``snakemake -c2`` on the embedded
   MiniLM and the data mirror gives a report; ``dvc metrics show``, ``dvc plots show`` and ``dvc exp show``
@@ -181,6 +182,44 @@ def test_dvc_and_snakemake_expand_to_the_same_stages(tmp_path: Path, mirror: Pat
     else:  # one job per seed instead of one per stage, no headline (it needs every seed)
         assert run_files <= smk_outputs
     assert f"reports/{profile}.html" in smk_outputs
+
+
+def test_pruning_removes_only_what_the_grid_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DVC's ``train --prune`` and ``landscape --prune``: the folders of stages (and pairs) no longer in the
+    grid go, with their headline and curves; kept stages keep their runs, variant runs and resume states."""
+    from prompttune.cli import _remove_stale_pairs, _remove_stale_stages
+
+    monkeypatch.chdir(tmp_path)
+    files = [
+        "runs/fewglue.CB/pt/seed1/metrics.json",
+        "runs/fewglue.CB/pt.resume/seed1+2/state.pt",
+        "runs/fewglue.CB/pt@init-vocab/seed1/metrics.json",
+        "runs/fewglue.CB/head/seed1/metrics.json",
+        "runs/fewglue.CB/head.resume/seed1/state.pt",
+        "metrics/train/fewglue.CB/pt.json",
+        "metrics/train/fewglue.CB/pt@init-vocab.json",
+        "metrics/train/fewglue.CB/head.json",
+        "metrics/curves/fewglue.CB/head.csv",
+        "metrics/claims.json",
+        "results/landscape/fewglue.CB/pt/seed1/surface.json",
+        "results/landscape/fewglue.CB/head/seed1/surface.json",
+    ]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    _remove_stale_stages([Stage("fewglue.CB", "pt"), Stage("fewglue.CB", "pt", "init-vocab")])
+    _remove_stale_pairs({paths.landscape_dir("fewglue.CB", "pt")})
+    kept = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert kept == sorted(
+        set(files)
+        - {
+            "runs/fewglue.CB/head/seed1/metrics.json",
+            "runs/fewglue.CB/head.resume/seed1/state.pt",
+            "metrics/train/fewglue.CB/head.json",
+            "metrics/curves/fewglue.CB/head.csv",
+            "results/landscape/fewglue.CB/head/seed1/surface.json",
+        }
+    )
 
 
 # --- every stage depends on the code it imports --------------------------------------------------------
