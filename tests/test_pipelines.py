@@ -134,10 +134,13 @@ def test_dvc_and_snakemake_expand_to_the_same_stages(tmp_path: Path, mirror: Pat
     dvc = dvc_stages(project, env)
     assert set(dvc) == {"configure", "fetch", "train", "landscape", "mi-check", "aggregate", "report"}
     assert dvc["train"] == (
-        "prompttune train --config configs/train",
+        "prompttune train --config configs/train --prune",
         {"runs", "metrics/train", "metrics/curves"},
     )
-    assert dvc["landscape"] == ("prompttune landscape --config configs/landscape", {"results/landscape"})
+    assert dvc["landscape"] == (
+        "prompttune landscape --config configs/landscape --prune",
+        {"results/landscape"},
+    )
     assert dvc["fetch"] == ("prompttune fetch", {"data"})
     configs = {str(path.relative_to(project)) for path in (project / "configs").rglob("*.json")}
     assert {str(paths.stage_config(c.stage)) for c in stages} == {
