@@ -373,15 +373,14 @@ def profile(
 
     from ruamel.yaml import YAML
 
-    from prompttune.config import PROFILES, load_params, load_profiles
+    from prompttune.config import PROFILES, load_params
     from prompttune.io import atomic_write_text
     from prompttune.pipeline import configure as write
 
     presets = params.with_name(PROFILES)
     if not presets.is_file():
         raise PromptTuneError(f"{presets}: not found (the profiles, beside {params.name})")
-    known = load_profiles(presets)
-    load_params(params)  # the file to edit is valid before it is touched
+    known = load_params(params).profiles  # both files valid before either is touched
     if name not in known:
         raise PromptTuneError(f"{presets}: unknown profile {name!r}; known: {', '.join(sorted(known))}")
     yaml = YAML()
