@@ -125,8 +125,8 @@ def train(
     """Train and evaluate one stage's seeds in one process (seed-parallel where the objective allows:
     README, "Seed-parallel training"); with every seed of the stage, also its headline metrics. With a
     folder of stage configs (DVC's form: configs/train --prune), every stage in it, one after another; a
-    run already finished under the same config and code is kept, so a grid given more methods or seeds
-    trains only those."""
+    run already finished under the same config, code and data is kept, and one in the run store
+    (prompttune.run_store) is taken from it, so a grid given more methods or seeds trains only those."""
     from prompttune import paths
     from prompttune.config import (
         Stage,
@@ -199,22 +199,28 @@ def _train_stage(resolved: StageConfig, seeds: list[int], out: Path | None, data
 
     from prompttune import paths
     from prompttune.io import atomic_write_json, atomic_write_text
-    from prompttune.results import curves_csv, stage_headline
+    from prompttune.results import RunMetrics, curves_csv, stage_headline
+    from prompttune.run_store import finished, put, take
     from prompttune.scheduler import MEMORY_KILLS, memory_kills, memory_reason
-    from prompttune.train import Resume, finished, resume_folder, train_seeds, write_unstarted
+    from prompttune.train import Resume, resume_folder, train_seeds, write_unstarted
 
     if len(set(seeds)) != len(seeds):
         raise PromptTuneError(f"--seed: repeated seed in {seeds}")
     if out is not None and len(seeds) > 1:
         raise PromptTuneError("--out names one run folder; give exactly one --seed with it")
     stage = resolved.stage
+    data_root = data or paths.data_dir(stage.cell)
     runs = [dataclasses.replace(resolved.run, seed=s) for s in seeds]
     out_dirs = [out] if out is not None else [paths.run_dir(stage, run.seed) for run in runs]
-    kept = {d: finished(run, d) for run, d in zip(runs, out_dirs, strict=True)}
-    todo = [(run, d) for run, d in zip(runs, out_dirs, strict=True) if kept[d] is None]
-    todo_dirs = [d for _, d in todo]
+    done: dict[Path, tuple[RunMetrics, str]] = {}  # each run folder's metrics and how it came
+    for run, d in zip(runs, out_dirs, strict=True):
+        if (kept := finished(run, d, data_root)) is not None:
+            done[d] = (kept, " (already trained, kept)")
+        elif (stored := take(run, d, data_root)) is not None:
+            done[d] = (stored, " (from the run store)")
+    todo = [(run, d) for run, d in zip(runs, out_dirs, strict=True) if d not in done]
     if todo:
-        data_root = data or paths.data_dir(stage.cell)
+        todo_dirs = [d for _, d in todo]
         kills = memory_kills()  # under SLURM: earlier attempts of this submission killed for memory
         if len(kills) >= MEMORY_KILLS:
             reason = memory_reason(kills)
@@ -223,13 +229,15 @@ def _train_stage(resolved: StageConfig, seeds: list[int], out: Path | None, data
             Resume(resume_folder(todo_dirs), [run.to_dict() for run, _ in todo]).remove()  # of no use now
         else:
             trained = train_seeds([r for r, _ in todo], data_root, todo_dirs, say)
-        kept.update(zip(todo_dirs, trained, strict=True))
-    results = [kept[d] for d in out_dirs]
-    for run_dir, metrics in zip(out_dirs, results, strict=True):
+        for run_dir, metrics in zip(todo_dirs, trained, strict=True):
+            put(run_dir, metrics)
+            done[run_dir] = (metrics, "")
+    results = [done[d][0] for d in out_dirs]
+    for run_dir in out_dirs:
+        metrics, how = done[run_dir]
         score = f"{100 * metrics.report.score:.1f}" if metrics.report else "—"
         split = metrics.report.name if metrics.report else "report"
-        done = "" if run_dir in todo_dirs else " (already trained, kept)"
-        typer.echo(f"{run_dir}: {metrics.status}, {split} {score}{done}")
+        typer.echo(f"{run_dir}: {metrics.status}, {split} {score}{how}")
     if out is None and sorted(seeds) == sorted(resolved.seeds):
         for stale in sorted(paths.method_dir(stage).glob("seed*")):  # seeds the stage no longer has
             if stale not in out_dirs:

@@ -13,10 +13,15 @@
 - ``results/``: the aggregate (``runs.csv``, ``curves.csv``, ``summary.csv``, ``claims.csv``),
   ``results/landscape/<cell>/<method>/``, ``results/mi_check/``; ``reports/<profile>.html``;
 - ``data/<cell>/``: the fetched files of one cell.
+
+Outside the project, the machine's caches, shared by every workspace (queued experiments' temporary copies
+and Snakemake jobs included): ``$PROMPTTUNE_CACHE/<name>``, by default ``~/.cache/prompttune/<name>``
+(``tokens/``, ``plan.json``, and the run store ``runs/``, unless ``PROMPTTUNE_RUN_STORE`` names another).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prompttune.schema import Stage
@@ -36,6 +41,27 @@ MI_CHECK_CONFIG = CONFIGS / "mi_check.json"
 MI_CHECK_DIR = RESULTS / "mi_check"
 LANDSCAPE_RESULTS = RESULTS / "landscape"
 CLAIMS_METRICS = METRICS / "claims.json"
+
+
+OFF = "off"  # PROMPTTUNE_CACHE=off (or PROMPTTUNE_RUN_STORE=off): no cache
+
+
+def user_cache(name: str) -> Path | None:
+    """``$PROMPTTUNE_CACHE/<name>`` (default ``~/.cache/prompttune/<name>``), or None when the variable is
+    ``off``."""
+    value = os.environ.get("PROMPTTUNE_CACHE", "")
+    if value == OFF:
+        return None
+    return (Path(value) if value else Path.home() / ".cache" / "prompttune") / name
+
+
+def run_store() -> Path | None:
+    """The run store (``prompttune.run_store``): ``$PROMPTTUNE_RUN_STORE`` if set (``off``: none), else
+    ``user_cache("runs")``."""
+    value = os.environ.get("PROMPTTUNE_RUN_STORE", "")
+    if value == OFF:
+        return None
+    return Path(value) if value else user_cache("runs")
 
 
 def stage_config(stage: Stage) -> Path:

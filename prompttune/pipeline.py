@@ -5,7 +5,7 @@ Every later stage reads these records, never params.yaml:
 - ``configs/train/<key>.json``: a training stage's seeds and resolved run config (every default
   explicit), one file per stage, rewritten only when its content changes — so Snakemake reruns exactly
   the jobs whose resolved config changed, and DVC's train step retrains only those stages' runs (it keeps
-  every run finished under the same config and code);
+  every run finished under the same config, code and data);
 - ``configs/landscape/<cell>/<method>.json`` and ``configs/mi_check.json``: the studies' settings;
 - ``configs/cells.json``: the cells the grid trains (what DVC's fetch stage reads, so that only a change
   of cells reruns it);

@@ -30,7 +30,6 @@ from prompttune import paths
 from prompttune.config import Params, RunConfig, StageConfig, expand_stages
 from prompttune.io import atomic_write_json
 from prompttune.progress import Progress, counted, silent
-from prompttune.tokens import cache_root
 
 WARMUP_STEPS = 2  # untimed steps before a probe's timing: the first kernels' set-up (choice)
 PROBE_SPREAD = 0.1  # a probe times steps until their IQR is under this share of the median (choice)
@@ -152,7 +151,7 @@ def estimates(
     busy machine are used but not cached."""
     from prompttune.train import evaluation_interval, number_of_steps
 
-    cache_file = (cache_root() or Path(".")).parent / "plan.json"
+    cache_file = paths.user_cache("plan.json") or Path("plan.json")
     cache = {} if fresh or not cache_file.is_file() else json.loads(cache_file.read_text())
     machine = cache.setdefault(machine_key(), {})
     load = busy(IDLE_LOAD if max_load is None else max_load)

@@ -26,18 +26,13 @@ from transformers import PreTrainedTokenizerBase
 
 from prompttune.batches import Features, encode
 from prompttune.io import umask
+from prompttune.paths import user_cache
 from prompttune.tasks.base import Example, Task
-
-OFF = "off"
 
 
 def cache_root() -> Path | None:
     """The tokenisation cache folder, or ``None`` when ``PROMPTTUNE_CACHE=off``."""
-    value = os.environ.get("PROMPTTUNE_CACHE", "")
-    if value == OFF:
-        return None
-    base = Path(value) if value else Path.home() / ".cache" / "prompttune"
-    return base / "tokens"
+    return user_cache("tokens")
 
 
 def cache_key(

@@ -61,8 +61,6 @@ from prompttune.results import (
     Precision,
     RunMetrics,
     SplitResult,
-    code_sha256,
-    load_metrics,
     provenance,
 )
 from prompttune.splits import Splits, load_splits
@@ -623,24 +621,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # --- the stage ------------------------------------------------------------------------------------------
-
-
-def finished(config: RunConfig, out_dir: Path) -> RunMetrics | None:
-    """The run's metrics when ``out_dir`` holds it finished under exactly ``config`` and this code
-    (``provenance.json``'s ``code_sha256``), else None: a stage given more seeds trains only the new ones
-    (every seed trains under its own RNG state, so a run does not depend on which seeds share its process;
-    stacked GPU steps agree up to floating-point summation order)."""
-    files = [out_dir / name for name in ("metrics.json", "config.json", "provenance.json")]
-    if not all(f.is_file() for f in files):
-        return None
-    try:
-        same_config = json.loads(files[1].read_text(encoding="utf-8")) == json.loads(
-            json.dumps(config.to_dict())
-        )
-        same_code = json.loads(files[2].read_text(encoding="utf-8")).get("code_sha256") == code_sha256()
-    except ValueError:
-        return None
-    return load_metrics(files[0]) if same_config and same_code else None
 
 
 def train_run(

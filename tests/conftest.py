@@ -14,6 +14,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 # The tokenisation cache of the whole test session (and of the pipelines it runs) lives in a temp folder.
 os.environ.setdefault("PROMPTTUNE_CACHE", tempfile.mkdtemp(prefix="prompttune-cache-"))
+# No run store unless a test gives one: every other test trains what it tests (tests/test_run_store.py and the
+# end-to-end test's queue check give it a folder of their own).
+os.environ["PROMPTTUNE_RUN_STORE"] = "off"
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("PROMPTTUNE_DATA_MIRROR", ROOT.parent / "shared" / "data"))

@@ -4,11 +4,11 @@
   over the whole grid, Snakemake a job per stage; every profile with a grid worth checking), and every
   stage depends on the code it imports (its static import closure).
 - Snakemake honours ``--configfile`` and reruns exactly the jobs whose resolved config changed.
-- End to end (marked ``e2e``): the smoke profile through ``dvc repro`` and ``snakemake -c2`` on the embedded
-  MiniLM and the data mirror gives a report; ``dvc metrics show``, ``dvc plots show`` and ``dvc exp show``
-  (of queued experiments) see the headline metrics and curves; an edit to one cell's settings retrains that
-  cell only and a changed constant in claims.py reruns the report only; the two pipelines give identical
-  metrics and predictions.
+- End to end (marked ``e2e``): the smoke profile through the README's queue recipe (one experiment per seed,
+  then ``dvc repro``, which takes every run from the run store) and ``snakemake -c2`` on the embedded MiniLM
+  and the data mirror gives a report; ``dvc metrics show``, ``dvc plots show`` and ``dvc exp show`` see the
+  headline metrics and curves; an edit to one cell's settings retrains that cell only and a changed constant
+  in claims.py reruns the report only; the two pipelines give identical metrics and predictions.
 """
 
 from __future__ import annotations
@@ -375,11 +375,12 @@ def strip_timing(metrics: dict) -> dict:
 def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirror: Path) -> None:
     dvc = str(BIN / "dvc")
     dvc_project, env = project_copy(tmp_path / "dvc", mirror, "smoke")
-    run([dvc, "repro"], dvc_project, env)
+    env["PROMPTTUNE_RUN_STORE"] = str(tmp_path / "run-store")
     params = load_params(dvc_project / "params.yaml")
     stages = expand_stages(params)
     runs = [(c.stage, seed) for c in stages for seed in c.seeds]
     assert len(stages) == 12 and len(runs) == 2 * 10 + 1 + 2
+    check_queue_recipe(dvc_project, env, len(runs))
 
     claims = (dvc_project / "results" / "claims.csv").read_text()
     for claim in [f"PTP-{i}" for i in range(1, 6)] + [f"IP-{i}" for i in range(1, 6)]:
@@ -437,7 +438,6 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     assert changed_stages(dvc_project, env) == set()
     check_claims_metrics(dvc_project, env)
     check_sharing(dvc_project, env, tmp_path)
-    check_experiment_queue(dvc_project, env)
     check_adding_a_method(dvc_project, env)
 
     smk_project, smk_env = project_copy(tmp_path / "smk", mirror, "smoke")
@@ -534,62 +534,88 @@ ADD_METHOD = (
 )
 
 
-def check_experiment_queue(project: Path, env: dict[str, str]) -> None:
-    """The README's queue recipe, run as written: one experiment per seed (training stages only), 2 parallel
-    workers, with an experiment that adds a method queued before it. ``dvc exp show --json`` holds each
-    queued experiment's headline metrics, equal to that seed's score in the serial ``dvc repro`` (the added
-    method's with both seeds, the other stages' as the workspace's), without touching the workspace's runs;
-    the shared tokenisation cache ends without partial entries."""
-    dvc = str(BIN / "dvc")
-    before = {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")}
-    run([dvc, "exp", "run", "--queue", "-n", "add-pt", "-S", ADD_METHOD, "train"], project, env)
-    recipe = readme_queue_recipe()
-    seeds = [1, 2]
-    assert "for s in 1 2; do" in recipe and "dvc queue start -j 2" in recipe, recipe
+def run_queue(project: Path, env: dict[str, str], script: str) -> str:
+    """Run ``script`` (which runs the experiment queue) in ``project``; its output, after the queue has
+    ended and its workers are gone."""
     # the workers run as daemons: with our pipes they would hold this call open until they exit
-    with (project.parent / "queue.log").open("w") as log:
-        queued = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", recipe], cwd=project, env=env, stdout=log, stderr=log
-        )
-    assert queued.returncode == 0, (project.parent / "queue.log").read_text()[-3000:]
-    try:
-        deadline = time.monotonic() + 900
-        while re.search(r"\b(Queued|Running)\b", status := run([dvc, "queue", "status"], project, env)):
-            assert time.monotonic() < deadline, status
-            time.sleep(5)
-    finally:
-        stop_queue_workers(project)
-    assert status.count("Success") == len(seeds) + 1, status
-    shown = json.loads(run([dvc, "exp", "show", "--json"], project, env))
+    log = project.parent / "queue.log"
+    with log.open("a") as out:
+        start = out.tell()
+        try:
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", script], cwd=project, env=env, stdout=out, stderr=out
+            )
+        finally:
+            stop_queue_workers(project)
+    text = log.read_text()[start:]
+    assert done.returncode == 0, text[-3000:]
+    status = run([str(BIN / "dvc"), "queue", "status"], project, env)
+    assert not re.search(r"\b(Queued|Running|Failed)\b", status), status
+    return text
+
+
+def check_queue_recipe(project: Path, env: dict[str, str], n_runs: int) -> None:
+    """The README's queue recipe, run as written on the committed smoke project: one experiment per seed
+    (training stages only), run 2 at a time, then ``dvc repro``, which takes every run from the run store
+    the experiments filled (none trains again) and makes one grid and one report over every seed.
+    ``dvc exp show --json`` holds each experiment's headline metrics (one seed each, that run's score); the
+    shared caches end without partial entries."""
+    recipe = readme_queue_recipe()
+    assert "for s in 1 2; do" in recipe and "dvc exp run --run-all -j 2" in recipe, recipe
+    out = run_queue(project, env, recipe)
+    queued, repro = out.split("Ran experiment(s): ")  # what the experiments printed, what dvc repro did
+    trained = re.findall(r"^(runs/\S+): (?:ok|collapsed|failed), \S+ [\d.—]+$", queued, flags=re.M)
+    assert len(set(trained)) == n_runs, queued  # a block's own seed trains in both experiments
+    lines = re.findall(r"^(runs/\S+): (?:ok|collapsed|failed), .*$", repro, flags=re.M)
+    stored = re.findall(r"^(runs/\S+): .*\(from the run store\)$", repro, flags=re.M)
+    assert sorted(stored) == sorted(lines) and sorted(set(stored)) == sorted(set(trained)), repro
+    shown = json.loads(run([str(BIN / "dvc"), "exp", "show", "--json"], project, env))
     experiments = {
         rev["name"]: rev for entry in shown for exp in entry.get("experiments") or [] for rev in exp["revs"]
     }
-    for seed in seeds:
+    for seed in (1, 2):
         metrics = experiments[f"seed{seed}"]["data"]["metrics"]
         for method in ("head", "pt", "pt-infoprompt"):
-            name = f"metrics/train/fewglue.CB/{method}.json"
-            headline = metrics[name]["data"]
-            serial = json.loads((project / f"runs/fewglue.CB/{method}/seed{seed}/metrics.json").read_text())
+            headline = metrics[f"metrics/train/fewglue.CB/{method}.json"]["data"]
+            kept = json.loads((project / f"runs/fewglue.CB/{method}/seed{seed}/metrics.json").read_text())
             assert headline["runs"] == 1 and headline["report"]["mean"] == pytest.approx(
-                100 * serial["report"]["score"], abs=0.01
-            )  # noqa: E501
-    added = experiments["add-pt"]["data"]["metrics"]
+                100 * kept["report"]["score"], abs=0.01
+            )
+    for cache in (Path(env["PROMPTTUNE_CACHE"]) / "tokens", Path(env["PROMPTTUNE_RUN_STORE"])):
+        assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")], cache
+
+
+def check_adding_a_method(project: Path, env: dict[str, str]) -> None:
+    """``dvc exp run -S`` adding a method, as the README gives it, queued and then in the workspace. The
+    queued experiment trains only the new method's two seeds (the others are checked out from the DVC
+    cache and kept; its headlines for them equal the workspace's), without touching the workspace's runs.
+    In the workspace the one ``train`` stage reruns, takes those two runs from the run store (the queued
+    experiment put them there) and keeps every other run."""
+    dvc = str(BIN / "dvc")
+    before = {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")}
+    run([dvc, "exp", "run", "--queue", "-n", "add-pt", "-S", ADD_METHOD, "train"], project, env)
+    queued = run_queue(project, env, "dvc exp run --run-all -j 2")
+    new = [f"runs/fewshot-64.SST-2/pt/seed{s}" for s in (1, 2)]
+    trained = re.findall(r"^(runs/\S+): (?:ok|collapsed|failed), \S+ [\d.—]+$", queued, flags=re.M)
+    assert trained == new, queued
+    shown = json.loads(run([dvc, "exp", "show", "--json"], project, env))
+    added = next(
+        rev
+        for entry in shown
+        for exp in entry.get("experiments") or []
+        for rev in exp["revs"]
+        if rev["name"] == "add-pt"
+    )["data"]["metrics"]
     assert added["metrics/train/fewshot-64.SST-2/pt.json"]["data"]["runs"] == 2
     for name in ("metrics/train/fewglue.CB/pt.json", "metrics/train/fewshot-64.SST-2/head.json"):
         assert added[name]["data"] == json.loads((project / name).read_text()), name
     assert {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")} == before
-    cache = Path(env["PROMPTTUNE_CACHE"]) / "tokens"
-    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
 
-
-def check_adding_a_method(project: Path, env: dict[str, str]) -> None:
-    """``dvc exp run -S`` adding a method in the workspace, as the README gives it: the one ``train`` stage
-    reruns, trains only the new method's two seeds and keeps every other run."""
-    before = {p: p.read_bytes() for p in (project / "runs").rglob("metrics.json")}
-    out = run([str(BIN / "dvc"), "exp", "run", "-S", ADD_METHOD, "train"], project, env)
+    out = run([dvc, "exp", "run", "-S", ADD_METHOD, "train"], project, env)
     lines = re.findall(r"^(runs/\S+): (?:ok|collapsed|failed), .*$", out, flags=re.M)
     kept = re.findall(r"^(runs/\S+): .*\(already trained, kept\)$", out, flags=re.M)
-    assert sorted(set(lines) - set(kept)) == [f"runs/fewshot-64.SST-2/pt/seed{s}" for s in (1, 2)], out
+    stored = re.findall(r"^(runs/\S+): .*\(from the run store\)$", out, flags=re.M)
+    assert sorted(set(lines) - set(kept)) == sorted(stored) == new, out
     assert len(kept) == len(before), out
     assert {p: p.read_bytes() for p in before} == before
 
