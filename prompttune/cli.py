@@ -374,14 +374,13 @@ def profile(
     name: str = typer.Argument(..., help="a profile of profiles.yaml (beside params.yaml)"),
     params: Path = PARAMS,
 ) -> None:
-    """Make profile NAME the active grid: copy its grid, run and studies blocks from profiles.yaml into
-    params.yaml (comments kept) and name it there, then configure."""
-    import copy
+    """Make profile NAME the active grid: name it in params.yaml (``profile: NAME``, comments and overrides
+    kept), then configure. Under DVC, ``dvc exp run -S profile=NAME`` does the same as an experiment."""
     import io
 
     from ruamel.yaml import YAML
 
-    from prompttune.config import PROFILES, load_params
+    from prompttune.config import PROFILES, load_params, params_from_dict
     from prompttune.io import atomic_write_text
     from prompttune.pipeline import configure as write
 
@@ -393,17 +392,20 @@ def profile(
         raise PromptTuneError(f"{presets}: unknown profile {name!r}; known: {', '.join(sorted(known))}")
     yaml = YAML()
     yaml.preserve_quotes = True
-    yaml.width = 110  # the files' own width: folded text keeps its line breaks
+    yaml.width = 110  # the file's own width: folded text keeps its line breaks
     doc = yaml.load(params.read_text(encoding="utf-8"))
-    preset = yaml.load(presets.read_text(encoding="utf-8"))[name]
     doc["profile"] = name
-    for section in ("grid", "run", "studies"):
-        doc[section] = copy.deepcopy(preset[section])
+    try:  # params.yaml's overrides must hold for the new profile too: checked before the file is written
+        chosen = params_from_dict(dict(doc), params, known)
+    except PromptTuneError as exc:
+        raise PromptTuneError(f"{params}: with profile {name!r}: {exc}") from exc
     buffer = io.StringIO()
     yaml.dump(doc, buffer)
     atomic_write_text(params, buffer.getvalue())
-    write(load_params(params), params.parent)
-    typer.echo(f"{params}: active profile is now {name!r}")
+    write(chosen, params.parent)
+    overrides = [key for key in ("grid", "run", "studies") if doc.get(key)]
+    kept = f" (its overrides of {', '.join(overrides)} kept)" if overrides else ""
+    typer.echo(f"{params}: active profile is now {name!r}{kept}")
 
 
 @app.command()

@@ -1,16 +1,18 @@
 """Typed, self-validating configuration: params.yaml → the grid's stages → one resolved ``RunConfig`` per run.
 
-params.yaml has three parts and the name of the profile they came from: ``grid`` (which runs: named blocks
-of cells × methods × seeds, each block optionally crossed with named variants), ``run`` (how every run
-trains, with overrides per setting, per task, per cell and per named variant, and every objective's options)
-and ``studies`` (the loss-landscape and MI-convergence studies). ``profiles.yaml`` beside it holds named
-presets of the three, each with its description (``prompttune profile NAME`` copies one into place); it is a
-file of its own so that DVC's views of the parameters show the grid, not every preset. Everything is checked
-when the file is loaded, before any work: unknown keys, wrong types, out-of-range values, unknown task,
-setting, cell, method, objective and variant names, and every objective's options (typed by the objective's
-own config class), each a one-line error naming the file and the key. ``prompttune configure`` then writes
-each stage's resolved config — every default explicit — and the pipelines train from those files, never from
-params.yaml.
+A grid has three parts: ``grid`` (which runs: named blocks of cells × methods × seeds, each block optionally
+crossed with named variants), ``run`` (how every run trains, with overrides per setting, per task, per cell
+and per named variant, and every objective's options) and ``studies`` (the loss-landscape and MI-convergence
+studies). ``profiles.yaml`` holds named presets of the three, each with its description. params.yaml names
+the active one (``profile: NAME``) and may hold overrides of it: its ``grid``, ``run`` and ``studies`` merge
+onto the preset's key by key (mappings merge, lists and values replace), so ``dvc exp run -S profile=smoke``
+switches presets and ``dvc exp run -S "++grid.seeds=[3]"`` changes one key, neither rewriting a preset
+(choice: DVC's and Snakemake's own override forms, with no generated file). A params.yaml that names no
+profile holds all three parts itself. Everything is checked when the files are loaded, before any work:
+unknown keys, wrong types, out-of-range values, unknown task, setting, cell, method, objective and variant
+names, and every objective's options (typed by the objective's own config class), each a one-line error
+naming the file and the key. ``prompttune configure`` then writes each stage's resolved config — every
+default explicit — and the pipelines train from those files, never from params.yaml.
 
 The schema (the dataclasses of every part and of a resolved run, and ``build``, which checks a mapping against
 them) is ``prompttune.schema``, a leaf that the prompt bases, the objectives and the model import; this module
@@ -348,22 +350,27 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
 
 
 def params_from_dict(data: dict[str, Any], path: Path, profiles: dict[str, Profile] | None = None) -> Params:
-    """``load_params`` of an already-read mapping (Snakemake hands its merged ``config``); the profiles are
-    read from beside ``path`` unless given."""
-    for key in SECTIONS:
-        if key not in data:
-            raise PromptTuneError(f"{key}: missing required key")
+    """``load_params`` of an already-read mapping (Snakemake hands its merged ``config``): the named profile's
+    grid, run and studies with the mapping's own merged onto them, or with no profile the mapping's own; the
+    profiles are read from beside ``path`` unless given."""
     unknown = set(data) - {"profile", *SECTIONS}
     if unknown:
         raise PromptTuneError(_known(f"{sorted(unknown)[0]}: unknown key", {"profile", *SECTIONS}))
     if profiles is None:
         profiles = load_profiles(path.with_name(PROFILES))
-    sections = [build(cls, data[key], key) for key, cls in SECTIONS.items()]
-    _validate(*sections)
-    grid, run, studies = sections
     profile = str(data.get("profile") or "")
     if profile and profile not in profiles:
         raise PromptTuneError(f"profile: {_known(f'{profile!r} is not in {PROFILES} beside it', profiles)}")
+    for key in SECTIONS:
+        if not profile and key not in data:
+            raise PromptTuneError(f"{key}: missing required key (or name a profile of {PROFILES})")
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise PromptTuneError(f"{key}: expected a mapping, got {type(data[key]).__name__}")
+    preset = dataclasses.asdict(profiles[profile]) if profile else {}
+    merged = {key: deep_merge(preset.get(key) or {}, data.get(key) or {}) for key in SECTIONS}
+    sections = [build(cls, merged[key], key) for key, cls in SECTIONS.items()]
+    _validate(*sections)
+    grid, run, studies = sections
     return Params(
         profile=profile,
         grid=grid,

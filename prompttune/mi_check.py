@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import io
 import itertools
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -62,13 +64,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from prompttune.backbone import embedding_to_hidden, load_backbone
 from prompttune.batches import Batch, collate
 from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig, split_cell
-from prompttune.io import atomic_write_bytes, atomic_write_json
+from prompttune.data.fetch import verify as verify_data
+from prompttune.io import atomic_write_bytes, atomic_write_json, read_json
 from prompttune.model import PromptModel
 from prompttune.objectives import infoprompt
 from prompttune.objectives.infoprompt import Contrast, InfoPrompt, InfoPromptConfig, example_rows
 from prompttune.progress import Progress, counted, silent
-from prompttune.results import code_provenance
-from prompttune.splits import load_splits
+from prompttune.results import code_provenance, code_sha256
+from prompttune.splits import load_splits, required_files
 from prompttune.tasks import get_task
 from prompttune.tokens import encode_cached
 
@@ -775,13 +778,30 @@ def synthetic_problems(quick: bool) -> list[SyntheticProblem]:
     return problems + [rep_problem(d, examples, 10 + seed) for seed, (d, examples) in enumerate(reps)]
 
 
+def inputs_sha256(spec: dict[str, Any], data_root: Path | None) -> str:
+    """sha256 of what the check depends on: its settings, the code (``results.code_sha256``) and, with the
+    real part, its cell's data files (checked against the checksum table)."""
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode() + code_sha256().encode())
+    if data_root is not None:
+        files = required_files(*split_cell(spec["cell"]))
+        for relpath, sha in sorted(verify_data(Path(data_root), files).items()):
+            digest.update(f"{relpath}\0{sha}\0".encode())
+    return digest.hexdigest()
+
+
 def verify(
     out_dir: Path, data_root: Path | None, spec: dict[str, Any], progress: Progress = silent
 ) -> dict[str, Any]:
     """Run both parts as ``spec`` (``configs/mi_check.json``: cell, backbone, seeds, steps, quick) says —
     the real one only with ``data_root`` — and write ``checks.json``, ``synthetic.png`` and ``real.png``
-    into ``out_dir``."""
+    into ``out_dir``. A result computed from the same inputs (``inputs_sha256``) is kept, so the pipeline's
+    stage, which reruns when any cell's data changes, recomputes only when its own inputs did."""
     out_dir = Path(out_dir)
+    key = inputs_sha256(spec, data_root)
+    stored = out_dir / "checks.json"
+    if stored.is_file() and read_json(stored).get("inputs_sha256") == key:
+        progress(f"{out_dir}: inputs unchanged, result kept")
+        return read_json(stored)
     checks, summaries, synthetic_runs = synthetic_part(
         synthetic_problems(spec.get("quick", False)), SYNTHETIC_STEPS, progress
     )
@@ -794,6 +814,7 @@ def verify(
     result = {
         "claim": "IP-5: a gradient-descent algorithm can train the MI (InfoNCE) loss",
         "computed_by": code_provenance(),
+        "inputs_sha256": key,
         "checks": checks,
         "synthetic": {
             "problems": summaries,
@@ -802,6 +823,7 @@ def verify(
         },
         "real": real,
     }
+    (out_dir / "real.png").unlink(missing_ok=True)  # a figure of an earlier result is not this one's
     _save_png(synthetic_figure(synthetic_runs, summaries), out_dir / "synthetic.png")
     if real_runs:
         _save_png(real_figure(real_runs), out_dir / "real.png")

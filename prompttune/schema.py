@@ -2,10 +2,11 @@
 against it. A leaf: it imports no registry (and no torch), so the prompt bases, the objectives and the model
 import their configs from here, and ``prompttune.config`` validates above them.
 
-params.yaml has three parts: ``grid`` (which runs: named blocks of cells × methods × seeds, each block
+A grid has three parts: ``grid`` (which runs: named blocks of cells × methods × seeds, each block
 optionally crossed with named variants), ``run`` (how every run trains, with overrides per setting, per
 task, per cell and per named variant, and every objective's options) and ``studies`` (the loss-landscape and
-MI-convergence studies); profiles.yaml holds named presets of the three (``Profile``). Each part is a frozen
+MI-convergence studies); profiles.yaml holds named presets of the three (``Profile``), params.yaml names one
+and overrides its keys (``prompttune.config``). Each part is a frozen
 dataclass whose fields carry their defaults and ``help``; ``build`` turns a mapping into one, every problem
 (unknown key, wrong type, out-of-range value) a one-line error naming the key. What needs the registries —
 task, setting, cell, method, objective and variant names, every objective's options, whether a backbone runs

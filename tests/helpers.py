@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prompttune.config import HeadConfig, PromptConfig, RunConfig, TrainConfig, deep_merge
 from prompttune.tasks import Example
 
 CB_EXAMPLES = [  # three hand-made CB pairs, one per class
@@ -43,3 +48,24 @@ def tiny_config(backbone: str, method: str = "pt2", seed: int = 1, **train: obje
         head=HeadConfig(pooling="mean", init="random"),
         train=TrainConfig(**{**TINY_TRAIN, **train}),
     )
+
+
+SECTIONS = ("grid", "run", "studies")
+
+
+def active_grid(project: Path) -> dict[str, Any]:
+    """The grid, run and studies of ``project``'s params.yaml: its profile's, with the file's overrides merged
+    on (as ``load_params`` merges them), for a test to edit."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    preset = yaml.safe_load((project / "profiles.yaml").read_text())[params["profile"]]
+    return {key: deep_merge(preset[key], params.get(key) or {}) for key in SECTIONS}
+
+
+def write_profile(project: Path, name: str, sections: dict[str, Any], description: str | None = None) -> None:
+    """Make ``sections`` the preset ``name`` of ``project``'s profiles.yaml (replacing one of that name, whose
+    description it keeps unless given) and the active profile, with no overrides."""
+    presets = yaml.safe_load((project / "profiles.yaml").read_text())
+    kept = description if description is not None else presets[name]["description"]
+    presets[name] = {"description": kept, **{key: sections[key] for key in SECTIONS}}
+    (project / "profiles.yaml").write_text(yaml.safe_dump(presets, sort_keys=False))
+    (project / "params.yaml").write_text(f"profile: {name}\n")

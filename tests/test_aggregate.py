@@ -52,7 +52,7 @@ SHARPNESS = {1: 0.25, 2: 0.75}  # landscape study: pt, seeds 1 and 2
 
 
 def small_grid(data: dict) -> None:
-    """The committed params.yaml with a grid small enough to write by hand; SST-2 trains 7 steps."""
+    """The default profile with a grid small enough to write by hand; SST-2 trains 7 steps."""
     data["grid"] = {
         "seeds": [1, 2, 3],
         "blocks": {
@@ -128,7 +128,8 @@ def write_runs(root: Path) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    default = yaml.safe_load((ROOT / "profiles.yaml").read_text())["default"]
+    data = {key: default[key] for key in ("grid", "run", "studies")}  # a grid of its own, no profile
     small_grid(data)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")

@@ -41,8 +41,8 @@ def template(tmp_path_factory: pytest.TempPathFactory, mirror: Path, tiny_backbo
     for name in ("params.yaml", "profiles.yaml"):
         shutil.copy(ROOT / name, folder / name)
     assert prompttune(["profile", "smoke"], folder).returncode == 0
-    text = (folder / "params.yaml").read_text()
-    (folder / "params.yaml").write_text(text.replace("backbone: minilm", f"backbone: {tiny_backbone}"))
+    with (folder / "params.yaml").open("a") as params:
+        params.write(f"run: {{backbone: {tiny_backbone}}}\n")  # an override of the profile's
     fetch(required_files("fewglue", "CB"), folder / "data" / "fewglue.CB", mirror=mirror)
     return folder
 
@@ -216,25 +216,15 @@ def test_unknown_profile_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_invalid_params_value_fails_clearly(tmp_path: Path) -> None:
-    text = (ROOT / "params.yaml").read_text()
-    seeds = next(line for line in text.splitlines() if line.startswith("  seeds: "))
-    (tmp_path / "params.yaml").write_text(text.replace(seeds, "  seeds: []", 1))
+    (tmp_path / "params.yaml").write_text("profile: default\ngrid: {seeds: []}\n")  # an override
     shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")
     proc = prompttune(["grid"], tmp_path)
     assert_one_line_error(proc, "params.yaml", "grid: seeds must not be empty")
 
 
 def test_a_typo_in_an_option_key_fails_before_any_work(tmp_path: Path) -> None:
-    text = (
-        (ROOT / "params.yaml")
-        .read_text()
-        .replace(
-            "run:\n  backbone: minilm",
-            "run:\n  objectives: {ptp-rn-emb: {sigmaa: 0.05}}\n  backbone: minilm",
-            1,
-        )
-    )
-    (tmp_path / "params.yaml").write_text(text)
+    override = "run: {objectives: {ptp-rn-emb: {sigmaa: 0.05}}}\n"
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text() + override)
     shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")
     proc = prompttune(["configure"], tmp_path)
     assert_one_line_error(proc, "params.yaml", "run.objectives.ptp-rn-emb.sigmaa: unknown key")

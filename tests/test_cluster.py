@@ -201,9 +201,7 @@ def test_prefetch_puts_a_hub_backbone_in_the_cache_once(tmp_path: Path, mirror: 
     hub_cache(tmp_path / "hf", repo, revision)
     env = {**env, "HF_HOME": str(tmp_path / "hf")}
     params = project / "params.yaml"
-    params.write_text(
-        params.read_text().replace("  backbone: minilm", f"  backbone: {repo}", 1)
-    )  # run.backbone
+    params.write_text(params.read_text() + f"run: {{backbone: {repo}}}\n")  # an override of the profile's
     record = "backbones/tinyorg--tiny-bert.json"
     run([str(BIN / "snakemake"), "-c1", record], project, env)
     assert json.loads((project / record).read_text())["revision"] == revision

@@ -3,6 +3,7 @@ override order, resolved configs with every default explicit, profile switching.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -30,12 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_params(tmp_path: Path, mutate, profile: str | None = None, presets=lambda d: None) -> Path:
-    """params.yaml (``profile`` active, else the committed grid) changed by ``mutate``, with profiles.yaml
-    beside it changed by ``presets``."""
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    """params.yaml changed by ``mutate``, with profiles.yaml beside it changed by ``presets``: ``profile``
+    active with its whole grid, run and studies written out as overrides, else the committed profile's as a
+    grid of its own (no profile)."""
     profiles = yaml.safe_load((ROOT / "profiles.yaml").read_text())
+    name = profile or yaml.safe_load((ROOT / "params.yaml").read_text())["profile"]
+    data = {key: copy.deepcopy(profiles[name][key]) for key in ("grid", "run", "studies")}
     if profile:
-        data.update({key: profiles[profile][key] for key in ("grid", "run", "studies")}, profile=profile)
+        data = {"profile": profile, **data}
     mutate(data)
     presets(profiles)
     path = tmp_path / "params.yaml"
@@ -44,14 +47,46 @@ def write_params(tmp_path: Path, mutate, profile: str | None = None, presets=lam
     return path
 
 
-def test_committed_params_are_valid_and_the_active_block_is_the_named_profile() -> None:
+def test_committed_params_name_a_profile_and_override_nothing(tmp_path: Path) -> None:
     params = load_params(ROOT / "params.yaml")
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     presets = yaml.safe_load((ROOT / "profiles.yaml").read_text())
-    for key in ("grid", "run", "studies"):
-        assert raw[key] == presets[raw["profile"]][key]
+    assert raw == {"profile": "default"}, (
+        "the presets live in profiles.yaml; params.yaml holds overrides only"
+    )
     assert set(params.profiles) >= {"default", "paper", "smoke"}
-    assert params.description == presets[raw["profile"]]["description"]
+    assert params.description == presets["default"]["description"]
+    written_out = load_params(write_params(tmp_path, lambda d: None))  # the same grid as a file of its own
+    assert (written_out.profile, written_out.description) == ("", "")
+    assert (written_out.grid, written_out.run, written_out.studies) == (
+        params.grid,
+        params.run,
+        params.studies,
+    )
+
+
+def test_overrides_in_params_merge_onto_the_profile_key_by_key(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")
+    path = tmp_path / "params.yaml"
+    smoke = yaml.safe_load((ROOT / "profiles.yaml").read_text())["smoke"]
+    path.write_text(
+        "profile: smoke\n"
+        "grid: {seeds: [1, 3], blocks: {other: {methods: [head, pt]}}}\n"
+        "run: {cells: {fewglue.CB: {train: {lr: 0.5}}}}\n"
+    )
+    params = load_params(path)
+    assert params.profile == "smoke" and params.grid.seeds == [1, 3], "a list replaces the profile's"
+    other = params.grid.blocks["other"]
+    assert other.methods == ["head", "pt"] and other.cells == smoke["grid"]["blocks"]["other"]["cells"]
+    assert set(params.grid.blocks) == set(smoke["grid"]["blocks"]), "mappings merge: no block lost"
+    cb = resolve_run(params, Stage("fewglue.CB", "pt2"), 1)
+    assert cb.train.lr == 0.5 and params.run.backbone == smoke["run"]["backbone"]
+    path.write_text("profile: smoke\ngrid: {seeds: one}\n")
+    with pytest.raises(PromptTuneError, match=rf"^{path}: grid\.seeds"):
+        load_params(path)
+    path.write_text("profile: smoke\nrun: [1]\n")
+    with pytest.raises(PromptTuneError, match=rf"^{path}: run: expected a mapping, got list$"):
+        load_params(path)
 
 
 def test_the_grid_expands_block_by_block_into_stages() -> None:
@@ -136,7 +171,9 @@ def test_configure_writes_one_resolved_file_per_stage_and_rewrites_only_what_cha
         assert written == config
     assert configure(params, tmp_path) == []
     edited = load_params(
-        write_params(tmp_path, lambda d: d["run"]["tasks"].setdefault("CB", {}).update(train={"lr": 0.5}))
+        write_params(
+            tmp_path, lambda d: d["run"]["tasks"].setdefault("CB", {}).update(train={"lr": 0.5}), "default"
+        )
     )  # noqa: E501
     changed = configure(edited, tmp_path)
     cb = {
@@ -175,8 +212,30 @@ def test_paper_profile_carries_p_tuning_v2_hyper_parameters(tmp_path: Path) -> N
     )
     assert rte.train.backbone_dropout is True and rte.head.pooling == "cls"
     assert len(params.grid.seeds) == 5
-    assert "# prompttune grid definition" in path.read_text(), "comments must survive a profile switch"
+    text = path.read_text()
+    assert text.startswith("# prompttune's parameters") and text.endswith("\nprofile: paper\n"), (
+        "the name alone changes; comments survive"
+    )
     assert (tmp_path / "configs" / "grid.json").is_file()
+
+
+def test_a_profile_switch_keeps_the_overrides_and_refuses_one_the_new_profile_cannot_take(
+    tmp_path: Path,
+) -> None:
+    shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: default\nrun: {train: {lr: 0.5}}\n")
+    result = CliRunner().invoke(app, ["profile", "smoke", "--params", str(path)])
+    assert result.exit_code == 0 and "(its overrides of run kept)" in result.output, result.output
+    params = load_params(path)
+    assert params.profile == "smoke" and params.run.train.lr == 0.5
+    before = "profile: default\nstudies: {landscape: {seeds: [5]}}\n"  # smoke's grid trains seeds 1 and 2
+    path.write_text(before)
+    with pytest.raises(
+        PromptTuneError, match=rf"^{path}: with profile 'smoke': studies\.landscape\.seeds: .*"
+    ):
+        CliRunner().invoke(app, ["profile", "smoke", "--params", str(path)], catch_exceptions=False)
+    assert path.read_text() == before
 
 
 def test_method_names_split_into_base_and_objective() -> None:

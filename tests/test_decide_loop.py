@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import active_grid, write_profile
 from test_pipelines import BIN, project_copy, run
 
 from prompttune.decide import read_state
@@ -34,7 +35,7 @@ VERDICT_COLUMNS = [
 
 def decide_project(tmp_path: Path, mirror: Path) -> tuple[Path, dict[str, str]]:
     project, env = project_copy(tmp_path, mirror, "smoke")
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = active_grid(project)
     params["grid"] = {
         "decide": {"budget_min": 60, "looks": [2, 3]},
         "blocks": {"ptp": {"cells": ["fewglue.CB"], "methods": ["pt", "pt-ptp-rn-emb"]}},
@@ -46,14 +47,7 @@ def decide_project(tmp_path: Path, mirror: Path) -> tuple[Path, dict[str, str]]:
     }
     # runs that meet the plateau rule (else every claim closes after the pilot: "runs not converged")
     params["run"]["train"].update(steps=12, eval_every=1, patience=2)
-    params["profile"] = "decide-test"
-    presets = yaml.safe_load((project / "profiles.yaml").read_text())
-    presets["decide-test"] = {
-        "description": "two arms of PTP-2 on CB under the adaptive design",
-        **{key: params[key] for key in ("grid", "run", "studies")},
-    }
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (project / "profiles.yaml").write_text(yaml.safe_dump(presets, sort_keys=False))
+    write_profile(project, "decide-test", params, "two arms of PTP-2 on CB under the adaptive design")
     run(["git", "add", "-A"], project, env)
     run(["git", "commit", "-qm", "a grid with grid.decide"], project, env)
     return project, env

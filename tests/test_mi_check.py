@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,13 +179,28 @@ def test_every_check_says_after_how_many_steps_it_was_judged(synthetic_out: Path
 
 def test_checks_json_has_no_timing_and_says_what_computed_it(synthetic_out: Path) -> None:
     result = synthetic_result(synthetic_out)
-    assert list(result) == ["claim", "computed_by", "checks", "synthetic", "real"]
+    assert list(result) == ["claim", "computed_by", "inputs_sha256", "checks", "synthetic", "real"]
     assert result["computed_by"] == json.loads(json.dumps(code_provenance()))
     assert timing_keys(result) == []
     assert timing_keys({"wall_time_s": 1, "x": {"seconds": 2}, "eta_times_L_hat": 1}) == [
         "wall_time_s",
         "seconds",
     ]
+
+
+def test_a_result_from_the_same_inputs_is_kept_and_other_inputs_recompute(
+    synthetic_out: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(synthetic_out, out)
+    before = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
+    lines: list[str] = []
+    assert verify(out, None, SYNTHETIC_SPEC, lines.append) == synthetic_result(synthetic_out)
+    assert lines == [f"{out}: inputs unchanged, result kept"]
+    assert {path.name: path.stat().st_mtime_ns for path in out.iterdir()} == before
+    other = verify(out, None, {**SYNTHETIC_SPEC, "seeds": [2]})
+    assert other["inputs_sha256"] != synthetic_result(synthetic_out)["inputs_sha256"]
+    assert synthetic_result(out) == json.loads(json.dumps(other))
 
 
 def ip5(result: dict) -> str:

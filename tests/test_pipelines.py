@@ -333,6 +333,33 @@ def test_the_report_depends_on_the_verdict_logic_and_training_does_not() -> None
     )
 
 
+def test_a_dvc_experiment_switches_the_profile_and_overrides_a_key(tmp_path: Path, mirror: Path) -> None:
+    """``dvc exp run -S profile=smoke -S "++grid.seeds=[1,3]"``: the smoke preset with the seeds overridden,
+    no preset rewritten, and ``dvc params diff`` lists exactly those two keys."""
+    project, env = project_copy(tmp_path, mirror, "default")
+    dvc = str(BIN / "dvc")
+    run([dvc, "exp", "run", "-S", "profile=smoke", "-S", "++grid.seeds=[1,3]", "configure"], project, env)
+    assert yaml.safe_load((project / "params.yaml").read_text()) == {
+        "profile": "smoke",
+        "grid": {"seeds": [1, 3]},
+    }
+    assert run(["git", "status", "--porcelain", "profiles.yaml"], project, env) == ""
+    grid = json.loads((project / "configs" / "grid.json").read_text())
+    smoke = expand_stages(load_params(project / "params.yaml"))
+    assert grid["profile"] == "smoke" and len(grid["stages"]) == len(smoke) == 12
+    assert {tuple(config.seeds) for config in smoke} == {
+        (1, 3),
+        (1,),
+    }  # a block with its own seeds keeps them
+    diff = json.loads(run([dvc, "params", "diff", "--json"], project, env))
+    assert diff == {
+        "params.yaml": {
+            "profile": {"old": "default", "new": "smoke"},
+            "grid.seeds": {"old": None, "new": "[1, 3]"},  # DVC shows a list as text
+        }
+    }
+
+
 # --- Snakemake: --configfile and what reruns ----------------------------------------------------------
 
 
@@ -365,6 +392,9 @@ def test_snakemake_trains_what_a_configfile_says(tmp_path: Path, mirror: Path) -
 def changed_stages(project: Path, env: dict[str, str]) -> set[str]:
     status = json.loads(run([str(BIN / "dvc"), "status", "--json"], project, env))
     return set(status)
+
+
+ONE_CELL = "run: {cells: {fewshot-64.SST-2: {train: {lr: 0.02}}}}\n"  # an override of one cell's settings
 
 
 def strip_timing(metrics: dict) -> dict:
@@ -415,13 +445,7 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
 
     # An edit to one cell's settings retrains that cell only; a changed constant in claims.py the report only.
     text = (dvc_project / "params.yaml").read_text()
-    (dvc_project / "params.yaml").write_text(
-        text.replace(
-            "run:\n  backbone: minilm",
-            "run:\n  cells: {fewshot-64.SST-2: {train: {lr: 0.02}}}\n  backbone: minilm",
-            1,
-        )
-    )  # noqa: E501
+    (dvc_project / "params.yaml").write_text(text + ONE_CELL)
     started = time.time()
     time.sleep(0.05)  # the edited record's mtime is later than this
     run([str(BIN / "prompttune"), "configure"], dvc_project, env)
@@ -452,15 +476,7 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
         assert (dvc_project / run_dir / "predictions.jsonl").read_text() == (
             smk_project / run_dir / "predictions.jsonl"
         ).read_text()
-    smk_project.joinpath("params.yaml").write_text(
-        smk_project.joinpath("params.yaml")
-        .read_text()
-        .replace(
-            "run:\n  backbone: minilm",
-            "run:\n  cells: {fewshot-64.SST-2: {train: {lr: 0.02}}}\n  backbone: minilm",
-            1,
-        )
-    )
+    smk_project.joinpath("params.yaml").write_text(smk_project.joinpath("params.yaml").read_text() + ONE_CELL)
 
     # A dry run lists exactly the changed stage (from each job's record as its params) and writes nothing:
     # git and DVC see the same workspace before and after it.
@@ -530,7 +546,7 @@ def readme_queue_recipe() -> str:
 
 
 ADD_METHOD = (
-    "grid.blocks.other.methods=[head,pt]"  # the README's example: `pt` on the block's fewshot-64 SST-2
+    "++grid.blocks.other.methods=[head,pt]"  # the README's example: `pt` on the block's fewshot-64 SST-2
 )
 
 

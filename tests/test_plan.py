@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from helpers import active_grid, write_profile
 
 from prompttune.config import expand_stages, load_params
 from prompttune.plan import PROCESS_START_S, StageEstimate, StepCost, probe_key, table
@@ -54,8 +54,8 @@ def test_plan_lists_every_stage_and_reuses_this_machines_probes(
         return proc.stdout
 
     prompttune("profile", "smoke")
-    text = (tmp_path / "params.yaml").read_text()
-    (tmp_path / "params.yaml").write_text(text.replace("backbone: minilm", f"backbone: {tiny_backbone}"))
+    with (tmp_path / "params.yaml").open("a") as params:
+        params.write(f"run: {{backbone: {tiny_backbone}}}\n")  # an override of the profile's
     first = prompttune("plan", "--max-load", "1000")  # cached whatever else this machine runs
     cache = tmp_path / "cache" / "plan.json"
     probes = json.loads(cache.read_text())
@@ -71,10 +71,10 @@ def test_plan_lists_every_stage_and_reuses_this_machines_probes(
     # every probe says when it was taken; probes taken on a busy machine are used but never cached (shown
     # on the stages the studies need, to probe less)
     assert all(set(probe) == {"step_s", "eval_s", "precision", "measured"} for probe in machine.values())
-    data = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    data = active_grid(tmp_path)
     studied = data["studies"]["landscape"]["methods"]
     data["grid"]["blocks"] = {"main": {"cells": [data["studies"]["mi_check"]["cell"]], "methods": studied}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    write_profile(tmp_path, "smoke", data)
     command = [PROMPTTUNE, "plan", "--fresh", "--max-load", "0"]
     busy = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert busy.returncode == 0, busy.stderr
@@ -93,9 +93,9 @@ def test_the_first_probe_absorbs_no_warm_up_pt_costs_less_than_every_ptp_variant
     for name in ("params.yaml", "profiles.yaml"):
         shutil.copy(ROOT / name, tmp_path / name)
     env = {**os.environ, "PROMPTTUNE_DATA_MIRROR": str(mirror), "PROMPTTUNE_CACHE": str(tmp_path / "cache")}
-    data = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    data = active_grid(tmp_path)
     data["grid"]["blocks"] = {"ptp": {"cells": ["fewglue.CB"], "methods": ["pt", *PTP_VARIANTS]}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    write_profile(tmp_path, "default", data)
     command = [PROMPTTUNE, "plan", "--max-load", "1000"]
     proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from helpers import active_grid, write_profile
 from test_pipelines import BIN, project_copy, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def readme_install(folder: Path, env: dict[str, str]) -> str:
 
 def plugin_params(project: Path) -> None:
     """The smoke profile's run settings on a grid of the plugin's methods, base and task."""
-    data = yaml.safe_load((project / "params.yaml").read_text())
+    data = active_grid(project)
     grid = {
         "seeds": [1, 2],
         "blocks": {
@@ -94,16 +94,8 @@ def plugin_params(project: Path) -> None:
         "mi_check": {"cell": "fewglue.Toy", "seeds": [1], "steps": 2, "quick": True},
     }
     run_settings = {**data["run"], "objectives": {"smooth": {"smoothing": 0.2}}}
-    preset = {
-        "description": "A user's plugin on the smoke profile's settings.",
-        "grid": grid,
-        "run": run_settings,
-        "studies": studies,
-    }
-    data.update(profile="plugin", grid=grid, run=run_settings, studies=studies)
-    (project / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    presets = yaml.safe_load((project / "profiles.yaml").read_text())
-    (project / "profiles.yaml").write_text(yaml.safe_dump({**presets, "plugin": preset}, sort_keys=False))
+    sections = {"grid": grid, "run": run_settings, "studies": studies}
+    write_profile(project, "plugin", sections, "A user's plugin on the smoke profile's settings.")
 
 
 def test_a_plugin_outside_the_package_runs_through_the_pipeline_plan_claims_and_export(

@@ -25,10 +25,8 @@ TIMING = ("wall_time_s", "train_time_s", "train_examples_per_s", "peak_memory_mb
 
 @pytest.fixture
 def project(tmp_path: Path, mirror: Path, tiny_backbone: str) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     smoke = yaml.safe_load((ROOT / "profiles.yaml").read_text())["smoke"]
-    for section in ("grid", "run", "studies"):
-        params[section] = smoke[section]
+    params = {section: smoke[section] for section in ("grid", "run", "studies")}  # a grid of its own
     params["run"]["backbone"] = tiny_backbone
     params["run"]["train"].update(steps=300, eval_every=50, checkpoint_every=10, batch_size=8)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import active_grid, write_profile
 from test_pipelines import BIN, project_copy, run, strip_timing
 
 from prompttune import paths
@@ -109,7 +110,7 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def tiny_grid(project: Path) -> None:
     """The smoke profile cut to `head` and `pt` on FewGLUE CB, two seeds, one job per seed, with enough steps
     that a training job can be cancelled mid-run after a resume state was saved."""
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = active_grid(project)
     params["grid"] = {
         "seeds": [1, 2],
         "blocks": {"main": {"cells": ["fewglue.CB"], "methods": ["head", "pt"]}},
@@ -118,7 +119,7 @@ def tiny_grid(project: Path) -> None:
     params["run"]["train"].update(steps=60, eval_every=20, checkpoint_every=2, patience=8)
     params["studies"]["landscape"].update(methods=["pt"], seeds=[1])
     params["studies"]["mi_check"].update(seeds=[1])
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_profile(project, "smoke", params)
 
 
 def cluster_project(tmp_path: Path, mirror: Path, slurm: dict[str, str]) -> tuple[Path, dict[str, str]]:
