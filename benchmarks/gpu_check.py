@@ -47,15 +47,7 @@ from prompttune.precision import autocast
 from prompttune.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = [
-    "params.yaml",
-    "profiles.yaml",
-    "seeds.yaml",
-    "dvc.yaml",
-    "Snakefile",
-    "pipelines",
-    "prompttune",
-]
+PROJECT_FILES = "params.yaml profiles.yaml seeds.yaml dvc.yaml Snakefile pipelines prompttune".split()
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0}  # dense, from NVIDIA's datasheets
 
 

@@ -32,6 +32,7 @@ from browser import ARTIFACTS, open_page, require_chromium
 
 from prompttune import paths
 from prompttune.config import Stage, expand_stages, load_params
+from prompttune.run_store import RUN_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -47,7 +48,6 @@ PROJECT_FILES = [
     "prompttune",
 ]
 GIT_ID = {"NAME": "prompttune tests", "EMAIL": "tests@prompttune.invalid"}
-RUN_FILES = ("prompt.pt", "predictions.jsonl", "config.json", "provenance.json", "metrics.json", "curve.csv")
 ENV_PREFIX = re.compile(
     r"^(?:[A-Z_][A-Z0-9_]*=\S* )+"
 )  # e.g. HF_HUB_OFFLINE=1 before a cluster job's command
