@@ -360,6 +360,31 @@ def test_a_dvc_experiment_switches_the_profile_and_overrides_a_key(tmp_path: Pat
     }
 
 
+def test_dvc_plots_overlay_a_cells_methods_with_the_seed_spread(tmp_path: Path, mirror: Path) -> None:
+    """``dvc plots show`` renders results/curves.csv (one row per run and step) with the project's template:
+    a panel per cell, a colour per method (and variant), the mean over seeds with a ±1 sd band."""
+    project, env = project_copy(tmp_path, mirror, "smoke")
+    rows = ["setting,task,method,variant,seed,step,select_score,train_loss"]
+    for method, variant, level in (("pt", "", 50.0), ("pt-ptp-rn-emb", "", 60.0), ("pt", "init-vocab", 55.0)):
+        for seed in (1, 2, 3):
+            for step in (8, 16, 24):
+                rows.append(f"fewglue,CB,{method},{variant},{seed},{step},{level + seed + step / 8},0.5")
+    rows.append("fewshot-64,SST-2,head,,1,16,70.0,0.4")
+    (project / "results").mkdir()
+    (project / "results" / "curves.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "plots"
+    spec = json.loads(
+        run([str(BIN / "dvc"), "plots", "show", "results/curves.csv", "--show-vega"], project, env)
+    )
+    assert spec["facet"]["field"] == "cell" and spec["spec"]["encoding"]["color"]["field"] == "stage"
+    band, line = spec["spec"]["layer"]
+    assert band["mark"]["extent"] == "stdev" and band["encoding"]["y"]["field"] == "select_score"
+    assert line["encoding"]["y"] == {"aggregate": "mean", "field": "select_score", "type": "quantitative"}
+    assert spec["spec"]["encoding"]["x"]["field"] == "step" and len(spec["data"]["values"]) == len(rows) - 1
+    run([str(BIN / "dvc"), "plots", "show", "-o", str(out)], project, env)
+    assert "results_curves_csv" in (out / "index.html").read_text()
+
+
 # --- Snakemake: --configfile and what reruns ----------------------------------------------------------
 
 
