@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,26 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def cache_entry(path: str | Path, fill: Callable[[Path], object]) -> bool:
+    """Fill a temporary sibling folder with ``fill`` and make it the shared cache entry ``path``, readable by
+    others on a shared disk (the umask's permissions); ``False`` when another writer placed ``path`` first
+    (its entry stands). On failure nothing is left."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o777 & ~umask())
+        os.rename(tmp, path)
+        return True
+    except OSError:
+        if path.is_dir():
+            return False
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_json(path: str | Path) -> Any:

@@ -799,9 +799,9 @@ def verify(
     out_dir = Path(out_dir)
     key = inputs_sha256(spec, data_root)
     stored = out_dir / "checks.json"
-    if stored.is_file() and read_json(stored).get("inputs_sha256") == key:
+    if stored.is_file() and (kept := read_json(stored)).get("inputs_sha256") == key:
         progress(f"{out_dir}: inputs unchanged, result kept")
-        return read_json(stored)
+        return kept
     checks, summaries, synthetic_runs = synthetic_part(
         synthetic_problems(spec.get("quick", False)), SYNTHETIC_STEPS, progress
     )

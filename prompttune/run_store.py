@@ -21,15 +21,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from prompttune import paths
 from prompttune.data.fetch import verify
 from prompttune.errors import PromptTuneError
-from prompttune.io import atomic_directory, umask
+from prompttune.io import atomic_directory, cache_entry
 from prompttune.results import RunMetrics, code_sha256, load_metrics
 from prompttune.schema import RunConfig
 
@@ -93,15 +91,9 @@ def put(out_dir: Path, metrics: RunMetrics) -> None:
     stored = entry(metrics.config)
     if stored is None or stored.is_dir() or metrics.status not in STORED:
         return
-    stored.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{stored.name}.", suffix=".tmp", dir=stored.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         for name in RUN_FILES:
             shutil.copyfile(out_dir / name, tmp / name)
-        os.chmod(tmp, 0o777 & ~umask())  # a store others on a shared disk can read
-        os.rename(tmp, stored)
-    except OSError:
-        if not stored.is_dir():  # else another writer was first: its entry stands
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    cache_entry(stored, fill)

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
 from prompttune.batches import Features, encode
-from prompttune.io import umask
+from prompttune.io import cache_entry
 from prompttune.paths import user_cache
 from prompttune.tasks.base import Example, Task
 
@@ -55,20 +53,12 @@ def store(path: Path, features: Sequence[Features]) -> bool:
     keys = list(features[0].sequences[0])
     columns = {key: [[seq[key] for seq in f.sequences] for f in features] for key in keys}
     columns |= {"label": [f.label for f in features], "index": [f.index for f in features]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         Dataset.from_dict(columns).save_to_disk(str(tmp))
         (tmp / "keys.json").write_text(json.dumps(keys))
-        os.chmod(tmp, 0o777 & ~umask())  # a cache others on a shared disk can read
-        os.rename(tmp, path)
-        return True
-    except OSError:
-        if path.is_dir():  # another writer was first: its entry stands
-            return False
-        raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    return cache_entry(path, fill)
 
 
 def load(path: Path) -> list[Features]:
