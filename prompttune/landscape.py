@@ -43,13 +43,13 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from prompttune.backbone import load_backbone
 from prompttune.batches import Batch, collate
@@ -66,6 +66,9 @@ from prompttune.splits import load_splits
 from prompttune.tasks import get_task
 from prompttune.tokens import encode_cached
 from prompttune.train import resolve_device, to_device
+
+if TYPE_CHECKING:  # transformers' modeling module takes seconds to import: type hints only
+    from transformers import PreTrainedModel
 
 TEMPERATURE_RANGE = (1e-2, 1e2)  # × the rms of the centre's centred logits (calibrate)
 CALIBRATION_GTOL = 1e-10  # L-BFGS-B's stopping gradient (choice: reached in 10–40 steps in the tests)

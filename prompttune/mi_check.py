@@ -53,13 +53,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from prompttune.backbone import embedding_to_hidden, load_backbone
 from prompttune.batches import Batch, collate
@@ -74,6 +74,9 @@ from prompttune.results import code_provenance, code_sha256
 from prompttune.splits import load_splits, required_files
 from prompttune.tasks import get_task
 from prompttune.tokens import encode_cached
+
+if TYPE_CHECKING:  # transformers' modeling module takes seconds to import: type hints only
+    from transformers import PreTrainedModel
 
 Check = dict[str, Any]
 LossFn = Callable[[], torch.Tensor]

@@ -14,11 +14,11 @@ applies to every input token, before its first layer; the identity elsewhere).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 from transformers.cache_utils import Cache, DynamicCache
 
 from prompttune.backbone import embedding_to_hidden
@@ -27,6 +27,9 @@ from prompttune.bases.base import BackboneInputs, plain_inputs
 from prompttune.batches import Batch
 from prompttune.schema import HeadConfig, RunConfig
 from prompttune.tasks.base import Task
+
+if TYPE_CHECKING:  # transformers' modeling module takes seconds to import: type hints only
+    from transformers import PreTrainedModel
 
 
 @dataclass

@@ -34,12 +34,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from prompttune import convergence
 from prompttune.backbone import load_backbone
@@ -67,6 +67,9 @@ from prompttune.splits import Splits, load_splits
 from prompttune.tasks import get_task
 from prompttune.tasks.base import Example, Task
 from prompttune.tokens import encode_cached
+
+if TYPE_CHECKING:  # transformers' modeling module takes seconds to import: type hints only
+    from transformers import PreTrainedModel
 
 
 def seed_everything(seed: int) -> None:

@@ -8,6 +8,9 @@ a trunk that names no plugin.
   their configs from it, and ``prompttune.config`` validates above the registries.
 - ``import prompttune.report``, and ``prompttune report`` through the console script's entry point, import
   no torch and no training code (each in a fresh interpreter).
+- Validating params (every command that reads params.yaml: ``configure``, the first stage of every pipeline
+  run and of every round of ``prompttune decide``) reads the registries but imports no model code of
+  transformers (``modeling_utils``: about 3 s of every such process on a 2-core CPU).
 - The trunk (cost model, export, splits, data sources, claims) names no registered base, objective or task.
 """
 
@@ -31,6 +34,7 @@ WATCHED = (
     "prompttune.model",
     "prompttune.bases",
     "prompttune.objectives",
+    "transformers.modeling_utils",
 )
 
 
@@ -190,6 +194,13 @@ def test_the_report_command_imports_no_torch(tmp_path: Path) -> None:
         "main()\n"
     )
     assert loaded_after(code, str(tmp_path / "grid.json"), str(tmp_path)) == {"prompttune.report"}
+
+
+def test_validating_params_imports_no_model_code() -> None:
+    code = "from pathlib import Path\nfrom prompttune.config import load_params\nload_params(Path('params.yaml'))\n"
+    loaded = loaded_after(code)
+    assert "prompttune.objectives" in loaded, "the registries were read"
+    assert "transformers.modeling_utils" not in loaded
 
 
 # The trunk modules that read plugins only through their declarations, and the names each may use: the

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from prompttune.backbone import architecture, backbone_label
 from prompttune.errors import PromptTuneError
 from prompttune.registry import DeclaredRegistry
 from prompttune.schema import PromptConfig
 from prompttune.tasks.base import Task
+
+if TYPE_CHECKING:  # transformers' modeling module takes seconds to import: type hints only
+    from transformers import PreTrainedModel
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,19 @@ BERT and RoBERTa).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from prompttune.backbone import Positions, embedding_to_hidden
 from prompttune.bases.base import BASES, BackboneInputs, PeftPrompt, PromptBase, init_token_ids
 from prompttune.schema import PromptConfig
 from prompttune.tasks.base import Task
+
+if TYPE_CHECKING:  # transformers' modeling module takes seconds to import: type hints only
+    from transformers import PreTrainedModel
 
 
 @BASES.register("pt")

@@ -17,15 +17,20 @@ prefixes of length ``n`` in every attention layer, handed to the backbone as a p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
 from transformers.cache_utils import DynamicCache
 
 from prompttune.backbone import Positions, architecture
 from prompttune.bases.base import BASES, BackboneInputs, PeftPrompt, PromptBase, init_token_ids
 from prompttune.schema import PromptConfig
 from prompttune.tasks.base import Task
+
+if TYPE_CHECKING:  # transformers' modeling module takes seconds to import: type hints only
+    from transformers import PreTrainedModel
 
 
 def _shape(backbone: PreTrainedModel) -> tuple[int, int, int]:
