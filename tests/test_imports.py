@@ -197,7 +197,11 @@ def test_the_report_command_imports_no_torch(tmp_path: Path) -> None:
 
 
 def test_validating_params_imports_no_model_code() -> None:
-    code = "from pathlib import Path\nfrom prompttune.config import load_params\nload_params(Path('params.yaml'))\n"
+    code = (
+        "from pathlib import Path\n"
+        "from prompttune.config import load_params\n"
+        "load_params(Path('params.yaml'))\n"
+    )
     loaded = loaded_after(code)
     assert "prompttune.objectives" in loaded, "the registries were read"
     assert "transformers.modeling_utils" not in loaded
