@@ -405,8 +405,16 @@ class Part:
         with np.errstate(over="ignore"):
             return float(np.exp(value))
 
-    def text(self, value: float) -> str:
-        return f"{self.shown(value):.2f}" if self.ratio else f"{value:+.2f}"
+    def text(self, value: float, digits: int = 2) -> str:
+        """A value of the test's scale as the page prints it: a difference signed; a ratio in fixed point
+        from 0.01 to 1000, else in scientific notation (a strict look's interval on a few seeds can span
+        dozens of orders of magnitude), ∞ past a float."""
+        if not self.ratio:
+            return f"{value:+.{digits}f}"
+        shown = self.shown(value)
+        if math.isinf(shown):
+            return "∞"
+        return f"{shown:.{digits}f}" if shown == 0 or 0.01 <= shown < 1000 else f"{shown:.1e}"
 
     def reference_text(self) -> str:
         value = self.text(-self.reference if self.ratio else self.sign * self.reference)
@@ -530,12 +538,11 @@ def _interval(part: Part, digits: int) -> str:
     test = part.test
     if math.isnan(test.estimate):
         return "—"
-    sign = "" if part.ratio else "+"
-    value = f"{part.shown(test.estimate):{sign}.{digits}f}"
+    value = part.text(test.estimate, digits)
     if math.isnan(test.low):
         return value
     low, high = part.interval
-    return f"{value} [{part.shown(low):{sign}.{digits}f}, {part.shown(high):{sign}.{digits}f}]"
+    return f"{value} [{part.text(low, digits)}, {part.text(high, digits)}]"
 
 
 @dataclass

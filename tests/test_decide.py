@@ -17,6 +17,7 @@ from prompttune.claims import (
     ClaimRow,
     Look,
     Part,
+    _interval,
     claim_rows,
     claims_table,
     first_verdict,
@@ -130,11 +131,16 @@ def test_claim_rows_carry_their_trajectory_to_the_page_and_claims_csv(n: int) ->
 def test_a_ratio_look_on_two_seed_pairs_can_have_an_infinite_bound_and_still_renders() -> None:
     """PTP-3 at a 4-seed look has two seed pairs: a t with 1 degree of freedom at a look's strict level
     can put the log ratio's bound past what a float's exp holds. The row shows an infinite ratio and the
-    figure draws the interval up to the axis' edge, instead of the whole table failing."""
+    figure draws the interval up to the axis' edge, instead of the whole table failing. A bound that a
+    float holds but fixed point would print as 0.00 or as 22 digits is printed in scientific notation."""
     part = gain_part({"CB": {1: 0.1, 2: 900.0}}, {"CB": {1: 0.0, 2: 0.0}}, "less", 1e-4, 0.1)[0]
     ratio = dataclasses.replace(part, ratio=True)
     assert ratio.interval[1] > 709 and ratio.shown(ratio.interval[1]) == math.inf
-    assert ratio.text(ratio.interval[1]) == "inf"
+    assert ratio.text(ratio.interval[1]) == "∞"
+    assert _interval(ratio, 2).endswith(", ∞]")
+    texts = [ratio.text(math.log(v)) for v in (3.7265e21, 2.5e-22, 1.5, 0.012, 999.4)]
+    assert texts == ["3.7e+21", "2.5e-22", "1.50", "0.01", "999.40"]
+    assert ratio.text(-math.inf) == "0.00" and part.text(-1.234) == "-1.23"
     looks = (
         Look(2, 1e-4, 1.5, 0.0, math.inf, "inconclusive", 1.0, math.nan, True),
         Look(4, 1e-3, 1.2, 0.5, 3.0, "inconclusive", 1.0, math.nan, True),
