@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from prompttune.claims import CLAIMS, ClaimRow, claim_rows
+from prompttune.claims import CLAIMS, PICK_SEEDS, ClaimRow, claim_rows
 from prompttune.config import Stage, landscape_pairs, params_from_dict, resolve_run
 from prompttune.decide import plan_round
 from prompttune.objectives import OBJECTIVES
@@ -117,12 +117,14 @@ def adaptive_design(profile: str) -> tuple[Design, float] | None:
 
 def layout(profile: str) -> pd.DataFrame:
     """One row per run of the profile's grid, with everything but the numbers. Under the adaptive design every
-    arm is laid out up to the cap (the loop reads a prefix of each), at the measured spreads and costs."""
+    arm is laid out up to the cap (the loop reads a prefix of each; the best-variant claims' arms up to the
+    cap after the seeds that pick the variant), at the measured spreads and costs."""
     params = profile_params(profile)
     decide = params.grid.decide
     rows = []
     for block in params.grid.blocks.values():
-        seeds = list(range(1, decide.looks[-1] + 1)) if decide else block.seeds or params.grid.seeds
+        cap = decide.looks[-1] + PICK_SEEDS if decide else 0
+        seeds = list(range(1, cap + 1)) if decide else block.seeds or params.grid.seeds
         for cell in block.cells:
             for method in block.methods:
                 for variant in block.variants or [None]:

@@ -28,7 +28,10 @@ Choices (stated on the report page):
   count everywhere, so the instability PTP-3 and IP-3 are about is measured, not removed;
 - pairs are formed on training seeds; a seed enters a claim only where both arms have it in every task;
 - "best PTP variant" (PTP-1 to PTP-4) is the one with the highest mean *selection-split* score, so the
-  report split never picks it; because it is picked from k variants, its rows test at α/k (Bonferroni);
+  report split never picks it. A fixed grid picks it on every seed and, because it is picked from k
+  variants on the seeds it is tested on, tests it at α/k (Bonferroni). The adaptive design picks it on the
+  first ``PICK_SEEDS`` seeds and tests it on the later seeds only, at α: the pick and the test share no
+  seed, so the pick costs the test no level, which the design's looks already divide (pick, then confirm);
 - claims with several parts (PTP-5, IP-4) are ``reproduced`` only when every part is (an
   intersection-union test, valid at α without correction) and ``contradicted`` when any part is
   significantly the wrong way after Holm's correction;
@@ -86,6 +89,7 @@ PTP, INFOPROMPT = "ptp", "infoprompt"
 COLLAPSE_RISK = 0.15  # the collapse rate a mean comparison must be able to see (choice; the calibration's)
 GUARD_MISS = 0.05  # the chance such a rate goes unseen in GUARD_RUNS runs (choice)
 GUARD_RUNS = math.ceil(math.log(GUARD_MISS) / math.log(1 - COLLAPSE_RISK))
+PICK_SEEDS = 2  # the adaptive design: seeds that pick the best PTP variant, left out of its tests (choice)
 FAVOURS_TREATMENT: tuple[str, ...] = ("reproduced",)
 Scores = dict[str, dict[int, float]]  # task → seed → value
 Measure = Callable[["Claim", "Runs", "dict[str, Any] | None"], "list[ClaimRow]"]  # (claim, runs, MI check)
@@ -182,6 +186,7 @@ class ClaimRow:
     collapsed: int = 0  # collapsed runs among the two sides of a mean comparison
     seconds_per_seed: float = math.nan  # training time of one more seed of every arm the claim needs
     arms: str = ""  # the arms the claim reads, "<setting>/<method>" (+ "@variants": its variant runs too)
+    seeds_before: int = 0  # seeds its arms train before those its test reads (the adaptive design's pick)
     plan_effect: float = math.nan  # the limiting part's estimate, positive in the claimed direction
     plan_sd: float = math.nan  # its spread per value
     plan_reference: float = math.nan  # its reference effect (a magnitude)
@@ -228,11 +233,16 @@ class Runs:
         rows = self.by_method.get((setting, method), [])
         return [r for r in rows if r["status"] != "failed" and (variants or not r["variant"])]
 
-    def values(self, setting: str, method: str, column: str = "report_score") -> Scores:
+    def values(
+        self, setting: str, method: str, column: str = "report_score", after: int = 0, upto: int | None = None
+    ) -> Scores:
+        """task → seed → value of one method's usable main runs, for the seeds after ``after`` up to
+        ``upto``."""
         out: Scores = {}
         for row in self.rows(setting, method):
-            if not pd.isna(row[column]):
-                out.setdefault(row["task"], {})[int(row["seed"])] = float(row[column])
+            seed = int(row["seed"])
+            if not pd.isna(row[column]) and after < seed and (upto is None or seed <= upto):
+                out.setdefault(row["task"], {})[seed] = float(row[column])
         return out
 
     def scopes(self, family: str) -> list[tuple[str, str, list[str]]]:
@@ -560,8 +570,9 @@ class Scope:
 class Evidence:
     """What a measured row rests on besides its test: the paired tasks and seeds, the runs of its arms
     (how many, not converged), for a mean comparison its two sides as (runs, collapsed) for the collapse
-    guard (None where the row is not a mean comparison), the recorded cost of one more seed, and the arms
-    the claim reads (``ClaimRow.arms``: what the adaptive design gives seeds to)."""
+    guard (None where the row is not a mean comparison), the recorded cost of one more seed, the arms
+    the claim reads (``ClaimRow.arms``: what the adaptive design gives seeds to), and the seeds those arms
+    train before the ones the test reads (the adaptive design's pick of the best PTP variant)."""
 
     tasks: Sequence[str]
     seeds: Sequence[int]
@@ -569,6 +580,7 @@ class Evidence:
     sides: tuple[tuple[int, int], tuple[int, int]] | None = None
     seconds_per_seed: float = math.nan
     arms: tuple[str, ...] = ()
+    seeds_before: int = 0
 
     def unguarded(self, verdict: Verdict) -> str:
         """Why the collapse guard withholds ``verdict`` (module docstring), or "" when it does not."""
@@ -668,6 +680,7 @@ def _row(
         collapsed=evidence.collapsed,
         seconds_per_seed=evidence.seconds_per_seed,
         arms=" ".join(evidence.arms),
+        seeds_before=evidence.seeds_before,
         plan_effect=limiting.sign * limiting.test.estimate,
         plan_sd=limiting.test.sd,
         plan_reference=limiting.reference,
@@ -743,22 +756,39 @@ def relative_reference(claim: Claim, control: Scores) -> float:
 # --- the claims -----------------------------------------------------------------------------------
 
 
-def best_variant(runs: Runs, setting: str, variants: Sequence[str]) -> str:
-    """The variant with the highest mean selection-split score over the scope's tasks (choice; ties:
-    the first name in sorted order)."""
+def best_variant(runs: Runs, setting: str, variants: Sequence[str], upto: int | None = None) -> str:
+    """The variant with the highest mean selection-split score over the scope's tasks, on the seeds up to
+    ``upto`` (choice; ties: the first name in sorted order)."""
 
     def mean_select(method: str) -> float:
-        per_task = runs.values(setting, method, "select_score")
+        per_task = runs.values(setting, method, "select_score", upto=upto)
         means = [np.mean(list(seeds.values())) for seeds in per_task.values() if seeds]
         return float(np.mean(means)) if means else -math.inf
 
     return max(sorted(variants), key=mean_select)
 
 
-def _best_scope(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> tuple[str, float, Scope]:
-    best = best_variant(runs, setting, variants)
-    note = f"best variant {best} of {len(variants)} (α/{len(variants)})"
-    return best, ALPHA / len(variants), Scope(setting, base, runs.backbone, note)
+@dataclass(frozen=True)
+class Best:
+    """The best PTP variant of a scope, as its rows test it (module docstring): the variant, the level,
+    the scope, and the seeds that picked it, which the tests leave out (0: a fixed grid, or a single
+    variant, whose test reads every seed at α/k)."""
+
+    variant: str
+    alpha: float
+    scope: Scope
+    skip: int
+
+
+def best_of(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> Best:
+    k = len(variants)
+    if runs.design is None or k == 1:  # one variant: nothing is picked
+        best = best_variant(runs, setting, variants)
+        note = f"best variant {best} of {k} (α/{k})"
+        return Best(best, ALPHA / k, Scope(setting, base, runs.backbone, note), 0)
+    best = best_variant(runs, setting, variants, upto=PICK_SEEDS)
+    note = f"best variant {best} of {k}, picked on seeds 1–{PICK_SEEDS}, tested on the later seeds (α)"
+    return Best(best, ALPHA, Scope(setting, base, runs.backbone, note), PICK_SEEDS)
 
 
 def ptp_gain(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None, setting_name: str) -> list[ClaimRow]:
@@ -767,13 +797,14 @@ def ptp_gain(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None, setting
     for setting, base, variants in runs.scopes(PTP):
         if setting != setting_name:
             continue
-        best, alpha, scope = _best_scope(runs, setting, base, variants)
+        pick = best_of(runs, setting, base, variants)
+        best, alpha, scope = pick.variant, pick.alpha, pick.scope
         number = paper_numbers.difference("PTP", setting, base)
-        treatment = runs.values(setting, best)
+        treatment = runs.values(setting, best, after=pick.skip)
         at = functools.partial(
             gain_part,
             treatment,
-            runs.values(setting, base),
+            runs.values(setting, base, after=pick.skip),
             "greater",
             reference=claim.reference,
             claimed=number,
@@ -794,6 +825,7 @@ def ptp_gain(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None, setting
             (runs.side(setting, variants), runs.side(setting, [base])),
             runs.seconds_per_seed(setting, [*variants, base]),
             arm_names(setting, [best, base]),
+            pick.skip,
         )
         paper = "—" if number is None else f"{number:+.2f}"
         measured = _interval(part, 2)
@@ -807,8 +839,11 @@ def each_ptp_scope(row: Callable[[Claim, Runs, str, str, Sequence[str]], ClaimRo
 
 
 def ptp_stability(claim: Claim, runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
-    best, alpha, scope = _best_scope(runs, setting, base, variants)
-    tasks, seeds, t, c = paired_matrix(runs.values(setting, best), runs.values(setting, base))
+    pick = best_of(runs, setting, base, variants)
+    best, alpha, scope = pick.variant, pick.alpha, pick.scope
+    tasks, seeds, t, c = paired_matrix(
+        runs.values(setting, best, after=pick.skip), runs.values(setting, base, after=pick.skip)
+    )
 
     def at(upto: int | None, level: float) -> Part:
         test = dispersion_test(t[:, :upto], c[:, :upto], level)
@@ -834,13 +869,16 @@ def ptp_stability(claim: Claim, runs: Runs, setting: str, base: str, variants: S
         runs.unconverged(setting, [best, base]),
         seconds_per_seed=runs.seconds_per_seed(setting, [*variants, base]),
         arms=arm_names(setting, [best, base]),
+        seeds_before=pick.skip,
     )
     return _row(claim, scope, [part], measured, evidence, verdict, runs.power)
 
 
 def ptp_sharpness(claim: Claim, runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
-    best, alpha, scope = _best_scope(runs, setting, base, variants)
-    treat, control = runs.values(setting, best, "sharpness"), runs.values(setting, base, "sharpness")
+    pick = best_of(runs, setting, base, variants)
+    best, alpha, scope = pick.variant, pick.alpha, pick.scope
+    treat = runs.values(setting, best, "sharpness", after=pick.skip)
+    control = runs.values(setting, base, "sharpness", after=pick.skip)
     if not treat or not control:
         return _missing(claim, f"landscapes of {base} and {best} in {setting}")
     reference = relative_reference(claim, control)
@@ -854,6 +892,7 @@ def ptp_sharpness(claim: Claim, runs: Runs, setting: str, base: str, variants: S
         runs.unconverged(setting, [best, base]),
         seconds_per_seed=runs.seconds_per_seed(setting, [*variants, base]),  # landscapes not counted
         arms=arm_names(setting, [best, base]),
+        seeds_before=pick.skip,
     )
     return _row(claim, scope, [part], _interval(part, 4), evidence, verdict, runs.power)
 
@@ -1175,7 +1214,10 @@ def mi_check_rows(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None) ->
 
 # --- the claims, each with its measurement ------------------------------------------------------
 
-
+BEST_RULE = (
+    f"α/k for the best of k variants; the adaptive design: picked on seeds 1–{PICK_SEEDS}, tested on the "
+    "later seeds at α"
+)
 CLAIMS = {
     claim.id: claim
     for claim in [
@@ -1185,7 +1227,7 @@ CLAIMS = {
             "PTP improves the state-of-the-art prompt tuning method on SuperGLUE",
             "mean over tasks of (best PTP variant − base) per seed",
             paired_t,
-            "α/k for the best of k variants",
+            BEST_RULE,
             1.94,
             "paper",
             "PTP variants and their base in the superglue setting",
@@ -1197,7 +1239,7 @@ CLAIMS = {
             "… and on FewGLUE",
             "mean over tasks of (best PTP variant − base) per seed",
             paired_t,
-            "α/k for the best of k variants",
+            BEST_RULE,
             2.34,
             "paper",
             "PTP variants and their base in the fewglue setting",
@@ -1209,7 +1251,7 @@ CLAIMS = {
             "vanilla prompt tuning is unstable across seeds; PTP reduces the variance",
             "spread across seeds, best PTP variant against base, per task",
             dispersion_test,
-            "α/k for the best of k variants; collapsed runs count",
+            f"{BEST_RULE}; collapsed runs count",
             0.5,
             "choice",
             "PTP variants and their base in the grid",
@@ -1221,7 +1263,7 @@ CLAIMS = {
             "PTP's loss landscape is smoother than vanilla prompt tuning's",
             "mean over tasks of calibrated sharpness (best PTP variant − base) per seed",
             paired_t,
-            "α/k for the best of k variants",
+            BEST_RULE,
             0.5,
             "choice",
             "PTP variants and their base in the grid",

@@ -6,7 +6,9 @@ them and the claims code).
 Choices:
 
 - **Looks** (``stats.Design``): a claim is looked at when its paired seeds reach one of the design's seed
-  counts, at that look's nominal level; every arm starts with the first look's seeds (the pilot).
+  counts, at that look's nominal level; every arm starts with the first look's seeds (the pilot). The
+  best-variant claims count only the seeds after the ones that picked the variant (``claims.PICK_SEEDS``),
+  so their arms train that many more for each look.
 - **What a round is worth to a claim**: the chance that its next look decides it — ``reproduced``,
   ``contradicted`` or ``below reference`` — at its current estimate and spread (the normal approximation
   of the look's t-test at its nominal level), per CPU-second of the seeds its arms still need to reach
@@ -95,9 +97,15 @@ def decision_chance(row: ClaimRow, seeds: int, level: float) -> float:
     return float(min(1.0, chance))
 
 
+def arm_seeds(row: ClaimRow, look: int) -> int:
+    """The seeds each arm of the claim trains for its test to reach ``look`` seeds (the seeds before those
+    its test reads included: the pick of the best PTP variant)."""
+    return look + row.seeds_before
+
+
 def needed(row: ClaimRow, look: int, seeds: Mapping[str, int], cost: Mapping[str, float]) -> float:
-    """CPU-seconds for every arm of the claim to reach ``look`` seeds."""
-    return sum(max(0, look - seeds.get(arm, 0)) * cost[arm] for arm in arms_of(row))
+    """CPU-seconds for every arm of the claim to reach the seeds of its look at ``look`` seeds."""
+    return sum(max(0, arm_seeds(row, look) - seeds.get(arm, 0)) * cost[arm] for arm in arms_of(row))
 
 
 @dataclass
@@ -142,11 +150,12 @@ def plan_round(
         return plan
     worth, key, look, row = max(open_rows, key=lambda item: (item[0], item[1]))
     for arm in arms_of(row):
-        plan.targets[arm] = max(plan.targets.get(arm, 0), look)
+        plan.targets[arm] = max(plan.targets.get(arm, 0), arm_seeds(row, look))
     plan.cost = needed(row, look, seeds, cost)
     plan.served[key] = f"next look at {look} seeds; {worth * 3600:.2g} decisions per CPU-hour"
     for _, other_key, other_look, other in open_rows:
-        if other_key != key and all(plan.targets.get(arm, 0) >= other_look for arm in arms_of(other)):
+        reached = all(plan.targets.get(arm, 0) >= arm_seeds(other, other_look) for arm in arms_of(other))
+        if other_key != key and reached:
             plan.served[other_key] = f"next look at {other_look} seeds, with {key}'s arms"
     return plan
 

@@ -14,6 +14,7 @@ from scipy import stats as sps
 from test_claims import simulated
 
 from prompttune.claims import (
+    PICK_SEEDS,
     ClaimRow,
     Look,
     Part,
@@ -24,7 +25,7 @@ from prompttune.claims import (
     gain_part,
     sequential,
 )
-from prompttune.decide import FUTILE, arms_of, decision_chance, plan_round
+from prompttune.decide import FUTILE, arms_of, decision_chance, needed, plan_round
 from prompttune.figures import trajectories
 from prompttune.stats import ALPHA, Design, spending_levels, spent
 
@@ -216,3 +217,66 @@ def test_allocation_never_gives_seeds_to_an_arm_no_open_claim_reads(n: int, effe
         )
     else:
         assert not raised, "past the cap no arm gets a seed"
+
+
+BEST_VARIANT_CLAIMS = ("PTP-2", "PTP-3", "PTP-4")
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+def test_the_adaptive_design_picks_the_best_variant_on_its_first_seeds_and_tests_the_rest(n: int) -> None:
+    """Under the adaptive design the best of several PTP variants is the one with the highest selection
+    score on seeds 1…PICK_SEEDS, and PTP-2, -3 and -4 test it on the later seeds only, at α; the planner
+    raises their arms by the seeds that picked it. A fixed grid picks on every seed and tests them all at
+    α/k."""
+    runs = simulated(n + PICK_SEEDS, np.random.default_rng(n), shift=False)
+    picked_early = (runs["method"] == "pt-ptp-rn-text") & (runs["seed"] <= PICK_SEEDS)
+    leads_later = (runs["method"] == "pt-ptp-adv-emb") & (runs["seed"] > PICK_SEEDS)
+    runs.loc[picked_early, ["select_score", "report_score"]] += 50.0  # the report score: left out of tests
+    runs.loc[leads_later, "select_score"] += 500.0
+    tested = runs[(runs["seed"] > PICK_SEEDS) & (runs["setting"] == "fewglue")].set_index("seed")
+    score = {
+        method: tested.loc[tested["method"] == method, "report_score"] for method in ("pt", "pt-ptp-rn-text")
+    }
+    gain = (score["pt-ptp-rn-text"] - score["pt"]).mean()
+    design = Design((n,))
+    adaptive = {row.id: row for row in claim_rows(runs, None, power=False, design=design)}
+    fixed = {row.id: row for row in claim_rows(runs, None, power=False)}
+    for claim in BEST_VARIANT_CLAIMS:
+        row = adaptive[claim]
+        assert "best variant pt-ptp-rn-text of 4, picked on seeds 1–2" in row.scope
+        assert (row.n_seeds, row.seeds_before, row.alpha) == (n, PICK_SEEDS, ALPHA)
+        assert [look.seeds for look in row.trajectory] == [n]
+        assert "best variant pt-ptp-adv-emb of 4 (α/4)" in fixed[claim].scope
+        assert (fixed[claim].n_seeds, fixed[claim].seeds_before, fixed[claim].alpha) == (n + 2, 0, ALPHA / 4)
+    assert adaptive["PTP-2"].estimate == pytest.approx(gain), "the mean gain on the seeds after the pick"
+    assert adaptive["PTP-5"].n_seeds == n + PICK_SEEDS, "PTP-5 picks nothing: every seed"
+    row = adaptive["PTP-2"]
+    seeds = dict.fromkeys(arms_of(row), n + PICK_SEEDS)
+    later = Design((n, n + 3))
+    plan = plan_round([dataclasses.replace(row, verdict="inconclusive", reason="too few seeds")], seeds,
+                      dict.fromkeys(seeds, 10.0), later, 1e9)  # fmt: skip
+    assert plan.targets == dict.fromkeys(seeds, n + 3 + PICK_SEEDS), "the look at n + 3 tested seeds"
+    assert needed(row, n + 3, seeds, dict.fromkeys(seeds, 10.0)) == pytest.approx(2 * 3 * 10.0)
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+@pytest.mark.parametrize("shift", [False, True])
+def test_picking_on_other_seeds_keeps_the_level_under_the_null_and_finds_a_shift(n: int, shift: bool) -> None:
+    """The pick and the test share no seed, so testing the picked variant at α (not α/k) keeps its error
+    rates under the null, here with the selection score equal to the report score; a large shift is
+    found at 10 tested seeds."""
+    rng = np.random.default_rng(200 + n + 50 * shift)
+    reps = 150
+    counts: dict[str, dict[str, int]] = {claim: {} for claim in BEST_VARIANT_CLAIMS}
+    for _ in range(reps):
+        runs = simulated(n + PICK_SEEDS, rng, shift=shift)
+        for row in claim_rows(runs, None, power=False, design=Design((n,))):
+            if row.id in counts:
+                counts[row.id][row.verdict] = counts[row.id].get(row.verdict, 0) + 1
+    bound = ALPHA + 3 * math.sqrt(ALPHA / reps)
+    for claim, verdicts in counts.items():
+        assert verdicts.get("contradicted", 0) / reps <= bound, (claim, verdicts)
+        if not shift:
+            assert verdicts.get("reproduced", 0) / reps <= bound, (claim, verdicts)
+        elif n == 10 and claim != "PTP-3":  # PTP-3 at 10 seeds: test_claims' shift is on the mean
+            assert verdicts.get("reproduced", 0) / reps >= 0.7, (claim, verdicts)
