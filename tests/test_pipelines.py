@@ -8,7 +8,8 @@
   then ``dvc repro``, which takes every run from the run store) and ``snakemake -c2`` on the embedded MiniLM
   and the data mirror gives a report; ``dvc metrics show``, ``dvc plots show`` and ``dvc exp show`` see the
   headline metrics and curves; an edit to one cell's settings retrains that cell only and a changed constant
-  in claims.py reruns the report only; the two pipelines give identical metrics and predictions.
+  in claims.py reruns the report only; Snakemake, sharing DVC's run store, asks for the same runs (it takes
+  every one from the store) but one stage's, which it trains itself to identical metrics and predictions.
 """
 
 from __future__ import annotations
@@ -489,9 +490,20 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
     check_sharing(dvc_project, env, tmp_path)
     check_adding_a_method(dvc_project, env)
 
+    # Snakemake asks for the very runs DVC made: sharing DVC's run store, it takes every run from it (the
+    # store's key is the run's config and code) but those of one stage, dropped from the store, which it
+    # trains itself and which match DVC's byte for byte.
     smk_project, smk_env = project_copy(tmp_path / "smk", mirror, "smoke")
-    run([str(BIN / "snakemake"), "-c2"], smk_project, smk_env)
+    smk_env["PROMPTTUNE_RUN_STORE"] = env["PROMPTTUNE_RUN_STORE"]
+    retrained = Stage("fewglue.CB", "pt-ptp-adv-emb")
+    drop_from_store(Path(env["PROMPTTUNE_RUN_STORE"]), dvc_project, retrained)
+    built = run([str(BIN / "snakemake"), "-c2"], smk_project, smk_env)
     assert (smk_project / "reports" / "smoke.html").is_file()
+    lines = dict(re.findall(r"^(runs/\S+): (?:ok|collapsed), .*?( \(from the run store\))?$", built, re.M))
+    assert lines == {
+        str(paths.run_dir(stage, seed)): "" if stage == retrained else " (from the run store)"
+        for stage, seed in runs
+    }, built
     for stage, seed in runs:
         run_dir = paths.run_dir(stage, seed)
         a = json.loads((dvc_project / run_dir / "metrics.json").read_text())
@@ -518,6 +530,15 @@ def test_smoke_profile_end_to_end_through_dvc_and_snakemake(tmp_path: Path, mirr
         command = [str(BIN / "snakemake"), look]
         subprocess.run(command, cwd=smk_project, env=smk_env, capture_output=True, timeout=600)
     assert looked_at() == before, "a dry run, lint or summary changed the workspace"
+
+
+def drop_from_store(store: Path, project: Path, stage: Stage) -> None:
+    """Remove the run store's entries of ``stage``'s runs in ``project`` (matched by their config)."""
+    configs = [json.loads(p.read_text()) for p in (project / paths.method_dir(stage)).glob("*/config.json")]
+    dropped = [e for e in store.iterdir() if json.loads((e / "config.json").read_text()) in configs]
+    assert len(dropped) == len(configs) > 0, (stage, dropped)
+    for entry in dropped:
+        shutil.rmtree(entry)
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
