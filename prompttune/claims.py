@@ -467,11 +467,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _cost(seeds: float, seconds_per_seed: float) -> str:
-    """`` (≈ 48 min)``: the training time of that many seeds at the grid's recorded cost per seed."""
-    if not (math.isfinite(seeds) and math.isfinite(seconds_per_seed)):
+def _cost(seeds: float, evidence: Evidence) -> str:
+    """`` (≈ 48 min)``: the training time of that many tested seeds, and of the seeds before them, at the
+    grid's recorded cost per seed."""
+    if not (math.isfinite(seeds) and math.isfinite(evidence.seconds_per_seed)):
         return ""
-    return f" (≈ {_duration(seeds * seconds_per_seed)})"
+    return f" (≈ {_duration(seeds * evidence.seconds_per_seed + evidence.seconds_before)})"
 
 
 def _in_seeds(part: Part, units: float) -> float:
@@ -508,10 +509,11 @@ def _needed_text(parts: Sequence[Part], effects: Sequence[float]) -> tuple[str, 
 
 
 def _power_text(
-    parts: Sequence[Part], claim: Claim, seconds_per_seed: float
+    parts: Sequence[Part], claim: Claim, evidence: Evidence
 ) -> tuple[str, str, float, float, float]:
-    """(detectable, seeds needed with their training time, detectable value, seeds for the observed
-    effect, for the reference). No number for an observed effect in the wrong direction."""
+    """(detectable, seeds needed with their training time, detectable value, tested seeds for the observed
+    effect, for the reference). No number for an observed effect in the wrong direction; the seeds that
+    picked the best PTP variant are named beside the tested ones, and their time is counted."""
     first = parts[0]
     detectable = [t_detectable(p.test.n, p.test.sd, p.alpha) for p in parts]
     worst = max(detectable, key=lambda d: -math.inf if math.isnan(d) else d)
@@ -523,15 +525,17 @@ def _power_text(
         text = f"{'±' if len(parts) == 1 else 'each part ≥ '}{worst:.2f}"
     observed = [p.sign * p.test.estimate for p in parts]
     wrong = [p.label or claim.id for p, effect in zip(parts, observed, strict=True) if not effect > 0]
+    picked = f" + {evidence.seeds_before} that pick the variant" if evidence.seeds_before else ""
     if wrong:
         obs_text, need_obs = f"— ({', '.join(wrong)} observed the other way)", math.nan
     else:
         obs_text, need_obs = _needed_text(parts, observed)
-        obs_text += _cost(need_obs, seconds_per_seed)
+        obs_text += picked + _cost(need_obs, evidence)
     ref_text, need_ref = _needed_text(parts, [p.reference for p in parts])
+    ref_text += picked + _cost(need_ref, evidence)
     ref = f"{claim.reference:g}" + (f" ({RELATIVE[claim.id]})" if claim.id in RELATIVE else "")
     seeds = (
-        f"{obs_text} for the observed effect; {ref_text}{_cost(need_ref, seconds_per_seed)} for {ref} "
+        f"{obs_text} for the observed effect; {ref_text} for {ref} "
         f"({claim.reference_source}); {POWER:.0%} power for the whole rule, range from the spread's "
         f"uncertainty"
     )
@@ -572,7 +576,8 @@ class Evidence:
     (how many, not converged), for a mean comparison its two sides as (runs, collapsed) for the collapse
     guard (None where the row is not a mean comparison), the recorded cost of one more seed, the arms
     the claim reads (``ClaimRow.arms``: what the adaptive design gives seeds to), and the seeds those arms
-    train before the ones the test reads (the adaptive design's pick of the best PTP variant)."""
+    train before the ones the test reads (the adaptive design's pick of the best PTP variant) with the
+    recorded time of those seeds."""
 
     tasks: Sequence[str]
     seeds: Sequence[int]
@@ -581,6 +586,7 @@ class Evidence:
     seconds_per_seed: float = math.nan
     arms: tuple[str, ...] = ()
     seeds_before: int = 0
+    seconds_before: float = 0.0
 
     def unguarded(self, verdict: Verdict) -> str:
         """Why the collapse guard withholds ``verdict`` (module docstring), or "" when it does not."""
@@ -634,9 +640,7 @@ def _row(
     comparison) when the collapse guard withholds its verdict (module docstring)."""
     verdict_, reason, trajectory = verdict
     if power:
-        detectable, seeds_text, worst, need_obs, need_ref = _power_text(
-            parts, claim, evidence.seconds_per_seed
-        )
+        detectable, seeds_text, worst, need_obs, need_ref = _power_text(parts, claim, evidence)
     else:
         detectable, seeds_text, worst, need_obs, need_ref = "—", "—", math.nan, math.nan, math.nan
     first = parts[0]
@@ -778,17 +782,21 @@ class Best:
     alpha: float
     scope: Scope
     skip: int
+    seconds_per_seed: float  # one more tested seed: every variant and the base, or after a pick the two
+    seconds_before: float  # the seeds that picked it, of every variant and the base (0: no pick)
 
 
 def best_of(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> Best:
-    k = len(variants)
+    k, every = len(variants), runs.seconds_per_seed(setting, [*variants, base])
     if runs.design is None or k == 1:  # one variant: nothing is picked
         best = best_variant(runs, setting, variants)
         note = f"best variant {best} of {k} (α/{k})"
-        return Best(best, ALPHA / k, Scope(setting, base, runs.backbone, note), 0)
+        return Best(best, ALPHA / k, Scope(setting, base, runs.backbone, note), 0, every, 0.0)
     best = best_variant(runs, setting, variants, upto=PICK_SEEDS)
     note = f"best variant {best} of {k}, picked on seeds 1–{PICK_SEEDS}, tested on the later seeds (α)"
-    return Best(best, ALPHA, Scope(setting, base, runs.backbone, note), PICK_SEEDS)
+    scope = Scope(setting, base, runs.backbone, note)
+    after = runs.seconds_per_seed(setting, [best, base])
+    return Best(best, ALPHA, scope, PICK_SEEDS, after, PICK_SEEDS * every)
 
 
 def ptp_gain(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None, setting_name: str) -> list[ClaimRow]:
@@ -823,9 +831,10 @@ def ptp_gain(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None, setting
             seeds,
             runs.unconverged(setting, [best, base]),
             (runs.side(setting, variants), runs.side(setting, [base])),
-            runs.seconds_per_seed(setting, [*variants, base]),
+            pick.seconds_per_seed,
             arm_names(setting, [best, base]),
             pick.skip,
+            pick.seconds_before,
         )
         paper = "—" if number is None else f"{number:+.2f}"
         measured = _interval(part, 2)
@@ -867,9 +876,10 @@ def ptp_stability(claim: Claim, runs: Runs, setting: str, base: str, variants: S
         tasks,
         seeds,
         runs.unconverged(setting, [best, base]),
-        seconds_per_seed=runs.seconds_per_seed(setting, [*variants, base]),
+        seconds_per_seed=pick.seconds_per_seed,
         arms=arm_names(setting, [best, base]),
         seeds_before=pick.skip,
+        seconds_before=pick.seconds_before,
     )
     return _row(claim, scope, [part], measured, evidence, verdict, runs.power)
 
@@ -890,9 +900,10 @@ def ptp_sharpness(claim: Claim, runs: Runs, setting: str, base: str, variants: S
         tasks,
         seeds,
         runs.unconverged(setting, [best, base]),
-        seconds_per_seed=runs.seconds_per_seed(setting, [*variants, base]),  # landscapes not counted
+        seconds_per_seed=pick.seconds_per_seed,  # landscapes not counted
         arms=arm_names(setting, [best, base]),
         seeds_before=pick.skip,
+        seconds_before=pick.seconds_before,
     )
     return _row(claim, scope, [part], _interval(part, 4), evidence, verdict, runs.power)
 

@@ -13,7 +13,7 @@ import pytest
 
 from prompttune.claims import CLAIMS, GUARD_RUNS, Runs, claim_rows, claims_table, init_spread
 from prompttune.results import RUN_COLUMNS
-from prompttune.stats import ALPHA, describe, dispersion_test
+from prompttune.stats import ALPHA, Design, describe, dispersion_test
 
 PTP_VARIANTS = ["pt-ptp-rn-emb", "pt-ptp-adv-emb", "pt-ptp-rn-text", "pt-ptp-adv-text"]
 ABLATIONS = ["pt-infoprompt-head", "pt-infoprompt-rep"]
@@ -368,6 +368,28 @@ def test_seeds_needed_come_with_their_training_time_at_the_grids_cost() -> None:
     assert len({sum(order["wall_time_s"]) for order in orders}) > 1, "the orders must round differently"
     figures = {verdicts(order, "PTP-2")[0].seconds_per_seed for order in orders}
     assert figures == {math.fsum(timed["wall_time_s"]) / 6}
+
+
+def test_under_the_adaptive_design_seeds_needed_add_the_pick_and_its_time() -> None:
+    """After the pick only the best variant and the base train on: one more tested seed costs those two,
+    and the seeds needed name the 2 seeds that picked it (of every variant and the base) and count their
+    time."""
+    from prompttune.claims import PICK_SEEDS, _duration
+
+    wall = {"pt": 20.0, "pt-ptp-rn-emb": 35.0, "pt-ptp-adv-emb": 70.0, "pt-ptp-rn-text": 30.0}
+    wall["pt-ptp-adv-text"] = 55.0
+    shifts = {"pt": 0.0, **dict.fromkeys(PTP_VARIANTS, 2.0)}
+    rows = table(shifts, 6, np.random.default_rng(6), **{m: {"wall_time_s": w} for m, w in wall.items()})
+    row = by_id(claim_rows(pd.DataFrame(rows), None, design=Design((4,))))["PTP-2"][0]
+    best = re.search(r"best variant (\S+) of 4, picked", row.scope)[1]
+    assert (row.seconds_per_seed, row.n_seeds, PICK_SEEDS) == (wall[best] + wall["pt"], 4, 2)
+    n = int(row.seeds_needed_observed)
+    time = _duration(n * row.seconds_per_seed + 2 * 210.0)
+    assert re.match(rf"{n} \(\d+–\d+\) \+ 2 that pick the variant \(≈ {time}\) for the observed effect; ",
+                    row.seeds_needed), row.seeds_needed  # fmt: skip
+    assert re.search(
+        r"; \d+ \(\d+–\d+\) \+ 2 that pick the variant \(≈ [^)]+\) for 2\.34 \(paper\)", row.seeds_needed
+    )
 
 
 def test_tied_differences_are_inconclusive_and_say_so() -> None:
