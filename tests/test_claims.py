@@ -343,14 +343,16 @@ def test_every_verdict_rule_detects_a_large_shift_given_enough_seeds(seeds: int)
         assert hits["PTP-3"] == 0
 
 
+WALL = {"pt": 20.0, "pt-ptp-rn-emb": 35.0, "pt-ptp-adv-emb": 70.0, "pt-ptp-rn-text": 30.0,
+        "pt-ptp-adv-text": 55.0}  # seconds per seed of each arm  # fmt: skip
+
+
 def test_seeds_needed_come_with_their_training_time_at_the_grids_cost() -> None:
     """PTP-2's next seed costs one run of every variant (the best is picked among them) and of the base."""
     from prompttune.claims import _duration
 
-    wall = {"pt": 20.0, "pt-ptp-rn-emb": 35.0, "pt-ptp-adv-emb": 70.0, "pt-ptp-rn-text": 30.0}
-    wall["pt-ptp-adv-text"] = 55.0
     shifts = {"pt": 0.0, **dict.fromkeys(PTP_VARIANTS, 1.0)}
-    rows = table(shifts, 6, np.random.default_rng(5), **{m: {"wall_time_s": w} for m, w in wall.items()})
+    rows = table(shifts, 6, np.random.default_rng(5), **{m: {"wall_time_s": w} for m, w in WALL.items()})
     row = verdicts(pd.DataFrame(rows), "PTP-2")[0]
     assert row.seconds_per_seed == 210.0
     n = int(row.seeds_needed_observed)
@@ -376,13 +378,11 @@ def test_under_the_adaptive_design_seeds_needed_add_the_pick_and_its_time() -> N
     time."""
     from prompttune.claims import PICK_SEEDS, _duration
 
-    wall = {"pt": 20.0, "pt-ptp-rn-emb": 35.0, "pt-ptp-adv-emb": 70.0, "pt-ptp-rn-text": 30.0}
-    wall["pt-ptp-adv-text"] = 55.0
     shifts = {"pt": 0.0, **dict.fromkeys(PTP_VARIANTS, 2.0)}
-    rows = table(shifts, 6, np.random.default_rng(6), **{m: {"wall_time_s": w} for m, w in wall.items()})
+    rows = table(shifts, 6, np.random.default_rng(6), **{m: {"wall_time_s": w} for m, w in WALL.items()})
     row = by_id(claim_rows(pd.DataFrame(rows), None, design=Design((4,))))["PTP-2"][0]
     best = re.search(r"best variant (\S+) of 4, picked", row.scope)[1]
-    assert (row.seconds_per_seed, row.n_seeds, PICK_SEEDS) == (wall[best] + wall["pt"], 4, 2)
+    assert (row.seconds_per_seed, row.n_seeds, PICK_SEEDS) == (WALL[best] + WALL["pt"], 4, 2)
     n = int(row.seeds_needed_observed)
     time = _duration(n * row.seconds_per_seed + 2 * 210.0)
     assert re.match(rf"{n} \(\d+–\d+\) \+ 2 that pick the variant \(≈ {time}\) for the observed effect; ",
