@@ -54,6 +54,9 @@ def test_plan_lists_every_stage_and_reuses_this_machines_probes(
         return proc.stdout
 
     prompttune("profile", "smoke")
+    smoke = active_grid(tmp_path)  # 4 of the main block's 10 methods (the studies' among them): fewer probes
+    smoke["grid"]["blocks"]["main"]["methods"] = ["head", "pt2", "pt-ptp-adv-emb", "pt-infoprompt"]
+    write_profile(tmp_path, "smoke", smoke)
     with (tmp_path / "params.yaml").open("a") as params:
         params.write(f"run: {{backbone: {tiny_backbone}}}\n")  # an override of the profile's
     first = prompttune("plan", "--max-load", "1000")  # cached whatever else this machine runs
