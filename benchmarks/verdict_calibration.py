@@ -51,11 +51,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from prompttune.claims import CLAIMS, PICK_SEEDS, ClaimRow, claim_rows
+from prompttune.claims import CLAIMS, ClaimRow, claim_rows
 from prompttune.config import Stage, landscape_pairs, params_from_dict, resolve_run
 from prompttune.decide import plan_round
 from prompttune.objectives import OBJECTIVES
-from prompttune.schema import Params, arm_name
+from prompttune.schema import PICK_SEEDS, Params, arm_name
 from prompttune.stats import ALPHA, Design
 
 ROOT = Path(__file__).resolve().parents[1]

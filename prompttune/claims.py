@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from prompttune import paper_numbers
-from prompttune.schema import arm_name
+from prompttune.schema import PICK_SEEDS, arm_name
 from prompttune.stats import (
     ALPHA,
     MAX_SEEDS,
@@ -89,7 +89,6 @@ PTP, INFOPROMPT = "ptp", "infoprompt"
 COLLAPSE_RISK = 0.15  # the collapse rate a mean comparison must be able to see (choice; the calibration's)
 GUARD_MISS = 0.05  # the chance such a rate goes unseen in GUARD_RUNS runs (choice)
 GUARD_RUNS = math.ceil(math.log(GUARD_MISS) / math.log(1 - COLLAPSE_RISK))
-PICK_SEEDS = 2  # the adaptive design: seeds that pick the best PTP variant, left out of its tests (choice)
 FAVOURS_TREATMENT: tuple[str, ...] = ("reproduced",)
 Scores = dict[str, dict[int, float]]  # task → seed → value
 Measure = Callable[["Claim", "Runs", "dict[str, Any] | None"], "list[ClaimRow]"]  # (claim, runs, MI check)

@@ -35,6 +35,7 @@ from typing import Any
 from prompttune.errors import PromptTuneError
 from prompttune.registry import load_plugins
 from prompttune.schema import (
+    PICK_SEEDS,
     SECTIONS,
     GridBlock,
     GridSection,
@@ -290,17 +291,20 @@ def arm_seeds_path(params_path: Path) -> Path:
 
 
 def _arm_seeds(grid: GridSection, params_path: Path) -> dict[str, int]:
-    """The ``seeds`` mapping of ``seeds.yaml`` (arm → seed count, within the design's looks' cap); {} when
-    the file is absent or the grid has no ``decide``."""
+    """The ``seeds`` mapping of ``seeds.yaml`` (arm → seed count, within the design's cap: its last look +
+    ``PICK_SEEDS``); {} when the file is absent or the grid has no ``decide``."""
     path = arm_seeds_path(params_path)
     if grid.decide is None or not path.is_file():
         return {}
     data = read_yaml(path)
     counts = coerce(data.get("seeds") or {}, dict[str, int], f"{path}: seeds")
-    cap = grid.decide.looks[-1]
+    cap = grid.decide.looks[-1] + PICK_SEEDS
     for arm, count in counts.items():
         if not 1 <= count <= cap:
-            raise PromptTuneError(f"{path}: seeds.{arm}: {count} is not in 1…{cap} (grid.decide.looks' cap)")
+            raise PromptTuneError(
+                f"{path}: seeds.{arm}: {count} is not in 1…{cap} (grid.decide.looks' last + {PICK_SEEDS}, "
+                "the seeds that pick a best variant)"
+            )
     return counts
 
 

@@ -7,7 +7,7 @@ Choices:
 
 - **Looks** (``stats.Design``): a claim is looked at when its paired seeds reach one of the design's seed
   counts, at that look's nominal level; every arm starts with the first look's seeds (the pilot). The
-  best-variant claims count only the seeds after the ones that picked the variant (``claims.PICK_SEEDS``),
+  best-variant claims count only the seeds after the ones that picked the variant (``schema.PICK_SEEDS``),
   so their arms train that many more for each look.
 - **What a round is worth to a claim**: the chance that its next look decides it — ``reproduced``,
   ``contradicted`` or ``below reference`` — at its current estimate and spread (the normal approximation

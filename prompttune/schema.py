@@ -236,11 +236,16 @@ class GridBlock:
         _check(self.seeds is None or len(self.seeds) > 0, "seeds must not be empty")
 
 
+PICK_SEEDS = 2  # the adaptive design: seeds that pick the best of a claim's variants, not tested (choice)
+
+
 @dataclass(frozen=True)
 class DecideSection:
     """``grid.decide``: the adaptive design (prompttune/decide.py). Every arm trains seeds 1…n, n its
     count in ``seeds.yaml`` (which ``prompttune decide`` writes round by round), else the first look's
-    (the pilot); claims are judged at the looks with α-spending (prompttune/stats.py)."""
+    (the pilot); claims are judged at the looks with α-spending (prompttune/stats.py). A claim that tests
+    the best of several variants reads the seeds after the ``PICK_SEEDS`` that picked it, so its arms
+    train up to the last look + ``PICK_SEEDS``."""
 
     budget_min: float = field(
         metadata={"help": "minutes of wall time `prompttune decide` may spend, the pilot included"}

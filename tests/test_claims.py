@@ -376,7 +376,8 @@ def test_under_the_adaptive_design_seeds_needed_add_the_pick_and_its_time() -> N
     """After the pick only the best variant and the base train on: one more tested seed costs those two,
     and the seeds needed name the 2 seeds that picked it (of every variant and the base) and count their
     time."""
-    from prompttune.claims import PICK_SEEDS, _duration
+    from prompttune.claims import _duration
+    from prompttune.schema import PICK_SEEDS
 
     shifts = {"pt": 0.0, **dict.fromkeys(PTP_VARIANTS, 2.0)}
     rows = table(shifts, 6, np.random.default_rng(6), **{m: {"wall_time_s": w} for m, w in WALL.items()})

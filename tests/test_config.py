@@ -419,7 +419,7 @@ def test_under_decide_each_arm_trains_seeds_one_to_its_count_in_seeds_yaml(tmp_p
             None,
             "studies.landscape.seeds: none under grid.decide",
         ),
-        (lambda d: None, {"fewglue/pt": 16}, "seeds.yaml: seeds.fewglue/pt: 16 is not in 1…15"),
+        (lambda d: None, {"fewglue/pt": 18}, "seeds.yaml: seeds.fewglue/pt: 18 is not in 1…17"),
         (lambda d: None, {"fewglue/pt": "six"}, "seeds.yaml: seeds.fewglue/pt: expected an integer"),
     ],
 )

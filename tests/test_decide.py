@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 from test_claims import simulated
+from test_config import write_params
 
 from prompttune.claims import (
-    PICK_SEEDS,
     ClaimRow,
     Look,
     Part,
@@ -25,8 +26,10 @@ from prompttune.claims import (
     gain_part,
     sequential,
 )
-from prompttune.decide import FUTILE, arms_of, decision_chance, needed, plan_round
+from prompttune.config import arm_seeds_path, expand_stages, load_params
+from prompttune.decide import FUTILE, arms_of, decision_chance, needed, plan_round, write_state
 from prompttune.figures import trajectories
+from prompttune.schema import PICK_SEEDS
 from prompttune.stats import ALPHA, Design, spending_levels, spent
 
 SEED_COUNTS = (3, 5, 10)
@@ -257,6 +260,23 @@ def test_the_adaptive_design_picks_the_best_variant_on_its_first_seeds_and_tests
                       dict.fromkeys(seeds, 10.0), later, 1e9)  # fmt: skip
     assert plan.targets == dict.fromkeys(seeds, n + 3 + PICK_SEEDS), "the look at n + 3 tested seeds"
     assert needed(row, n + 3, seeds, dict.fromkeys(seeds, 10.0)) == pytest.approx(2 * 3 * 10.0)
+
+
+def test_a_picked_claims_last_look_is_a_seed_count_the_adaptive_profile_accepts(tmp_path: Path) -> None:
+    """At the cap's look the planner raises a best-variant claim's arms to the last look + PICK_SEEDS;
+    seeds.yaml holds those counts and the adaptive profile trains them (a cap of the last look alone
+    refused the file, and the loop stopped with an error)."""
+    path = write_params(tmp_path, lambda d: None, profile="adaptive")
+    looks = load_params(path).grid.decide.looks
+    picked = row(looks[-2], 1.0, 3.0, seeds_before=PICK_SEEDS, arms="fewglue/pt fewglue/pt-ptp-rn-emb")
+    seeds = dict.fromkeys(arms_of(picked), looks[-2] + PICK_SEEDS)
+    plan = plan_round([picked], seeds, dict.fromkeys(seeds, 10.0), Design(tuple(looks)), 1e9)
+    assert plan.targets == dict.fromkeys(seeds, looks[-1] + PICK_SEEDS)
+    write_state(arm_seeds_path(path), {"seeds": plan.targets, "rounds": []})
+    params = load_params(path)
+    assert params.arm_seeds == plan.targets
+    trained = {c.stage.method: c.seeds for c in expand_stages(params) if c.stage.cell == "fewglue.CB"}
+    assert trained["pt"] == trained["pt-ptp-rn-emb"] == list(range(1, looks[-1] + PICK_SEEDS + 1))
 
 
 @pytest.mark.parametrize("n", SEED_COUNTS)
