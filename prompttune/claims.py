@@ -284,15 +284,20 @@ class Runs:
         return 100.0 / max(sizes) / len(tasks) if sizes and tasks else 0.0
 
     def seconds_per_seed(self, setting: str, methods: Sequence[str], variants: bool = False) -> float:
-        """The recorded wall time of one seed of ``methods`` in ``setting`` (their usable runs' total over
-        the seeds they have): what each further seed of a claim costs on the machine that trained them.
-        NaN where a run did not record it. The total is ``math.fsum``'s, correctly rounded whatever the
-        order of the runs (choice: the figure does not depend on how the rows were gathered)."""
-        rows = [r for method in methods for r in self.rows(setting, method, variants)]
-        seconds = [_number(r.get("wall_time_s")) for r in rows]
-        if not rows or any(math.isnan(s) for s in seconds):
-            return math.nan
-        return math.fsum(seconds) / len({int(r["seed"]) for r in rows})
+        """The recorded wall time of one seed of ``methods`` in ``setting``: each method's usable runs'
+        total over the seeds it has, summed over the methods (the adaptive design gives them different
+        seeds): what each further seed of a claim costs on the machine that trained them. NaN where a run
+        did not record it. Each total is ``math.fsum``'s, correctly rounded whatever the order of the runs
+        (choice: the figure does not depend on how the rows were gathered)."""
+        per_method = []
+        for method in methods:
+            rows = self.rows(setting, method, variants)
+            seconds = [_number(r.get("wall_time_s")) for r in rows]
+            if any(math.isnan(s) for s in seconds):
+                return math.nan
+            if rows:
+                per_method.append(math.fsum(seconds) / len({int(r["seed"]) for r in rows}))
+        return math.fsum(per_method) if per_method else math.nan
 
     def learned(self, setting: str, methods: Sequence[str]) -> tuple[int, int]:
         """(runs, of which learned) among the usable main runs of ``methods`` in ``setting``."""
