@@ -315,8 +315,9 @@ def paired_matrix(treatment: Scores, control: Scores) -> tuple[list[str], list[i
     (tasks, seeds) arrays."""
     tasks = sorted(set(treatment) & set(control))
     seeds = sorted(set.intersection(*(set(treatment[t]) & set(control[t]) for t in tasks))) if tasks else []
-    t = np.array([[treatment[task][s] for s in seeds] for task in tasks], dtype=float).reshape(len(tasks), -1)
-    c = np.array([[control[task][s] for s in seeds] for task in tasks], dtype=float).reshape(len(tasks), -1)
+    shape = (len(tasks), len(seeds))  # (0, 0) too: no task, or no seed after a pick
+    t = np.array([[treatment[task][s] for s in seeds] for task in tasks], dtype=float).reshape(shape)
+    c = np.array([[control[task][s] for s in seeds] for task in tasks], dtype=float).reshape(shape)
     return tasks, seeds, t, c
 
 
@@ -891,10 +892,10 @@ def ptp_stability(claim: Claim, runs: Runs, setting: str, base: str, variants: S
 def ptp_sharpness(claim: Claim, runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
     pick = best_of(runs, setting, base, variants)
     best, alpha, scope = pick.variant, pick.alpha, pick.scope
-    treat = runs.values(setting, best, "sharpness", after=pick.skip)
-    control = runs.values(setting, base, "sharpness", after=pick.skip)
-    if not treat or not control:
+    if not runs.values(setting, best, "sharpness") or not runs.values(setting, base, "sharpness"):
         return _missing(claim, f"landscapes of {base} and {best} in {setting}")
+    treat = runs.values(setting, best, "sharpness", after=pick.skip)  # none yet: too few seeds after the pick
+    control = runs.values(setting, base, "sharpness", after=pick.skip)
     reference = relative_reference(claim, control)
 
     at = functools.partial(gain_part, treat, control, "less", reference=reference, relative=claim.reference)

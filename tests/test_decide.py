@@ -262,6 +262,21 @@ def test_the_adaptive_design_picks_the_best_variant_on_its_first_seeds_and_tests
     assert needed(row, n + 3, seeds, dict.fromkeys(seeds, 10.0)) == pytest.approx(2 * 3 * 10.0)
 
 
+def test_before_any_seed_after_the_pick_the_picked_claims_wait_for_seeds() -> None:
+    """A first look at 2 seeds: the pilot trains only the seeds that pick the variant, so PTP-2, -3 and -4
+    have no seed to test yet. Their rows say "too few seeds" (the report once crashed pairing no seeds, and
+    PTP-4 read as not measured), and the planner raises their arms to the first look + PICK_SEEDS."""
+    design = Design((2, 3))
+    runs = simulated(PICK_SEEDS, np.random.default_rng(0), shift=False)
+    rows = {row.id: row for row in claim_rows(runs, None, design=design)}  # with power: the page's rows
+    for claim in BEST_VARIANT_CLAIMS:
+        assert (rows[claim].verdict, rows[claim].n_seeds) == ("inconclusive", 0)
+        assert rows[claim].reason.startswith("too few seeds (0; the first look is at 2)"), rows[claim].reason
+    seeds = dict.fromkeys(arms_of(rows["PTP-4"]), PICK_SEEDS)
+    plan = plan_round([rows["PTP-4"]], seeds, dict.fromkeys(seeds, 10.0), design, 1e9)
+    assert plan.targets == dict.fromkeys(seeds, 2 + PICK_SEEDS)
+
+
 def test_a_picked_claims_last_look_is_a_seed_count_the_adaptive_profile_accepts(tmp_path: Path) -> None:
     """At the cap's look the planner raises a best-variant claim's arms to the last look + PICK_SEEDS;
     seeds.yaml holds those counts and the adaptive profile trains them (a cap of the last look alone
