@@ -790,6 +790,26 @@ class Best:
     seconds_per_seed: float  # one more tested seed: every variant and the base, or after a pick the two
     seconds_before: float  # the seeds that picked it, of every variant and the base (0: no pick)
 
+    def evidence(
+        self,
+        runs: Runs,
+        tasks: Sequence[str],
+        seeds: Sequence[int],
+        sides: tuple[tuple[int, int], tuple[int, int]] | None = None,
+    ) -> Evidence:
+        """The evidence of a row that tests the variant against its base on ``tasks`` × ``seeds``."""
+        setting, arms = self.scope.setting, [self.variant, self.scope.base]
+        return Evidence(
+            tasks,
+            seeds,
+            runs.unconverged(setting, arms),
+            sides,
+            self.seconds_per_seed,
+            arm_names(setting, arms),
+            self.skip,
+            self.seconds_before,
+        )
+
 
 def best_of(runs: Runs, setting: str, base: str, variants: Sequence[str]) -> Best:
     k, every = len(variants), runs.seconds_per_seed(setting, [*variants, base])
@@ -831,15 +851,8 @@ def ptp_gain(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None, setting
                 f"; the paper's {number:+.2f} is its average over its own tasks and backbone, "
                 f"measured here on {', '.join(tasks)} with {runs.backbone}"
             )
-        evidence = Evidence(
-            tasks,
-            seeds,
-            runs.unconverged(setting, [best, base]),
-            (runs.side(setting, variants), runs.side(setting, [base])),
-            pick.seconds_per_seed,
-            arm_names(setting, [best, base]),
-            pick.skip,
-            pick.seconds_before,
+        evidence = pick.evidence(
+            runs, tasks, seeds, (runs.side(setting, variants), runs.side(setting, [base]))
         )
         paper = "—" if number is None else f"{number:+.2f}"
         measured = _interval(part, 2)
@@ -877,16 +890,7 @@ def ptp_stability(claim: Claim, runs: Runs, setting: str, base: str, variants: S
         if math.isnan(test.estimate)
         else f"spread ratio {_interval(part, 2)} (sd per task, variant vs base: {per_task})"
     )
-    evidence = Evidence(
-        tasks,
-        seeds,
-        runs.unconverged(setting, [best, base]),
-        seconds_per_seed=pick.seconds_per_seed,
-        arms=arm_names(setting, [best, base]),
-        seeds_before=pick.skip,
-        seconds_before=pick.seconds_before,
-    )
-    return _row(claim, scope, [part], measured, evidence, verdict, runs.power)
+    return _row(claim, scope, [part], measured, pick.evidence(runs, tasks, seeds), verdict, runs.power)
 
 
 def ptp_sharpness(claim: Claim, runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
@@ -901,15 +905,7 @@ def ptp_sharpness(claim: Claim, runs: Runs, setting: str, base: str, variants: S
     at = functools.partial(gain_part, treat, control, "less", reference=reference, relative=claim.reference)
     part, tasks, seeds = at(alpha=alpha)
     verdict = sequential(one_part(at), first_verdict, len(seeds), alpha, runs.design)
-    evidence = Evidence(
-        tasks,
-        seeds,
-        runs.unconverged(setting, [best, base]),
-        seconds_per_seed=pick.seconds_per_seed,  # landscapes not counted
-        arms=arm_names(setting, [best, base]),
-        seeds_before=pick.skip,
-        seconds_before=pick.seconds_before,
-    )
+    evidence = pick.evidence(runs, tasks, seeds)  # its cost per seed: training only, landscapes not counted
     return _row(claim, scope, [part], _interval(part, 4), evidence, verdict, runs.power)
 
 
