@@ -55,7 +55,7 @@ from prompttune.claims import CLAIMS, ClaimRow, claim_rows
 from prompttune.config import Stage, landscape_pairs, params_from_dict, resolve_run
 from prompttune.decide import plan_round
 from prompttune.objectives import OBJECTIVES
-from prompttune.schema import PICK_SEEDS, Params, arm_name
+from prompttune.schema import PICK_SEEDS, DecideSection, Params, arm_name
 from prompttune.stats import ALPHA, Design
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,10 +109,10 @@ def profile_params(profile: str) -> Params:
     return params_from_dict({"profile": profile, **sections}, ROOT / "params.yaml")
 
 
-def adaptive_design(profile: str) -> tuple[Design, float] | None:
-    """The profile's adaptive design and budget (CPU-seconds), None for a fixed grid."""
+def adaptive_design(profile: str) -> tuple[DecideSection, float] | None:
+    """The profile's ``grid.decide`` and budget (CPU-seconds), None for a fixed grid."""
     decide = profile_params(profile).grid.decide
-    return (Design(tuple(decide.looks)), decide.budget_min * 60) if decide else None
+    return (decide, decide.budget_min * 60) if decide else None
 
 
 def layout(profile: str) -> pd.DataFrame:
@@ -258,13 +258,14 @@ def at_seeds(runs: pd.DataFrame, seeds: dict[str, int]) -> pd.DataFrame:
 
 
 def adaptive(
-    runs: pd.DataFrame, design: Design, budget: float
+    runs: pd.DataFrame, decide: DecideSection, budget: float
 ) -> tuple[list[ClaimRow], float, dict[str, int]]:
-    """``prompttune decide`` on one replicate of the runs laid out up to the cap: every arm gets the first
-    look's seeds (the pilot), then each round the planner (``decide.plan_round``) raises the arms of the open
-    claim worth most per CPU-second to its next look, until no claim is open or ``budget`` (CPU-seconds of
-    training) is spent. Returns the claims at the seeds each arm got, the CPU-seconds spent and the seeds."""
-    seeds = dict.fromkeys(ARMS, design.looks[0])
+    """``prompttune decide`` on one replicate of the runs laid out up to the cap: every arm gets its pilot's
+    seeds, then each round the planner (``decide.plan_round``) raises the arms of the open claim worth most
+    per CPU-second to its next look, until no claim is open or ``budget`` (CPU-seconds of training) is
+    spent. Returns the claims at the seeds each arm got, the CPU-seconds spent and the seeds."""
+    design = Design(tuple(decide.looks))
+    seeds = {arm: decide.pilot_seeds(arm) for arm in ARMS}
     spent = sum(COST[arm] * n for arm, n in seeds.items())
     while True:
         rows = claim_rows(at_seeds(runs, seeds), None, power=False, design=design)

@@ -245,6 +245,10 @@ def _validate(grid: GridSection, run: RunSection, studies: StudiesSection) -> No
         merged = _merged_run(run, stage, f"grid.blocks.{stages[stage]}")
         check_backbone(merged.backbone, stage.method, key)
         check_micro_batches(merged.train, stage.method, key)
+    arms = {stage.arm for stage in stages}
+    for arm in grid.decide.pilot if grid.decide else []:
+        if arm not in arms:
+            raise PromptTuneError(f"grid.decide.pilot: {_known(repr(arm), arms)} (the grid's arms)")
     main = {
         (s.cell, s.method): _block_seeds(grid, grid.blocks[b]) for s, b in stages.items() if not s.variant
     }
@@ -312,7 +316,7 @@ def _stage_seeds(params: Params, block: GridBlock, stage: Stage) -> list[int]:
     """A stage's seeds: the block's (or the grid's), or under ``grid.decide`` seeds 1…n of its arm."""
     if params.grid.decide is None:
         return _block_seeds(params.grid, block)
-    return list(range(1, params.arm_seeds.get(stage.arm, params.grid.decide.looks[0]) + 1))
+    return list(range(1, params.arm_seeds.get(stage.arm, params.grid.decide.pilot_seeds(stage.arm)) + 1))
 
 
 def _build_profile(name: str, preset: Any) -> Profile:

@@ -6,7 +6,8 @@ them and the claims code).
 Choices:
 
 - **Looks** (``stats.Design``): a claim is looked at when its paired seeds reach one of the design's seed
-  counts, at that look's nominal level; every arm starts with the first look's seeds (the pilot). The
+  counts, at that look's nominal level; every arm starts with its pilot (``grid.decide.pilot``, else the
+  first look's seeds). The
   best-variant claims count only the seeds after the ones that picked the variant (``schema.PICK_SEEDS``),
   so their arms train that many more for each look.
 - **What a round is worth to a claim**: the chance that its next look decides it — ``reproduced``,
@@ -52,7 +53,7 @@ from prompttune.config import arm_seeds_path, load_params
 from prompttune.errors import PromptTuneError
 from prompttune.io import atomic_write_text, read_json
 from prompttune.results import read_runs
-from prompttune.schema import arm_name
+from prompttune.schema import DecideSection, arm_name
 from prompttune.stats import Design
 
 FUTILE = 0.05  # a claim the cap would decide less often than this is closed (choice)
@@ -229,6 +230,12 @@ def write_state(path: Path, state: Mapping[str, Any]) -> None:
     atomic_write_text(path, SEEDS_HEADER + yaml.safe_dump(dict(state), sort_keys=False, width=110))
 
 
+def beyond_pilot(targets: Mapping[str, int], decide: DecideSection) -> dict[str, int]:
+    """``seeds.yaml``'s ``seeds``: the arms whose count is past their pilot (configure gives every other
+    arm its pilot)."""
+    return {arm: n for arm, n in sorted(targets.items()) if n > decide.pilot_seeds(arm)}
+
+
 def pipeline_command(engine: Engine, cores: int) -> list[str]:
     return ["dvc", "repro"] if engine == "dvc" else ["snakemake", "--cores", str(cores)]
 
@@ -293,7 +300,7 @@ def run_loop(
             _run_pipeline(root, engine, cores)  # the report again, now with the last round's closings
             say(f"done after {len(state['rounds'])} rounds, {spent / 60:.1f} min: no claim left to serve")
             return state
-        state["seeds"] = {arm: n for arm, n in sorted(plan.targets.items()) if n > design.looks[0]}
+        state["seeds"] = beyond_pilot(plan.targets, decide)
         write_state(state_path, state)
         for key, why in plan.served.items():
             say(f"  {key}: {why}")

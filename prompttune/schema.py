@@ -242,9 +242,9 @@ PICK_SEEDS = 2  # the adaptive design: seeds that pick the best of a claim's var
 @dataclass(frozen=True)
 class DecideSection:
     """``grid.decide``: the adaptive design (prompttune/decide.py). Every arm trains seeds 1…n, n its
-    count in ``seeds.yaml`` (which ``prompttune decide`` writes round by round), else the first look's
-    (the pilot); claims are judged at the looks with α-spending (prompttune/stats.py). A claim that tests
-    the best of several variants reads the seeds after the ``PICK_SEEDS`` that picked it, so its arms
+    count in ``seeds.yaml`` (which ``prompttune decide`` writes round by round), else its pilot's
+    (``pilot_seeds``); claims are judged at the looks with α-spending (prompttune/stats.py). A claim that
+    tests the best of several variants reads the seeds after the ``PICK_SEEDS`` that picked it, so its arms
     train up to the last look + ``PICK_SEEDS``."""
 
     budget_min: float = field(
@@ -259,10 +259,29 @@ class DecideSection:
         },
     )
 
+    pilot: dict[str, int] = field(
+        default_factory=dict,
+        metadata={
+            "help": "seeds an arm (<setting>/<method>[@variants], as in seeds.yaml) trains before the "
+            "first round is planned, 1…the first look; an arm not named trains the first look's (choice: "
+            "a PTP variant needs only the seeds that pick the best one, and its later seeds go where the "
+            "planner sends them)"
+        },
+    )
+
     def __post_init__(self) -> None:
         _check(self.budget_min > 0, "budget_min must be > 0")
         _check(len(self.looks) > 0 and self.looks[0] >= 2, "looks must start at ≥ 2 seeds")
         _check(all(a < b for a, b in zip(self.looks, self.looks[1:], strict=False)), "looks must increase")
+        for arm, seeds in self.pilot.items():
+            _check(
+                1 <= seeds <= self.looks[0],
+                f"pilot.{arm}: {seeds} is not in 1…{self.looks[0]} (the first look)",
+            )
+
+    def pilot_seeds(self, arm: str) -> int:
+        """The seeds ``arm`` trains before the first round is planned."""
+        return self.pilot.get(arm, self.looks[0])
 
 
 @dataclass(frozen=True)

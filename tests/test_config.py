@@ -387,7 +387,10 @@ def test_unknown_profile_is_a_one_line_error(tmp_path: Path) -> None:
 def test_under_decide_each_arm_trains_seeds_one_to_its_count_in_seeds_yaml(tmp_path: Path) -> None:
     path = write_params(tmp_path, lambda data: None, profile="adaptive")
     pilot = {config.stage.key: config.seeds for config in expand_stages(load_params(path))}
-    assert set(map(tuple, pilot.values())) == {(1, 2, 3, 4)}, "the pilot: the first look's seeds, every arm"
+    variants = {f"fewglue.CB/pt-ptp-{kind}" for kind in ("rn-emb", "adv-emb", "rn-text", "adv-text")}
+    assert {key: seeds for key, seeds in pilot.items() if key in variants} == dict.fromkeys(variants, [1, 2])
+    others = {tuple(seeds) for key, seeds in pilot.items() if key not in variants}
+    assert others == {(1, 2, 3, 4)}, "the pilot: grid.decide.pilot's seeds, else the first look's"
     (tmp_path / "seeds.yaml").write_text(
         yaml.safe_dump({"seeds": {"fewglue/pt": 6, "fewshot-256/pt@variants": 10}, "rounds": []})
     )
@@ -399,7 +402,8 @@ def test_under_decide_each_arm_trains_seeds_one_to_its_count_in_seeds_yaml(tmp_p
         == seeds["fewshot-256.SST-2/pt/init-text"]
         == list(range(1, 11))
     )
-    assert seeds["fewshot-256.SST-2/pt"] == seeds["fewglue.CB/pt-ptp-rn-emb"] == [1, 2, 3, 4]
+    assert seeds["fewshot-256.SST-2/pt"] == seeds["fewglue.CB/pt2"] == [1, 2, 3, 4]
+    assert seeds["fewglue.CB/pt-ptp-rn-emb"] == [1, 2], "an arm seeds.yaml does not name keeps its pilot"
     configure(params, tmp_path)
     landscape = json.loads((tmp_path / "configs/landscape/fewglue.CB/pt.json").read_text())
     assert [Path(run).name for run in landscape["runs"]] == [f"seed{n}" for n in range(1, 7)]
@@ -418,6 +422,16 @@ def test_under_decide_each_arm_trains_seeds_one_to_its_count_in_seeds_yaml(tmp_p
             lambda d: d["studies"]["landscape"].update(seeds=[1]),
             None,
             "studies.landscape.seeds: none under grid.decide",
+        ),
+        (
+            lambda d: d["grid"]["decide"]["pilot"].update({"fewglue/pt-ptp": 2}),
+            None,
+            "grid.decide.pilot: 'fewglue/pt-ptp'; known: fewglue/head, fewglue/pt,",
+        ),
+        (
+            lambda d: d["grid"]["decide"]["pilot"].update({"fewglue/pt": 5}),
+            None,
+            "grid.decide: pilot.fewglue/pt: 5 is not in 1…4 (the first look)",
         ),
         (lambda d: None, {"fewglue/pt": 18}, "seeds.yaml: seeds.fewglue/pt: 18 is not in 1…17"),
         (lambda d: None, {"fewglue/pt": "six"}, "seeds.yaml: seeds.fewglue/pt: expected an integer"),

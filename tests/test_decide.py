@@ -27,7 +27,15 @@ from prompttune.claims import (
     sequential,
 )
 from prompttune.config import arm_seeds_path, expand_stages, load_params
-from prompttune.decide import FUTILE, arms_of, decision_chance, needed, plan_round, write_state
+from prompttune.decide import (
+    FUTILE,
+    arms_of,
+    beyond_pilot,
+    decision_chance,
+    needed,
+    plan_round,
+    write_state,
+)
 from prompttune.figures import trajectories
 from prompttune.schema import PICK_SEEDS
 from prompttune.stats import ALPHA, Design, spending_levels, spent
@@ -292,6 +300,32 @@ def test_a_picked_claims_last_look_is_a_seed_count_the_adaptive_profile_accepts(
     assert params.arm_seeds == plan.targets
     trained = {c.stage.method: c.seeds for c in expand_stages(params) if c.stage.cell == "fewglue.CB"}
     assert trained["pt"] == trained["pt-ptp-rn-emb"] == list(range(1, looks[-1] + PICK_SEEDS + 1))
+
+
+def test_an_arm_raised_past_its_own_pilot_keeps_its_seeds(tmp_path: Path) -> None:
+    """The adaptive profile's PTP variants train 2 seeds before the first plan, every other arm 4 (the first
+    look). When PTP-5, which reads every variant, gets its first look, the variants go to 4 seeds:
+    seeds.yaml must hold them (comparing with the first look, not the arm's pilot, dropped them, and the
+    loop trained the same round again)."""
+    path = write_params(tmp_path, lambda d: None, profile="adaptive")
+    decide = load_params(path).grid.decide
+    variants = [f"fewglue/pt-ptp-{kind}" for kind in ("rn-emb", "adv-emb", "rn-text", "adv-text")]
+    assert {arm: decide.pilot_seeds(arm) for arm in [*variants, "fewglue/pt"]} == {
+        **dict.fromkeys(variants, PICK_SEEDS),
+        "fewglue/pt": decide.looks[0],
+    }
+    ptp5 = row(PICK_SEEDS, 1.0, 3.0, arms=" ".join(["fewglue/pt", *variants]))
+    seeds = {arm: decide.pilot_seeds(arm) for arm in arms_of(ptp5)}
+    plan = plan_round([ptp5], seeds, dict.fromkeys(seeds, 10.0), Design(tuple(decide.looks)), 1e9)
+    assert plan.targets == dict.fromkeys(seeds, decide.looks[0])
+    assert beyond_pilot(plan.targets, decide) == dict.fromkeys(sorted(variants), decide.looks[0])
+    write_state(arm_seeds_path(path), {"seeds": beyond_pilot(plan.targets, decide), "rounds": []})
+    trained = {
+        c.stage.method: c.seeds for c in expand_stages(load_params(path)) if c.stage.cell == "fewglue.CB"
+    }
+    assert {method: trained[method] for method in ("pt", "pt-ptp-adv-text", "pt2")} == dict.fromkeys(
+        ("pt", "pt-ptp-adv-text", "pt2"), [1, 2, 3, 4]
+    )
 
 
 @pytest.mark.parametrize("n", SEED_COUNTS)
