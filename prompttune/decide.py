@@ -7,9 +7,8 @@ Choices:
 
 - **Looks** (``stats.Design``): a claim is looked at when its paired seeds reach one of the design's seed
   counts, at that look's nominal level; every arm starts with its pilot (``grid.decide.pilot``, else the
-  first look's seeds). The
-  best-variant claims count only the seeds after the ones that picked the variant (``schema.PICK_SEEDS``),
-  so their arms train that many more for each look.
+  first look's seeds). The best-variant claims count only the seeds after the ones that picked the variant
+  (``schema.PICK_SEEDS``), so their arms train that many more for each look.
 - **What a round is worth to a claim**: the chance that its next look decides it — ``reproduced``,
   ``contradicted`` or ``below reference`` — at its current estimate and spread (the normal approximation
   of the look's t-test at its nominal level), per CPU-second of the seeds its arms still need to reach

@@ -56,7 +56,7 @@ class GridRecord:
     stages: list[StageRecord]
     landscape: dict[str, Any]
     mi_check: dict[str, Any]
-    decide: dict[str, Any] | None = None  # grid.decide (budget_min, looks), None for a fixed grid
+    decide: dict[str, Any] | None = None  # grid.decide (budget_min, looks, pilot), None for a fixed grid
 
     def run_dirs(self) -> list[tuple[StageRecord, int, Path]]:
         return [

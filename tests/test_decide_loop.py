@@ -37,7 +37,8 @@ def decide_project(tmp_path: Path, mirror: Path) -> tuple[Path, dict[str, str]]:
     project, env = project_copy(tmp_path, mirror, "smoke")
     params = active_grid(project)
     params["grid"] = {
-        "decide": {"budget_min": 60, "looks": [2, 3]},
+        # a pilot as large as the first look: the same runs, and the page names it
+        "decide": {"budget_min": 60, "looks": [2, 3], "pilot": {"fewglue/pt-ptp-rn-emb": 2}},
         "blocks": {"ptp": {"cells": ["fewglue.CB"], "methods": ["pt", "pt-ptp-rn-emb"]}},
     }
     params["studies"]["landscape"] = {
@@ -128,6 +129,7 @@ def test_added_seeds_train_alone_and_a_killed_loop_resumes_identically(tmp_path:
     assert (served["stopped"] != "").all(), "every undecided claim the loop served says what closed it"
     page = (clean / "reports/decide-test.html").read_text()
     assert 'id="adaptive-design"' in page and "looks at 2, 3 seeds" in page
+    assert "a pilot of 2 seeds of every arm but 2 of <code>fewglue/pt-ptp-rn-emb</code>)" in page
     # every claim's trajectory: one entry per look its seeds reached, on the page once one has two
     measured = claims[claims["arms"] != ""]
     for _, claim in measured.iterrows():
