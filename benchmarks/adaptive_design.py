@@ -1,6 +1,6 @@
 """The adaptive design against the fixed grid at equal CPU time, on the default profile's arms at their
 measured cost per seed. The design's error rates at the shipped budget are part of ``verdict_calibration.py``
-(profile ``adaptive``); this script plays the same replicate of the loop (``verdict_calibration.adaptive``:
+(profile ``default``); this script plays the same replicate of the loop (``verdict_calibration.adaptive``:
 the pilot, the planner's rounds, the claims at the seeds each arm got) at a budget of its choosing.
 
 Each replicate draws every arm's runs up to the design's cap (``verdict_calibration.simulate``, the same
@@ -9,10 +9,10 @@ null families and effects), then plays the loop. Counted:
 - under every null family, false ``reproduced`` / ``contradicted`` per claim;
 - under the calibration's "effect" scenario (the papers' numbers and the reference effects), power and
   false ``below reference``;
-- under "observed" (the effects and spreads the default profile measured on 2026-12-02: PTP's variants
+- under "observed" (the effects and spreads the fixed grid measured on 2026-12-02: PTP's variants
   +4 points on CB with a spread ratio 0.7 and no change in sharpness; InfoPrompt +0.4 on SST-2, no change in
   speed or robustness to the init), the claims decided by the adaptive design and by the fixed grid
-  (6 seeds on CB, 10 on SST-2) at the same CPU time.
+  (6 seeds on CB, 10 on SST-2: profile ``fixed``) at the same CPU time.
 
     python benchmarks/adaptive_design.py [--reps 300] [--budget-min 49.8] [--jobs 2]
 
@@ -43,14 +43,14 @@ from verdict_calibration import (
 from prompttune.claims import ClaimRow, claim_rows
 from prompttune.decide import arms_of, claim_key
 
-PROFILE = "adaptive"  # the default's arms under the adaptive design
-FIXED_SEEDS = {"fewglue": 6, "fewshot-256": 10}  # the default profile's fixed grid
+PROFILE = "default"  # the arms under the adaptive design
+FIXED_SEEDS = {"fewglue": 6, "fewshot-256": 10}  # the same arms' fixed grid (profile ``fixed``)
 OBSERVED = {"ptp_gain": 4.0, "ptp_sd": 0.7, "ptp_sharp": 0.0, "ip_gain": 0.4, "ip_area": 0.0, "ip_init": 1.0}
 DECIDED = ("reproduced", "contradicted", "smaller than claimed", "below reference")
 
 
 def fixed(runs: pd.DataFrame) -> list[ClaimRow]:
-    """The claims of the default's fixed grid, on the same replicate."""
+    """The claims of the fixed grid, on the same replicate."""
     return claim_rows(
         at_seeds(runs, {arm: FIXED_SEEDS[arm.split("/")[0]] for arm in ARMS}), None, power=False
     )

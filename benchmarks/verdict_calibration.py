@@ -28,7 +28,7 @@ sharpness 0.05 ± 0.015 (only on the runs the profile's landscape study covers),
 sd 3. IP-5 is not statistical (its checks and controls are tested in tests/test_mi_check.py) and is left
 out.
 
-    python benchmarks/verdict_calibration.py [--reps 10000] [--profiles default paper] [--jobs 2] [--record]
+    python benchmarks/verdict_calibration.py [--reps 10000] [--profiles fixed paper] [--jobs 2] [--record]
 
 Prints one table per profile, then ``max false-verdict rate: <x>`` (over the profiles run) as its last
 line; ``--record`` writes each profile's maximum, with its replicates and date, to
@@ -78,7 +78,7 @@ EFFECT = {"ptp_gain": 2.34, "ptp_sd": 0.5, "ptp_sharp": 0.5, "ip_gain": 2.0, "ip
 
 
 # The adaptive design (profiles with ``grid.decide``): each arm's cost per seed in CPU-seconds, from the
-# default profile's cold run of 2026-12-02 (native bf16, benchmarks/README.md): CB ``pt`` 20, the random-noise
+# fixed grid's cold run of 2026-12-02 (native bf16, benchmarks/README.md): CB ``pt`` 20, the random-noise
 # variants 32, ``ptp-adv-emb`` 68, ``ptp-adv-text`` 56, each PTP arm plus 17 s of landscape; SST-2 13 per main
 # run and 31 per pair of init-variant runs; and the seed-to-seed spread of each setting as a multiple of the
 # noise above (CB 1.2 ×, SST-2 0.3 ×), which steers the planner's allocation.

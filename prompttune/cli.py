@@ -295,7 +295,8 @@ def plan(
     ),
 ) -> None:
     """Before a long `dvc repro`: the active profile's stages and their expected wall time on this machine
-    (a short probe of each kind of step, cached per machine), or with --gpu each job's GPU-hours, peak
+    (a short probe of each kind of step, cached per machine; under grid.decide, the round the pipeline would
+    train now), or with --gpu each job's GPU-hours, peak
     memory and micro-batching from the cost model (prompttune/cost.py) the cluster profile asks for, and
     the submissions they make once short jobs are grouped."""
     from prompttune import cost, paths
@@ -324,6 +325,12 @@ def plan(
     rows, source = estimates(loaded, fresh=fresh, max_load=max_load, progress=say)
     say(source)
     typer.echo(table(rows, studies_s(loaded, rows)))
+    if loaded.grid.decide is not None:
+        round_ = "seeds.yaml's round" if loaded.arm_seeds else "the pilot"
+        typer.echo(
+            f"grid.decide: the seeds above are {round_}; `prompttune decide` (make reproduce) adds rounds "
+            f"until its {loaded.grid.decide.budget_min:g}-minute budget is spent or every claim is closed"
+        )
 
 
 @app.command()

@@ -18,14 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_verdict_calibration_prints_a_table_per_profile_adaptive_design_included_and_the_worst_rate() -> None:
     script = ROOT / "benchmarks" / "verdict_calibration.py"
     args = [sys.executable, str(script), "--reps", "20", "--adaptive-reps", "4", "--jobs", "1"]
-    args += ["--profiles", "smoke", "default", "adaptive"]
+    args += ["--profiles", "smoke", "fixed", "default"]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
-    assert "profile smoke (20 replicates" in out and "profile default (20 replicates" in out
-    assert "profile adaptive (4 replicates" in out  # the whole loop, replayed per replicate
+    assert "profile smoke (20 replicates" in out and "profile fixed (20 replicates" in out
+    assert "profile default (4 replicates" in out  # the adaptive design's whole loop, replayed per replicate
     assert re.search(r"\| IP-1 \| fewshot-256/pt \| ≤ \d+ \(adaptive\) × 1 \|", out)
     for claim in ("PTP-2", "PTP-3", "PTP-4", "PTP-5", "IP-1", "IP-2", "IP-3", "IP-4"):
         assert f"| {claim} | " in out
-    assert "| IP-2 | fewshot-256/pt | 10 × 1 |" in out  # the default's own seed count, from its layout
+    assert "| IP-2 | fewshot-256/pt | 10 × 1 |" in out  # the fixed grid's own seed count, from its layout
     assert re.fullmatch(r"max false-verdict rate: (0|1)\.\d{4}", out.strip().splitlines()[-1])
 
 
@@ -46,7 +46,7 @@ def test_the_calibration_gives_sharpness_only_to_the_runs_the_landscape_study_co
 
 
 def test_first_look_prints_each_family_and_side_with_its_crossings_per_look() -> None:
-    """The script behind the adaptive profile's 4-seed first look: a row per noise family and side, the
+    """The script behind the default profile's 4-seed first look: a row per noise family and side, the
     first crossings at every look and their total."""
     script = ROOT / "benchmarks" / "first_look.py"
     args = [sys.executable, str(script), "--looks", "4", "7", "--paths", "2000"]

@@ -216,7 +216,7 @@ def test_unknown_profile_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_invalid_params_value_fails_clearly(tmp_path: Path) -> None:
-    (tmp_path / "params.yaml").write_text("profile: default\ngrid: {seeds: []}\n")  # an override
+    (tmp_path / "params.yaml").write_text("profile: fixed\ngrid: {seeds: []}\n")  # an override
     shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")
     proc = prompttune(["grid"], tmp_path)
     assert_one_line_error(proc, "params.yaml", "grid: seeds must not be empty")

@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def write_params(tmp_path: Path, mutate, profile: str | None = None, presets=lambda d: None) -> Path:
     """params.yaml changed by ``mutate``, with profiles.yaml beside it changed by ``presets``: ``profile``
-    active with its whole grid, run and studies written out as overrides, else the committed profile's as a
-    grid of its own (no profile)."""
+    active with its whole grid, run and studies written out as overrides, else the ``fixed`` profile's (fixed
+    seeds) as a grid of its own (no profile)."""
     profiles = yaml.safe_load((ROOT / "profiles.yaml").read_text())
-    name = profile or yaml.safe_load((ROOT / "params.yaml").read_text())["profile"]
+    name = profile or "fixed"
     data = {key: copy.deepcopy(profiles[name][key]) for key in ("grid", "run", "studies")}
     if profile:
         data = {"profile": profile, **data}
@@ -56,7 +56,9 @@ def test_committed_params_name_a_profile_and_override_nothing(tmp_path: Path) ->
     )
     assert set(params.profiles) >= {"default", "paper", "smoke"}
     assert params.description == presets["default"]["description"]
-    written_out = load_params(write_params(tmp_path, lambda d: None))  # the same grid as a file of its own
+    own = {key: presets["default"][key] for key in ("grid", "run", "studies")}  # the same grid, no profile
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(own, sort_keys=False))
+    written_out = load_params(tmp_path / "params.yaml")
     assert (written_out.profile, written_out.description) == ("", "")
     assert (written_out.grid, written_out.run, written_out.studies) == (
         params.grid,
@@ -89,8 +91,8 @@ def test_overrides_in_params_merge_onto_the_profile_key_by_key(tmp_path: Path) -
         load_params(path)
 
 
-def test_the_grid_expands_block_by_block_into_stages() -> None:
-    params = load_params(ROOT / "params.yaml")
+def test_the_grid_expands_block_by_block_into_stages(tmp_path: Path) -> None:
+    params = load_params(write_params(tmp_path, lambda data: None, profile="fixed"))
     stages = expand_stages(params)
     expected = [
         Stage(cell, method, variant)
@@ -224,12 +226,12 @@ def test_a_profile_switch_keeps_the_overrides_and_refuses_one_the_new_profile_ca
 ) -> None:
     shutil.copy(ROOT / "profiles.yaml", tmp_path / "profiles.yaml")
     path = tmp_path / "params.yaml"
-    path.write_text("profile: default\nrun: {train: {lr: 0.5}}\n")
+    path.write_text("profile: fixed\nrun: {train: {lr: 0.5}}\n")
     result = CliRunner().invoke(app, ["profile", "smoke", "--params", str(path)])
     assert result.exit_code == 0 and "(its overrides of run kept)" in result.output, result.output
     params = load_params(path)
     assert params.profile == "smoke" and params.run.train.lr == 0.5
-    before = "profile: default\nstudies: {landscape: {seeds: [5]}}\n"  # smoke's grid trains seeds 1 and 2
+    before = "profile: fixed\nstudies: {landscape: {seeds: [5]}}\n"  # smoke's grid trains seeds 1 and 2
     path.write_text(before)
     with pytest.raises(
         PromptTuneError, match=rf"^{path}: with profile 'smoke': studies\.landscape\.seeds: .*"
@@ -385,7 +387,7 @@ def test_unknown_profile_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_under_decide_each_arm_trains_seeds_one_to_its_count_in_seeds_yaml(tmp_path: Path) -> None:
-    path = write_params(tmp_path, lambda data: None, profile="adaptive")
+    path = write_params(tmp_path, lambda data: None, profile="default")
     pilot = {config.stage.key: config.seeds for config in expand_stages(load_params(path))}
     variants = {f"fewglue.CB/pt-ptp-{kind}" for kind in ("rn-emb", "adv-emb", "rn-text", "adv-text")}
     assert {key: seeds for key, seeds in pilot.items() if key in variants} == dict.fromkeys(variants, [1, 2])
@@ -440,7 +442,7 @@ def test_under_decide_each_arm_trains_seeds_one_to_its_count_in_seeds_yaml(tmp_p
 def test_a_bad_adaptive_design_is_one_line_naming_the_key(
     tmp_path: Path, mutate, seeds, message: str
 ) -> None:
-    path = write_params(tmp_path, mutate, profile="adaptive")
+    path = write_params(tmp_path, mutate, profile="default")
     if seeds is not None:
         (tmp_path / "seeds.yaml").write_text(yaml.safe_dump({"seeds": seeds}))
     with pytest.raises(PromptTuneError) as info:

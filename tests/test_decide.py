@@ -285,11 +285,11 @@ def test_before_any_seed_after_the_pick_the_picked_claims_wait_for_seeds() -> No
     assert plan.targets == dict.fromkeys(seeds, 2 + PICK_SEEDS)
 
 
-def test_a_picked_claims_last_look_is_a_seed_count_the_adaptive_profile_accepts(tmp_path: Path) -> None:
+def test_a_picked_claims_last_look_is_a_seed_count_the_default_profile_accepts(tmp_path: Path) -> None:
     """At the cap's look the planner raises a best-variant claim's arms to the last look + PICK_SEEDS;
-    seeds.yaml holds those counts and the adaptive profile trains them (a cap of the last look alone
+    seeds.yaml holds those counts and the default profile trains them (a cap of the last look alone
     refused the file, and the loop stopped with an error)."""
-    path = write_params(tmp_path, lambda d: None, profile="adaptive")
+    path = write_params(tmp_path, lambda d: None, profile="default")
     looks = load_params(path).grid.decide.looks
     picked = row(looks[-2], 1.0, 3.0, seeds_before=PICK_SEEDS, arms="fewglue/pt fewglue/pt-ptp-rn-emb")
     seeds = dict.fromkeys(arms_of(picked), looks[-2] + PICK_SEEDS)
@@ -303,11 +303,11 @@ def test_a_picked_claims_last_look_is_a_seed_count_the_adaptive_profile_accepts(
 
 
 def test_an_arm_raised_past_its_own_pilot_keeps_its_seeds(tmp_path: Path) -> None:
-    """The adaptive profile's PTP variants train 2 seeds before the first plan, every other arm 4 (the first
+    """The default profile's PTP variants train 2 seeds before the first plan, every other arm 4 (the first
     look). When PTP-5, which reads every variant, gets its first look, the variants go to 4 seeds:
     seeds.yaml must hold them (comparing with the first look, not the arm's pilot, dropped them, and the
     loop trained the same round again)."""
-    path = write_params(tmp_path, lambda d: None, profile="adaptive")
+    path = write_params(tmp_path, lambda d: None, profile="default")
     decide = load_params(path).grid.decide
     variants = [f"fewglue/pt-ptp-{kind}" for kind in ("rn-emb", "adv-emb", "rn-text", "adv-text")]
     assert {arm: decide.pilot_seeds(arm) for arm in [*variants, "fewglue/pt"]} == {

@@ -125,7 +125,7 @@ def snakemake_jobs(project: Path, env: dict[str, str], *args: str) -> tuple[set[
     return commands, outputs
 
 
-@pytest.mark.parametrize("profile", ["default", "adaptive", "paper"])
+@pytest.mark.parametrize("profile", ["default", "fixed", "paper"])
 def test_dvc_and_snakemake_expand_to_the_same_stages(tmp_path: Path, mirror: Path, profile: str) -> None:
     """DVC runs one stage per step over the grid's records; Snakemake one job per training stage (or seed),
     cell and landscape, with the same commands on single records and the same output files."""

@@ -106,3 +106,7 @@ def test_the_first_probe_absorbs_no_warm_up_pt_costs_less_than_every_ptp_variant
     assert rows[0][0] == "fewglue.CB/pt", "pt is probed first"
     cost = {row[0].removeprefix("fewglue.CB/"): float(row[3]) for row in rows}
     assert all(cost["pt"] < cost[variant] for variant in PTP_VARIANTS), cost
+    assert proc.stdout.rstrip().endswith(  # the default's seeds come from the adaptive design
+        "grid.decide: the seeds above are the pilot; `prompttune decide` (make reproduce) adds rounds "
+        "until its 60-minute budget is spent or every claim is closed"
+    )
