@@ -28,7 +28,8 @@ plans the next round. ``seeds.yaml`` also logs every round (seeds, time spent, w
 each claim closed), so a killed loop resumes from it, and ``dvc repro`` on the final file rebuilds the same
 result without the loop. The budget is wall time, the pilot and every stage of the pipeline included; a
 round is planned only when its training (the arms' recorded seconds per seed) plus the last round's
-overhead (landscapes, aggregation, report) fits what is left.
+overhead (landscapes, aggregation, report) fits what is left. A round that starts runs to its end, so the
+loop ends past the budget by as much as its last round's seeds train longer than the earlier ones did.
 """
 
 from __future__ import annotations
