@@ -517,8 +517,9 @@ def _power_text(
     parts: Sequence[Part], claim: Claim, evidence: Evidence
 ) -> tuple[str, str, float, float, float]:
     """(detectable, seeds needed with their training time, detectable value, tested seeds for the observed
-    effect, for the reference). No number for an observed effect in the wrong direction; the seeds that
-    picked the best PTP variant are named beside the tested ones, and their time is counted."""
+    effect, for the reference). No number for an observed effect in the wrong direction or not yet
+    estimated (no tested seed); the seeds that picked the best PTP variant are named beside the tested ones,
+    and their time is counted."""
     first = parts[0]
     detectable = [t_detectable(p.test.n, p.test.sd, p.alpha) for p in parts]
     worst = max(detectable, key=lambda d: -math.inf if math.isnan(d) else d)
@@ -529,9 +530,13 @@ def _power_text(
     else:
         text = f"{'±' if len(parts) == 1 else 'each part ≥ '}{worst:.2f}"
     observed = [p.sign * p.test.estimate for p in parts]
-    wrong = [p.label or claim.id for p, effect in zip(parts, observed, strict=True) if not effect > 0]
+    labels = [p.label or claim.id for p in parts]
+    unestimated = [label for label, effect in zip(labels, observed, strict=True) if math.isnan(effect)]
+    wrong = [label for label, effect in zip(labels, observed, strict=True) if effect <= 0]
     picked = f" + {evidence.seeds_before} that pick the variant" if evidence.seeds_before else ""
-    if wrong:
+    if unestimated:
+        obs_text, need_obs = f"— ({', '.join(unestimated)} not estimated yet)", math.nan
+    elif wrong:
         obs_text, need_obs = f"— ({', '.join(wrong)} observed the other way)", math.nan
     else:
         obs_text, need_obs = _needed_text(parts, observed)

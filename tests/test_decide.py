@@ -273,13 +273,15 @@ def test_the_adaptive_design_picks_the_best_variant_on_its_first_seeds_and_tests
 def test_before_any_seed_after_the_pick_the_picked_claims_wait_for_seeds() -> None:
     """A first look at 2 seeds: the pilot trains only the seeds that pick the variant, so PTP-2, -3 and -4
     have no seed to test yet. Their rows say "too few seeds" (the report once crashed pairing no seeds, and
-    PTP-4 read as not measured), and the planner raises their arms to the first look + PICK_SEEDS."""
+    PTP-4 read as not measured; the power column said the effect was observed the other way), and the
+    planner raises their arms to the first look + PICK_SEEDS."""
     design = Design((2, 3))
     runs = simulated(PICK_SEEDS, np.random.default_rng(0), shift=False)
     rows = {row.id: row for row in claim_rows(runs, None, design=design)}  # with power: the page's rows
     for claim in BEST_VARIANT_CLAIMS:
         assert (rows[claim].verdict, rows[claim].n_seeds) == ("inconclusive", 0)
         assert rows[claim].reason.startswith("too few seeds (0; the first look is at 2)"), rows[claim].reason
+        assert rows[claim].seeds_needed.startswith(f"— ({claim} not estimated yet)"), "not 'the other way'"
     seeds = dict.fromkeys(arms_of(rows["PTP-4"]), PICK_SEEDS)
     plan = plan_round([rows["PTP-4"]], seeds, dict.fromkeys(seeds, 10.0), design, 1e9)
     assert plan.targets == dict.fromkeys(seeds, 2 + PICK_SEEDS)
