@@ -296,9 +296,9 @@ def plan(
 ) -> None:
     """Before a long `dvc repro`: the active profile's stages and their expected wall time on this machine
     (a short probe of each kind of step, cached per machine; under grid.decide, the round the pipeline would
-    train now), or with --gpu each job's GPU-hours, peak
-    memory and micro-batching from the cost model (prompttune/cost.py) the cluster profile asks for, and
-    the submissions they make once short jobs are grouped."""
+    train now), or with --gpu each job's GPU-hours, peak memory and micro-batching from the cost model
+    (prompttune/cost.py) the cluster profile asks for, and the submissions they make once short jobs are
+    grouped."""
     from prompttune import cost, paths
     from prompttune.config import expand_stages, load_params, local_backbone_config, split_cell
     from prompttune.data import fetch as fetch_files

@@ -30,12 +30,14 @@ from prompttune.pipeline import configure
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_params(tmp_path: Path, mutate, profile: str | None = None, presets=lambda d: None) -> Path:
+def write_params(
+    tmp_path: Path, mutate, profile: str | None = None, presets=lambda d: None, grid_of: str = "fixed"
+) -> Path:
     """params.yaml changed by ``mutate``, with profiles.yaml beside it changed by ``presets``: ``profile``
-    active with its whole grid, run and studies written out as overrides, else the ``fixed`` profile's (fixed
-    seeds) as a grid of its own (no profile)."""
+    active with its whole grid, run and studies written out as overrides, else profile ``grid_of``'s (by
+    default the fixed seeds of ``fixed``) as a grid of its own (no profile)."""
     profiles = yaml.safe_load((ROOT / "profiles.yaml").read_text())
-    name = profile or "fixed"
+    name = profile or grid_of
     data = {key: copy.deepcopy(profiles[name][key]) for key in ("grid", "run", "studies")}
     if profile:
         data = {"profile": profile, **data}
@@ -56,9 +58,7 @@ def test_committed_params_name_a_profile_and_override_nothing(tmp_path: Path) ->
     )
     assert set(params.profiles) >= {"default", "paper", "smoke"}
     assert params.description == presets["default"]["description"]
-    own = {key: presets["default"][key] for key in ("grid", "run", "studies")}  # the same grid, no profile
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(own, sort_keys=False))
-    written_out = load_params(tmp_path / "params.yaml")
+    written_out = load_params(write_params(tmp_path, lambda d: None, grid_of="default"))  # no profile
     assert (written_out.profile, written_out.description) == ("", "")
     assert (written_out.grid, written_out.run, written_out.studies) == (
         params.grid,
