@@ -201,17 +201,18 @@ def _n_train(stage: StageConfig, data_root: Path) -> int:
 
 def studies_s(params: Params, rows: list[StageEstimate]) -> dict[str, float]:
     """Rough estimates of the studies from the probed evaluation costs: a landscape is points² forward
-    passes over its examples for every seed (plus a gradient); the MI check is full-batch GD (forward and
-    double backward, about 3 passes) for every seed and its two controls, at a quarter of the length."""
-    evals = {row.key: row.cost.eval_s for row in rows}
+    passes over its examples for every seed (the study's seeds; with none named, as under grid.decide, every
+    seed its stage trains here), plus a gradient; the MI check is full-batch GD (forward and double
+    backward, about 3 passes) for every seed and its two controls, at a quarter of the length."""
+    by_key = {row.key: row for row in rows}
     study = params.studies.landscape
     landscapes = sum(
-        len(study.seeds) * (study.points**2 + 3) * evals[f"{cell}/{method}"] * study.n_examples / 32
-        for cell in study.cells
-        for method in study.methods
-        if f"{cell}/{method}" in evals
+        (len(study.seeds) or row.seeds) * (study.points**2 + 3) * row.cost.eval_s * study.n_examples / 32
+        for row in (by_key.get(f"{cell}/{method}") for cell in study.cells for method in study.methods)
+        if row is not None
     )
     mi = params.studies.mi_check
+    evals = {row.key: row.cost.eval_s for row in rows}
     base = evals.get(f"{mi.cell}/pt", min(evals.values()))
     return {"landscapes": landscapes + PROCESS_START_S * len(study.cells) * len(study.methods),
             "MI check": (len(mi.seeds) + 2) * mi.steps * 3 * base / 4 + 60}  # fmt: skip
