@@ -13,13 +13,16 @@ Verdicts (stats.ALPHA per side):
 - ``smaller than claimed``: the paper gives a number, on the base it used, and the interval excludes it;
 - ``below reference``: where the paper gives no number, the interval excludes the reference effect the
   project chose (``Claim.reference``, named in the reason): an effect of the size that matters is ruled
-  out (one side of TOST, at α);
+  out (one side of TOST, at α; for a reference that is a fraction of the base's value, the interval
+  against it, ``Part.reference_interval``, which carries the base's uncertainty);
 - ``inconclusive``, with the reason: too few seeds (with the effect the seeds can detect and the seeds
   needed), tied differences (no spread, no test), collapsed runs among the arms of a mean comparison,
   runs not converged, arms not measured, or (IP-5) a part skipped or a negative control that passed.
 
 Every verdict carries its reason: the p-value against α for ``reproduced`` and ``contradicted`` (and the
-part or check behind it), the bound for ``smaller than claimed`` and ``below reference``.
+part or check behind it), the bound for ``smaller than claimed`` and ``below reference``. Under the
+adaptive design a row's numbers are those of the look that gave its verdict (``Decision``), so the interval
+it shows is the one its verdict read.
 
 Choices (stated on the report page):
 
@@ -130,9 +133,10 @@ RELATIVE = {
 
 @dataclass(frozen=True)
 class Look:
-    """A claim at one look: the seeds it used, the look's nominal level, the first part's estimate and its
-    interval at that level (the repeated confidence interval: it excludes 0 exactly where the look's
-    boundary is crossed), and the verdict at that look alone."""
+    """A claim at one look: the seeds it used, the look's nominal level, the estimate of the part its verdict
+    rests on (``resting_on``) and its interval at that level (the repeated confidence interval: it excludes
+    0 exactly where the look's boundary is crossed; at a below-reference look, the interval against the
+    reference, ``Part.reference_interval``), and the verdict at that look alone."""
 
     seeds: int
     level: float
@@ -173,8 +177,9 @@ class ClaimRow:
     estimate: float = math.nan
     low: float = math.nan
     high: float = math.nan
-    p_claimed: float = math.nan
-    alpha: float = math.nan
+    p_claimed: float = math.nan  # at the look the row reports (Decision), against ``level``
+    alpha: float = math.nan  # the rule's α (a fixed grid's level; the adaptive design spends it over looks)
+    level: float = math.nan  # the nominal level of the look the row reports (α for a fixed grid)
     n_seeds: int = 0
     n_tasks: int = 0
     detectable_effect: float = math.nan
@@ -190,12 +195,12 @@ class ClaimRow:
     plan_sd: float = math.nan  # its spread per value
     plan_reference: float = math.nan  # its reference effect (a magnitude)
     plan_values_per_seed: float = 1.0  # values of its test per seed (PTP-3: seed pairs × tasks / 2)
-    forest: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # the first part's estimate and
+    forest: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # the shown part's estimate and
     # interval in units of its reference effect, positive in the claimed direction (the forest plot)
     arm_seeds: str = ""  # the adaptive design: seeds each arm got, "<arm>=<n>" (decide.annotate)
     seconds: float = math.nan  # the adaptive design: recorded training seconds of the claim's arms
     stopped: str = ""  # the adaptive design: what closed an undecided claim (budget, cap, futility, …)
-    trajectory: tuple[Look, ...] = ()  # the first part at every look its seeds reached (one for a fixed grid)
+    trajectory: tuple[Look, ...] = ()  # the shown part at every look its seeds reached (one: a fixed grid)
 
 
 # --- reading the runs ---------------------------------------------------------------------------
@@ -402,15 +407,34 @@ class Part:
         return claimed_side, other_side
 
     @property
+    def reference_interval(self) -> tuple[float, float]:
+        """The interval the below-reference verdict reads, on the effect's scale: the row's interval, or
+        for a reference relative to the base the 1 − 2α interval of treatment − (1 ± r)·base shifted by
+        the reference (centred on the estimate; the base's uncertainty is in it, and it excludes the
+        reference exactly where that test is significant)."""
+        if self.reference_test is None:
+            return self.interval
+        shift = self.sign * self.reference
+        return self.reference_test.low + shift, self.reference_test.high + shift
+
+    @property
     def below_reference(self) -> bool:
-        """An effect of the reference size is ruled out: significant at α (the interval, widened to the
-        resolution, excludes an absolute reference)."""
+        """An effect of the reference size is ruled out: significant at α, and the interval against the
+        reference (widened to the resolution for an absolute reference) excludes it."""
         if not self.p_below < self.alpha:
             return False
-        if self.reference_test is not None:
-            return True
-        low, high = self.interval
+        low, high = self.reference_interval
         return high < self.reference if self.direction == "greater" else low > -self.reference
+
+    def below_text(self) -> str:
+        """The reason of a below-reference verdict: the interval it read and the reference."""
+        low, high = self.reference_interval
+        relative = self.reference_test is not None
+        against = " against the reference (the base's uncertainty in it)" if relative else ""
+        return (
+            f"the interval{against} [{self.text(low)}, {self.text(high)}] excludes the reference effect "
+            f"{self.reference_text()}"
+        )
 
     def shown(self, value: float) -> float:
         """A value of the test's scale as the row shows it (ratios: exp of the log; a log bound too large
@@ -456,7 +480,7 @@ class Part:
         if self.p_claimed < self.alpha and claimed_side:
             return "reproduced", f"p = {self.p_claimed:.2g} < {alpha}"
         if self.below_reference:
-            return "below reference", f"the interval excludes the reference effect {self.reference_text()}"
+            return "below reference", self.below_text()
         return "inconclusive", f"too few seeds (p = {self.p_claimed:.2g}, {alpha})"
 
 
@@ -566,7 +590,12 @@ def _interval(part: Part, digits: int) -> str:
     if math.isnan(test.low):
         return value
     low, high = part.interval
-    return f"{value} [{part.text(low, digits)}, {part.text(high, digits)}]"
+    text = f"{value} [{part.text(low, digits)}, {part.text(high, digits)}]"
+    if part.reference_test is None or math.isnan(part.reference_test.low):
+        return text
+    low, high = part.reference_interval
+    against = f"[{part.text(low, digits)}, {part.text(high, digits)}]"
+    return f"{text}; against the reference {part.reference_text()}, the base's uncertainty in it: {against}"
 
 
 @dataclass
@@ -619,12 +648,13 @@ class Evidence:
         return sum(side[1] for side in self.sides) if self.sides else 0
 
 
-def forest(part: Part) -> tuple[float, float, float]:
+def forest(part: Part, below: bool = False) -> tuple[float, float, float]:
     """The part's estimate and interval in units of its reference effect, positive in the claimed
-    direction (nan where the reference is not a positive number)."""
+    direction (nan where the reference is not a positive number); ``below``: the interval against the
+    reference, which a below-reference verdict reads."""
     if not part.reference > 0:
         return math.nan, math.nan, math.nan
-    low, high = part.interval
+    low, high = part.reference_interval if below else part.interval
     ends = (low, high) if part.direction == "greater" else (high, low)
     return tuple(part.sign * value / part.reference for value in (part.test.estimate, *ends))
 
@@ -642,26 +672,30 @@ def _row(
     parts: Sequence[Part],
     measured: str,
     evidence: Evidence,
-    verdict: tuple[Verdict, str, tuple[Look, ...]],
+    decision: Decision,
     power: bool,
     paper_number: str = "—",
 ) -> ClaimRow:
-    """A measured row. It is ``inconclusive`` when it rests on a run that did not converge, or (a mean
-    comparison) when the collapse guard withholds its verdict (module docstring)."""
-    verdict_, reason, trajectory = verdict
+    """A measured row: ``parts`` on every seed at the rule's α (for power and planning), ``measured`` and
+    the numbers from the look ``decision`` reports. It is ``inconclusive`` when it rests on a run that
+    did not converge, or (a mean comparison) when the collapse guard withholds its verdict (module
+    docstring)."""
+    verdict_, reason = decision.verdict, decision.reason
     if power:
         detectable, seeds_text, worst, need_obs, need_ref = _power_text(parts, claim, evidence)
     else:
         detectable, seeds_text, worst, need_obs, need_ref = "—", "—", math.nan, math.nan, math.nan
-    first = parts[0]
+    first = decision.part
     total, unconverged = evidence.runs
-    n = f"{len(evidence.seeds)} seeds × {len(evidence.tasks)} task(s); {total} runs"
+    seeds = len(evidence.seeds)
+    look = f" (the verdict's look: the first {decision.seeds})" if decision.seeds < seeds else ""
+    n = f"{seeds} seeds{look} × {len(evidence.tasks)} task(s); {total} runs"
     guard = evidence.unguarded(verdict_)
     if unconverged:
         verdict_, reason = "inconclusive", f"not converged: {unconverged} of {total} runs"
     elif guard:
         verdict_, reason = "inconclusive", f"collapse guard: {guard} (the test alone: {verdict_}; {reason})"
-    low, high = first.interval
+    low, high = first.reference_interval if verdict_ == "below reference" else first.interval
     limiting = min(parts, key=lambda part: part.sign * part.test.estimate if part.decidable else math.inf)
     return ClaimRow(
         id=claim.id,
@@ -683,7 +717,8 @@ def _row(
         low=first.shown(low),
         high=first.shown(high),
         p_claimed=first.p_claimed,
-        alpha=first.alpha,
+        alpha=parts[0].alpha,
+        level=decision.level,
         n_seeds=len(evidence.seeds),
         n_tasks=len(evidence.tasks),
         detectable_effect=worst,
@@ -699,8 +734,8 @@ def _row(
         plan_sd=limiting.test.sd,
         plan_reference=limiting.reference,
         plan_values_per_seed=1 / limiting.seeds_per_unit,
-        forest=forest(first),
-        trajectory=trajectory,
+        forest=forest(first, verdict_ == "below reference"),
+        trajectory=decision.trajectory,
     )
 
 
@@ -731,20 +766,22 @@ def gain_part(
     reference_source: str = "choice",
     resolution: float = 0.0,
     label: str = "",
-    relative: float | None = None,
+    relative: bool = False,
     upto: int | None = None,
 ) -> tuple[Part, list[str], list[int]]:
     """The paired t part of treatment − control, per seed averaged over the tasks both arms have;
-    ``relative``: the reference is that fraction of the base's value (``Part.reference_test``); ``upto``:
-    only the first that many paired seeds (a look of the adaptive design)."""
+    ``relative``: ``reference`` is a fraction r of the base's mean value on those seeds and tasks, tested
+    as treatment − (1 ± r)·base (``Part.reference_test``); ``upto``: only the first that many paired
+    seeds (a look of the adaptive design)."""
     tasks, seeds, t, c = paired_matrix(treatment, control)
     seeds, t, c = seeds[:upto], t[:, :upto], c[:, :upto]
     diffs = (t - c).mean(axis=0) if tasks else np.array([])
     reference_test = None
-    if relative is not None:
+    if relative:
         sign = 1.0 if direction == "greater" else -1.0
-        shifted = (t - (1 + sign * relative) * c).mean(axis=0) if tasks else np.array([])
+        shifted = (t - (1 + sign * reference) * c).mean(axis=0) if tasks else np.array([])
         reference_test = paired_t(shifted, alpha)
+        reference = reference * abs(float(c.mean())) if c.size else math.nan
     part = Part(
         paired_t(diffs, alpha),
         direction,
@@ -759,12 +796,6 @@ def gain_part(
         reference_test=reference_test,
     )
     return part, tasks, seeds
-
-
-def relative_reference(claim: Claim, control: Scores) -> float:
-    """A relative reference effect (a fraction of the base's mean value) in the claim's units."""
-    values = [v for seeds in control.values() for v in seeds.values()]
-    return claim.reference * abs(float(np.mean(values))) if values else math.nan
 
 
 # --- the claims -----------------------------------------------------------------------------------
@@ -850,7 +881,7 @@ def ptp_gain(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None, setting
             resolution=runs.resolution(setting, [best, base], sorted(treatment)),
         )
         part, tasks, seeds = at(alpha=alpha)
-        verdict = sequential(one_part(at), first_verdict, len(seeds), alpha, runs.design)
+        decision = sequential(one_part(at), first_verdict, len(seeds), alpha, runs.design)
         if number is not None:
             scope.note += (
                 f"; the paper's {number:+.2f} is its average over its own tasks and backbone, "
@@ -860,8 +891,8 @@ def ptp_gain(claim: Claim, runs: Runs, mi_checks: dict[str, Any] | None, setting
             runs, tasks, seeds, (runs.side(setting, variants), runs.side(setting, [base]))
         )
         paper = "—" if number is None else f"{number:+.2f}"
-        measured = _interval(part, 2)
-        rows.append(_row(claim, scope, [part], measured, evidence, verdict, runs.power, paper))
+        measured = _interval(decision.part, 2)
+        rows.append(_row(claim, scope, [part], measured, evidence, decision, runs.power, paper))
     return rows
 
 
@@ -877,25 +908,25 @@ def ptp_stability(claim: Claim, runs: Runs, setting: str, base: str, variants: S
         runs.values(setting, best, after=pick.skip), runs.values(setting, base, after=pick.skip)
     )
 
-    def at(upto: int | None, level: float) -> Part:
+    def at(upto: int | None, level: float) -> list[Part]:
         test = dispersion_test(t[:, :upto], c[:, :upto], level)
         reference = abs(math.log(claim.reference))
-        return Part(test, "less", level, reference, seeds_per_unit=2 / max(1, len(tasks)), ratio=True)
+        return [Part(test, "less", level, reference, seeds_per_unit=2 / max(1, len(tasks)), ratio=True)]
 
-    part = at(None, alpha)
-    test = part.test
-    verdict = sequential(lambda upto, level: [at(upto, level)], first_verdict, len(seeds), alpha, runs.design)
+    decision = sequential(at, first_verdict, len(seeds), alpha, runs.design)
+    shown = decision.part
     per_task = "; ".join(
-        f"{task} {np.std(x, ddof=1):.2f} vs {np.std(y, ddof=1):.2f}"
+        f"{task} {np.std(x[: decision.seeds], ddof=1):.2f} vs {np.std(y[: decision.seeds], ddof=1):.2f}"
         for task, x, y in zip(tasks, t, c, strict=True)
-        if len(seeds) > 1
+        if decision.seeds > 1
     )
     measured = (
         "—"
-        if math.isnan(test.estimate)
-        else f"spread ratio {_interval(part, 2)} (sd per task, variant vs base: {per_task})"
+        if math.isnan(shown.test.estimate)
+        else f"spread ratio {_interval(shown, 2)} (sd per task, variant vs base: {per_task})"
     )
-    return _row(claim, scope, [part], measured, pick.evidence(runs, tasks, seeds), verdict, runs.power)
+    evidence = pick.evidence(runs, tasks, seeds)
+    return _row(claim, scope, at(None, alpha), measured, evidence, decision, runs.power)
 
 
 def ptp_sharpness(claim: Claim, runs: Runs, setting: str, base: str, variants: Sequence[str]) -> ClaimRow:
@@ -905,13 +936,11 @@ def ptp_sharpness(claim: Claim, runs: Runs, setting: str, base: str, variants: S
         return _missing(claim, f"landscapes of {base} and {best} in {setting}")
     treat = runs.values(setting, best, "sharpness", after=pick.skip)  # none yet: too few seeds after the pick
     control = runs.values(setting, base, "sharpness", after=pick.skip)
-    reference = relative_reference(claim, control)
-
-    at = functools.partial(gain_part, treat, control, "less", reference=reference, relative=claim.reference)
+    at = functools.partial(gain_part, treat, control, "less", reference=claim.reference, relative=True)
     part, tasks, seeds = at(alpha=alpha)
-    verdict = sequential(one_part(at), first_verdict, len(seeds), alpha, runs.design)
+    decision = sequential(one_part(at), first_verdict, len(seeds), alpha, runs.design)
     evidence = pick.evidence(runs, tasks, seeds)  # its cost per seed: training only, landscapes not counted
-    return _row(claim, scope, [part], _interval(part, 4), evidence, verdict, runs.power)
+    return _row(claim, scope, [part], _interval(decision.part, 4), evidence, decision, runs.power)
 
 
 def combine(parts: Sequence[Part]) -> tuple[Verdict, str]:
@@ -938,8 +967,7 @@ def combine(parts: Sequence[Part]) -> tuple[Verdict, str]:
     lowest = int(np.argmin(below))
     if below[lowest] < alpha:
         return "below reference", (
-            f"{parts[lowest].label}: the interval excludes the reference effect "
-            f"{parts[lowest].reference_text()} (Holm-adjusted p = {below[lowest]:.2g})"
+            f"{parts[lowest].label}: {parts[lowest].below_text()} (Holm-adjusted p = {below[lowest]:.2g})"
         )
     undecided = [part.label for part in parts if part.p_claimed >= alpha]
     return "inconclusive", f"too few seeds ({', '.join(undecided)} not yet significant)"
@@ -955,40 +983,80 @@ def first_verdict(parts: Sequence[Part]) -> tuple[Verdict, str]:
     return parts[0].verdict()
 
 
+@dataclass(frozen=True)
+class Decision:
+    """A rule's verdict over the looks (``sequential``), its trajectory, and the look the row reports:
+    the one that gave the verdict, else the last one reached (before the first look: every seed at the
+    first look's level), with its seed count, nominal level, parts, and the part the verdict rests on
+    (``resting_on``), so that the interval a row shows is the one its verdict read."""
+
+    verdict: Verdict
+    reason: str
+    trajectory: tuple[Look, ...]
+    seeds: int
+    level: float
+    parts: tuple[Part, ...]
+    part: Part
+
+
+def resting_on(parts: Sequence[Part], verdict: Verdict) -> int:
+    """The index of the part a verdict rests on (one part: it; several, as ``combine`` judges them): the
+    part most significantly the wrong way for ``contradicted``, the one most significantly below its
+    reference for ``below reference``, else the one furthest from significance (the weakest, which every
+    part must beat for ``reproduced``)."""
+    if verdict == "contradicted":
+        values, pick = [part.p_against for part in parts], min
+    elif verdict == "below reference":
+        values, pick = [part.p_below for part in parts], min
+    else:
+        values, pick = [part.p_claimed for part in parts], max
+    tested = [(value, k) for k, value in enumerate(values) if not math.isnan(value)]
+    return pick(tested)[1] if tested else 0
+
+
+def _look(seeds: int, level: float, part: Part, verdict: Verdict) -> Look:
+    """A look at ``part``, with the interval its verdict read (``ClaimRow.low`` / ``high`` likewise)."""
+    interval = part.reference_interval if verdict == "below reference" else part.interval
+    values = [part.shown(value) for value in (part.test.estimate, *interval)]
+    reference = part.sign * part.reference if part.reference > 0 else math.nan
+    return Look(seeds, level, *values, verdict, part.shown(0.0), part.shown(reference), part.ratio)
+
+
 def sequential(
     parts_at: Callable[[int, float], Sequence[Part]],
     rule: Callable[[Sequence[Part]], tuple[Verdict, str]],
     n: int,
     alpha: float,
     design: Design | None,
-) -> tuple[Verdict, str, tuple[Look, ...]]:
+) -> Decision:
     """The verdict of a rule at α over n paired seeds, and the claim's trajectory over the looks.
     ``parts_at(upto, level)``: the rule's parts on the first ``upto`` seeds at nominal ``level``; ``rule``:
     their verdict. Without a design (a fixed grid): one look at every seed. With one (the adaptive design,
     ``stats.Design``): the first look whose test decides at its nominal level, each look using the first
-    that many seeds; later seeds cannot undo it (they are still shown in the trajectory)."""
+    that many seeds; later seeds cannot undo it (they are still shown in the trajectory, which follows
+    the part the verdict rests on)."""
     looks = [(n, alpha)] if design is None else design.reached(n, alpha)
-    trajectory = []
-    decided: tuple[Verdict, str, int, float] | None = None
-    for seeds, level in looks:
-        parts = parts_at(seeds, level)
-        verdict, reason = rule(parts)
-        first = parts[0]
-        values = [first.shown(value) for value in (first.test.estimate, *first.interval)]
-        reference = first.sign * first.reference if first.reference > 0 else math.nan
-        trajectory.append(
-            Look(seeds, level, *values, verdict, first.shown(0.0), first.shown(reference), first.ratio)
-        )
-        if decided is None and (verdict != "inconclusive" or (seeds, level) == looks[-1]):
-            decided = verdict, reason, seeds, level
-    if design is None:
-        return decided[0], decided[1], tuple(trajectory)
-    if decided is None:
-        return "inconclusive", f"too few seeds ({n}; the first look is at {design.looks[0]})", ()
-    verdict, reason, seeds, level = decided
-    looks_text = ", ".join(map(str, design.looks))
-    reason = f"{reason}; look at {seeds} seeds, level {level:.2g} (looks at {looks_text})"
-    return verdict, reason, tuple(trajectory)
+    if not looks:
+        level = design.levels(alpha)[0]
+        parts = tuple(parts_at(n, level))
+        reason = f"too few seeds ({n}; the first look is at {design.looks[0]})"
+        return Decision("inconclusive", reason, (), n, level, parts, parts[0])
+    judged = [(seeds, level, tuple(parts_at(seeds, level))) for seeds, level in looks]
+    verdicts = [rule(parts) for _, _, parts in judged]
+    reported = next(
+        (k for k, (verdict, _) in enumerate(verdicts) if verdict != "inconclusive"), len(looks) - 1
+    )
+    seeds, level, parts = judged[reported]
+    verdict, reason = verdicts[reported]
+    k = resting_on(parts, verdict)
+    trajectory = tuple(
+        _look(g, a, look_parts[k], look_verdict)
+        for (g, a, look_parts), (look_verdict, _) in zip(judged, verdicts, strict=True)
+    )
+    if design is not None:
+        looks_text = ", ".join(map(str, design.looks))
+        reason = f"{reason}; look at {seeds} seeds, level {level:.2g} (looks at {looks_text})"
+    return Decision(verdict, reason, trajectory, seeds, level, parts, parts[k])
 
 
 def multi_part_row(
@@ -1022,8 +1090,8 @@ def multi_part_row(
         return parts, tasks, seeds
 
     parts, tasks, seeds = at(None, ALPHA)
-    texts = [f"{part.label}: {_interval(part, 2)}" for part in parts]
-    verdict = sequential(lambda upto, level: at(upto, level)[0], combine, len(seeds), ALPHA, runs.design)
+    decision = sequential(lambda upto, level: at(upto, level)[0], combine, len(seeds), ALPHA, runs.design)
+    texts = [f"{part.label}: {_interval(part, 2)}" for part in decision.parts]
     evidence = Evidence(
         tasks,
         seeds,
@@ -1038,7 +1106,7 @@ def multi_part_row(
         parts,
         "; ".join(texts),
         evidence,
-        verdict,
+        decision,
         runs.power,
     )
 
@@ -1098,8 +1166,6 @@ def infoprompt_gain(
 ) -> ClaimRow:
     """IP-1 (``report_score``) and IP-2 (``learning_area``): full InfoPrompt against its base."""
     treat, control = runs.values(setting, full, column), runs.values(setting, base, column)
-    relative = claim.reference if claim.id in RELATIVE else None
-    reference = claim.reference if relative is None else relative_reference(claim, control)
     resolution = runs.resolution(setting, [full, base], sorted(treat)) if claim.id == "IP-1" else 0.0
 
     at = functools.partial(
@@ -1107,13 +1173,13 @@ def infoprompt_gain(
         treat,
         control,
         "greater",
-        reference=reference,
+        reference=claim.reference,
         resolution=resolution,
-        relative=relative,
+        relative=claim.id in RELATIVE,
     )
     part, tasks, seeds = at(alpha=ALPHA)
-    verdict = sequential(one_part(at), first_verdict, len(seeds), ALPHA, runs.design)
-    measured = _interval(part, digits)
+    decision = sequential(one_part(at), first_verdict, len(seeds), ALPHA, runs.design)
+    measured = _interval(decision.part, digits)
     if claim.id == "IP-2":
         total, learned = runs.learned(setting, [full, base])
         measured += f"; did not learn: {total - learned} of {total} runs"
@@ -1125,7 +1191,7 @@ def infoprompt_gain(
         runs.seconds_per_seed(setting, [full, base]),
         arm_names(setting, [full, base]),
     )
-    return _row(claim, Scope(setting, base, runs.backbone), [part], measured, evidence, verdict, runs.power)
+    return _row(claim, Scope(setting, base, runs.backbone), [part], measured, evidence, decision, runs.power)
 
 
 def infoprompt_ablations(
@@ -1147,11 +1213,9 @@ def infoprompt_init(
     treat, control = init_spread(runs, setting, full), init_spread(runs, setting, base)
     if not treat or not control:
         return _missing(claim, f"variant runs crossing prompt init with {full} and {base} in {setting}")
-    reference = relative_reference(claim, control)
-
-    at = functools.partial(gain_part, treat, control, "less", reference=reference, relative=claim.reference)
+    at = functools.partial(gain_part, treat, control, "less", reference=claim.reference, relative=True)
     part, tasks, seeds = at(alpha=ALPHA)
-    verdict = sequential(one_part(at), first_verdict, len(seeds), ALPHA, runs.design)
+    decision = sequential(one_part(at), first_verdict, len(seeds), ALPHA, runs.design)
     inits = ", ".join(runs.inits(setting))
     evidence = Evidence(
         tasks,
@@ -1161,7 +1225,7 @@ def infoprompt_init(
         arms=arm_names(setting, [full, base], variants=True),
     )
     scope = Scope(setting, base, runs.backbone, f"inits {inits}")
-    return _row(claim, scope, [part], _interval(part, 2), evidence, verdict, runs.power)
+    return _row(claim, scope, [part], _interval(decision.part, 2), evidence, decision, runs.power)
 
 
 def _check_text(check: dict[str, Any]) -> str:

@@ -87,10 +87,12 @@ def _drawable(value: float, ratio: bool) -> bool:
 
 
 def trajectories(rows: list) -> str:
-    """Each claim under the adaptive design, look by look: the first part's estimate and its interval at
-    the look's nominal level (a repeated confidence interval: it leaves the no-effect line, solid, exactly
-    where the look's boundary is crossed, and the reference effect, dashed, where "below reference" is),
-    coloured by the verdict at that look; "" when no row has two looks."""
+    """Each claim under the adaptive design, look by look: the estimate of the part its verdict rests on
+    (``claims.resting_on``) and its interval at the look's nominal level (a repeated confidence interval:
+    it leaves the no-effect line, solid, exactly where the look's boundary is crossed, and an absolute
+    reference effect, dashed, where "below reference" is; a reference relative to the base is dashed at
+    its value at each look, and a below-reference look shows the interval against it, which carries the
+    base's uncertainty), coloured by the verdict at that look; "" when no row has two looks."""
     shown = [row for row in rows if len(row.trajectory) > 1]
     if not shown:
         return ""
@@ -118,8 +120,9 @@ def trajectories(rows: list) -> str:
             if _drawable(look.estimate, first.ratio):
                 ax.plot(look.seeds, look.estimate, "o", color=colour)
         ax.axhline(first.no_effect, color="black", linewidth=0.8)
-        if np.isfinite(first.reference):
-            ax.axhline(first.reference, color="black", linewidth=0.8, linestyle="--")
+        references = [(look.seeds, look.reference) for look in row.trajectory if np.isfinite(look.reference)]
+        if references:
+            ax.plot(*zip(*references, strict=True), color="black", linewidth=0.8, linestyle="--")
         ax.set_xticks([look.seeds for look in row.trajectory])
         ax.set_xlim(0, row.trajectory[-1].seeds + 1)
         ax.set_title(f"{row.id} ({row.setting}/{row.base})", fontsize=9)

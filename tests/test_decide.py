@@ -10,9 +10,10 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
-from test_claims import simulated
+from test_claims import run, simulated
 from test_config import write_params
 
 from prompttune.claims import (
@@ -38,7 +39,7 @@ from prompttune.decide import (
 )
 from prompttune.figures import trajectories
 from prompttune.schema import PICK_SEEDS
-from prompttune.stats import ALPHA, Design, spending_levels, spent
+from prompttune.stats import ALPHA, Design, paired_t, spending_levels, spent
 
 SEED_COUNTS = (3, 5, 10)
 
@@ -54,7 +55,7 @@ def sequential_verdict(d: np.ndarray, design: Design) -> str:
     def parts_at(upto: int, level: float) -> list[Part]:
         return [gain_part(treatment, control, "greater", level, 2.0, upto=upto)[0]]
 
-    return sequential(parts_at, first_verdict, d.size, ALPHA, design)[0]
+    return sequential(parts_at, first_verdict, d.size, ALPHA, design).verdict
 
 
 def test_the_boundaries_spend_alpha_over_the_looks_of_a_t_test() -> None:
@@ -113,14 +114,18 @@ def test_the_trajectory_shows_every_look_and_the_first_that_decides_is_the_verdi
         return [gain_part(treatment, control, "greater", level, 2.0, upto=upto)[0]]
 
     design = Design((4, 8))
-    verdict, reason, looks = sequential(parts_at, first_verdict, d.size, ALPHA, design)
-    assert verdict == "reproduced" and "look at 4 seeds" in reason
+    decision = sequential(parts_at, first_verdict, d.size, ALPHA, design)
+    looks = decision.trajectory
+    assert decision.verdict == "reproduced" and "look at 4 seeds" in decision.reason
     assert [look.seeds for look in looks] == [4, 8]
     assert [look.level for look in looks] == list(design.levels(ALPHA))
     assert looks[0].estimate == pytest.approx(d[:4].mean()) and looks[0].low > 0
     assert looks[1].estimate == pytest.approx(d.mean()) and looks[1].low < 0 < looks[1].high
     assert [look.verdict for look in looks] == ["reproduced", "inconclusive"]
-    assert sequential(parts_at, first_verdict, d.size, ALPHA, None)[2][0].seeds == 8  # a fixed grid: one look
+    assert (decision.seeds, decision.level) == (4, design.levels(ALPHA)[0]), "the deciding look is reported"
+    assert decision.parts[0].test.estimate == pytest.approx(d[:4].mean())
+    fixed = sequential(parts_at, first_verdict, d.size, ALPHA, None)
+    assert [look.seeds for look in fixed.trajectory] == [8] and (fixed.seeds, fixed.level) == (8, ALPHA)
 
 
 @pytest.mark.parametrize("n", SEED_COUNTS)
@@ -351,3 +356,109 @@ def test_picking_on_other_seeds_keeps_the_level_under_the_null_and_finds_a_shift
             assert verdicts.get("reproduced", 0) / reps <= bound, (claim, verdicts)
         elif n == 10 and claim != "PTP-3":  # PTP-3 at 10 seeds: test_claims' shift is on the mean
             assert verdicts.get("reproduced", 0) / reps >= 0.7, (claim, verdicts)
+
+
+def ip_runs(treatment: np.ndarray, control: np.ndarray, column: str) -> pd.DataFrame:
+    """InfoPrompt and its base on SST-2, seed by seed, with ``column`` set from the two arrays."""
+    rows = [
+        run("fewshot-256", "SST-2", method, seed, 60.0, **{column: float(value)})
+        for method, values in (("pt-infoprompt", treatment), ("pt", control))
+        for seed, value in enumerate(values, 1)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_a_row_shows_the_interval_its_verdict_read_at_its_look() -> None:
+    """Under the adaptive design a row's interval, p-value and level are those of the look that gave its
+    verdict (here the last look, undecided), not a fixed test at α on every seed: the same seeds give
+    p between the look's level and α, so the fixed grid's interval excludes 0 and the look's does not."""
+    design = Design((4, 10))
+    level = design.levels(ALPHA)[-1]
+    z = np.array([-1.0, 1.0, -1.0, 1.0, 0.5, -0.5, 1.5, -1.5, 0.8, -0.8])
+    z = (z - z.mean()) / z.std(ddof=1)
+    p = (level + ALPHA) / 2
+    gain = z + sps.t.isf(p, z.size - 1) / math.sqrt(z.size)
+    runs = ip_runs(60 + gain, np.full(z.size, 60.0), "report_score")
+    (adaptive,) = [row for row in claim_rows(runs, None, design=design) if row.id == "IP-1"]
+    (fixed,) = [row for row in claim_rows(runs, None) if row.id == "IP-1"]
+    assert adaptive.verdict == "inconclusive" and "look at 10 seeds" in adaptive.reason
+    assert (adaptive.level, adaptive.alpha, adaptive.p_claimed) == pytest.approx((level, ALPHA, p))
+    assert adaptive.low < 0 < adaptive.high, "the look's interval agrees with its verdict"
+    assert (fixed.level, fixed.p_claimed) == pytest.approx((ALPHA, p)) and fixed.low > 0
+    assert adaptive.estimate == pytest.approx(fixed.estimate)
+    assert adaptive.measured.startswith(_interval(claim_parts(runs, design)[0], 2))
+
+
+def claim_parts(runs: pd.DataFrame, design: Design) -> list[Part]:
+    """IP-1's part at the last look of ``design``, built directly."""
+    values = {
+        method: {"SST-2": dict(zip(frame["seed"], frame["report_score"], strict=True))}
+        for method, frame in runs.groupby("method")
+    }
+    level = design.levels(ALPHA)[-1]
+    return [gain_part(values["pt-infoprompt"], values["pt"], "greater", level, 2.0)[0]]
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+def test_a_relative_reference_verdict_shows_the_interval_against_the_reference(n: int) -> None:
+    """PTP-4's reference is half the base's sharpness, so it is tested as variant − 0.5·base. Here the
+    variant's sharpness is half the base's plus 0.05, so that test is tight while the difference varies
+    with the base: the difference's interval holds both 0 and the reference, and the row shows, and its
+    reason names, the interval against the reference, which excludes it."""
+    rng = np.random.default_rng(n)
+    z = rng.standard_normal(n)
+    base = 0.2 + 0.15 * math.sqrt(n / 5) * (z - z.mean()) / z.std(ddof=1)  # the mean's se stays 0.067
+    variant = 0.5 * base + 0.05 + rng.normal(0, 0.005, n)
+    rows = [
+        run("fewglue", "CB", method, seed, 60.0, sharpness=float(value))
+        for method, values in (("pt-ptp-adv-text", variant), ("pt", base))
+        for seed, value in enumerate(values, 1)
+    ]
+    (row,) = [row for row in claim_rows(pd.DataFrame(rows), None) if row.id == "PTP-4"]
+    reference = -0.5 * base.mean()
+    difference = paired_t(variant - base, ALPHA)
+    assert difference.low < reference < 0 < difference.high, "the difference alone decides nothing"
+    assert row.verdict == "below reference" and row.low > reference
+    assert (row.trajectory[-1].low, row.trajectory[-1].high) == (row.low, row.high), "the figure's look too"
+    assert row.estimate == pytest.approx(difference.estimate)
+    interval = f"[{row.low:+.2f}, {row.high:+.2f}]"
+    assert f"the interval against the reference (the base's uncertainty in it) {interval}" in row.reason
+    assert f"{reference:+.2f} (choice)" in row.reason
+    shown = f"{difference.estimate:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}]"
+    assert row.measured.startswith(shown)
+    assert row.measured.endswith(f"the base's uncertainty in it: [{row.low:+.4f}, {row.high:+.4f}]")
+
+
+@pytest.mark.parametrize("design", [None, Design((4, 10))])
+def test_a_multi_part_row_shows_the_part_its_verdict_rests_on(design: Design | None) -> None:
+    """IP-4 is below the reference when either ablation's gap is ruled out at the reference size: here
+    the gap to the second ablation (rep) is tight at 0 and the first (head) is too noisy to say. The row's
+    numbers, its forest bar and its trajectory are rep's, whose interval excludes the reference; head's
+    interval, the first part's, holds it."""
+    rng = np.random.default_rng(3)
+    n = 10
+    z = rng.standard_normal((2, n))
+    z = (z - z.mean(axis=1, keepdims=True)) / z.std(axis=1, ddof=1, keepdims=True)
+    full = 60 + rng.normal(0, 1, n)
+    scores = {
+        "pt": 60 + rng.normal(0, 1, n),
+        "pt-infoprompt": full,
+        "pt-infoprompt-head": full - 2.0 - 8 * z[0],  # full − head: mean 2, sd 8
+        "pt-infoprompt-rep": full - 0.3 * z[1],  # full − rep: mean 0, sd 0.3
+    }
+    rows = [
+        run("fewshot-256", "SST-2", method, seed, float(value))
+        for method, values in scores.items()
+        for seed, value in enumerate(values, 1)
+    ]
+    (row,) = [row for row in claim_rows(pd.DataFrame(rows), None, design=design) if row.id == "IP-4"]
+    seeds = next(look.seeds for look in row.trajectory if look.verdict != "inconclusive")
+    to_rep, to_head = full - scores["pt-infoprompt-rep"], full - scores["pt-infoprompt-head"]
+    rep, head = paired_t(to_rep[:seeds], row.level), paired_t(to_head[:seeds], row.level)
+    assert row.verdict == "below reference" and "vs infoprompt-rep" in row.reason
+    assert head.low < 2.0 < head.high, "the first part alone rules nothing out"
+    assert (row.estimate, row.low, row.high) == pytest.approx((rep.estimate, rep.low, rep.high))
+    assert row.high < 2.0 and row.forest[2] < 1.0
+    assert [look.estimate for look in row.trajectory] == pytest.approx(
+        [to_rep[: look.seeds].mean() for look in row.trajectory]
+    )
