@@ -353,8 +353,9 @@ def verdict_counts(rows: list[claims_module.ClaimRow]) -> list[dict[str, Any]]:
 
 
 def claims_metrics(rows: list[claims_module.ClaimRow]) -> dict[str, dict[str, Any]]:
-    """Every claim's verdict, estimate and interval, keyed by claim and scope: the DVC metric
-    (``metrics/claims.json``) through which ``dvc exp show`` and ``dvc metrics diff`` compare verdicts."""
+    """Every claim's verdict, estimate and interval (at ``level``, the level of the look its row reports),
+    keyed by claim and scope: the DVC metric (``metrics/claims.json``) through which ``dvc exp show`` and
+    ``dvc metrics diff`` compare verdicts."""
 
     def number(value: float) -> float | None:
         return round(value, 6) if math.isfinite(value) else None
@@ -365,6 +366,7 @@ def claims_metrics(rows: list[claims_module.ClaimRow]) -> dict[str, dict[str, An
             "estimate": number(row.estimate),
             "low": number(row.low),
             "high": number(row.high),
+            "level": number(row.level),
             "seeds": row.n_seeds,
         }
         for row in rows
