@@ -426,13 +426,20 @@ class Part:
         low, high = self.reference_interval
         return high < self.reference if self.direction == "greater" else low > -self.reference
 
+    def read_by(self, verdict: Verdict) -> tuple[float, float]:
+        """The interval ``verdict`` reads: against the reference for ``below reference``, else the test's."""
+        return self.reference_interval if verdict == "below reference" else self.interval
+
+    def bounds(self, interval: tuple[float, float], digits: int = 2) -> str:
+        """An interval as the page prints it: "[low, high]"."""
+        return f"[{self.text(interval[0], digits)}, {self.text(interval[1], digits)}]"
+
     def below_text(self) -> str:
         """The reason of a below-reference verdict: the interval it read and the reference."""
-        low, high = self.reference_interval
         relative = self.reference_test is not None
         against = " against the reference (the base's uncertainty in it)" if relative else ""
         return (
-            f"the interval{against} [{self.text(low)}, {self.text(high)}] excludes the reference effect "
+            f"the interval{against} {self.bounds(self.reference_interval)} excludes the reference effect "
             f"{self.reference_text()}"
         )
 
@@ -589,12 +596,10 @@ def _interval(part: Part, digits: int) -> str:
     value = part.text(test.estimate, digits)
     if math.isnan(test.low):
         return value
-    low, high = part.interval
-    text = f"{value} [{part.text(low, digits)}, {part.text(high, digits)}]"
+    text = f"{value} {part.bounds(part.interval, digits)}"
     if part.reference_test is None or math.isnan(part.reference_test.low):
         return text
-    low, high = part.reference_interval
-    against = f"[{part.text(low, digits)}, {part.text(high, digits)}]"
+    against = part.bounds(part.reference_interval, digits)
     return f"{text}; against the reference {part.reference_text()}, the base's uncertainty in it: {against}"
 
 
@@ -648,13 +653,12 @@ class Evidence:
         return sum(side[1] for side in self.sides) if self.sides else 0
 
 
-def forest(part: Part, below: bool = False) -> tuple[float, float, float]:
-    """The part's estimate and interval in units of its reference effect, positive in the claimed
-    direction (nan where the reference is not a positive number); ``below``: the interval against the
-    reference, which a below-reference verdict reads."""
+def forest(part: Part, verdict: Verdict) -> tuple[float, float, float]:
+    """The part's estimate and the interval ``verdict`` reads (``Part.read_by``) in units of its reference
+    effect, positive in the claimed direction (nan where the reference is not a positive number)."""
     if not part.reference > 0:
         return math.nan, math.nan, math.nan
-    low, high = part.reference_interval if below else part.interval
+    low, high = part.read_by(verdict)
     ends = (low, high) if part.direction == "greater" else (high, low)
     return tuple(part.sign * value / part.reference for value in (part.test.estimate, *ends))
 
@@ -695,7 +699,7 @@ def _row(
         verdict_, reason = "inconclusive", f"not converged: {unconverged} of {total} runs"
     elif guard:
         verdict_, reason = "inconclusive", f"collapse guard: {guard} (the test alone: {verdict_}; {reason})"
-    low, high = first.reference_interval if verdict_ == "below reference" else first.interval
+    low, high = first.read_by(verdict_)
     limiting = min(parts, key=lambda part: part.sign * part.test.estimate if part.decidable else math.inf)
     return ClaimRow(
         id=claim.id,
@@ -734,7 +738,7 @@ def _row(
         plan_sd=limiting.test.sd,
         plan_reference=limiting.reference,
         plan_values_per_seed=1 / limiting.seeds_per_unit,
-        forest=forest(first, verdict_ == "below reference"),
+        forest=forest(first, verdict_),
         trajectory=decision.trajectory,
     )
 
@@ -1016,8 +1020,7 @@ def resting_on(parts: Sequence[Part], verdict: Verdict) -> int:
 
 def _look(seeds: int, level: float, part: Part, verdict: Verdict) -> Look:
     """A look at ``part``, with the interval its verdict read (``ClaimRow.low`` / ``high`` likewise)."""
-    interval = part.reference_interval if verdict == "below reference" else part.interval
-    values = [part.shown(value) for value in (part.test.estimate, *interval)]
+    values = [part.shown(value) for value in (part.test.estimate, *part.read_by(verdict))]
     reference = part.sign * part.reference if part.reference > 0 else math.nan
     return Look(seeds, level, *values, verdict, part.shown(0.0), part.shown(reference), part.ratio)
 
